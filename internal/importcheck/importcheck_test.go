@@ -1,0 +1,102 @@
+// Package importcheck enforces the dependency directions of DESIGN.md with
+// `go list -deps`, so that a wrong import fails CI.
+package importcheck
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+const module = "sparkd"
+
+// rules: package pattern -> forbidden dependency (project path or module prefix).
+// recovery's root package holds only interfaces, NONE and FILESYSTEM; the
+// ZooKeeper implementation is recovery/zkrecovery, so that master, which uses
+// the interfaces, never links ZooKeeper code.
+// A pattern ending in "/..." includes subpackages. A forbidden entry matches
+// that path and everything below it; "sparkd" alone forbids every project
+// package.
+var rules = []struct {
+	pkg       string
+	forbidden []string
+}{
+	{"conf/...", []string{module}},
+	{"protocol/...", []string{module}},
+	{"zkutil/...", []string{module + "/recovery", module + "/master", module + "/worker", module + "/client", module + "/conf"}},
+	{"recovery", []string{module + "/zkutil", "github.com/go-zookeeper/zk", module + "/master", module + "/worker", module + "/client", module + "/conf"}},
+	{"recovery/zkrecovery/...", []string{module + "/master", module + "/worker", module + "/client", module + "/conf"}},
+	{"master/...", []string{module + "/zkutil", "github.com/go-zookeeper/zk", module + "/recovery/zkrecovery", module + "/worker", module + "/client", module + "/conf"}},
+	{"worker/...", []string{module + "/master", module + "/recovery", module + "/zkutil", "github.com/go-zookeeper/zk", module + "/client", module + "/conf"}},
+	{"client/...", []string{module + "/master", module + "/worker", module + "/recovery", module + "/zkutil", "github.com/go-zookeeper/zk", module + "/conf"}},
+}
+
+func repoRoot(t *testing.T) string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("cannot locate source file")
+	}
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+func deps(t *testing.T, root, pattern string) ([]string, bool) {
+	dir := strings.TrimSuffix(pattern, "/...")
+	if _, err := os.Stat(filepath.Join(root, dir)); err != nil {
+		return nil, false
+	}
+	cmd := exec.Command("go", "list", "-deps", "./"+pattern)
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		if strings.Contains(string(out), "matched no packages") {
+			return nil, false
+		}
+		t.Fatalf("go list -deps ./%s: %v\n%s", pattern, err, out)
+	}
+	return strings.Fields(string(out)), true
+}
+
+func TestImportRules(t *testing.T) {
+	root := repoRoot(t)
+	for _, r := range rules {
+		t.Run(r.pkg, func(t *testing.T) {
+			list, ok := deps(t, root, r.pkg)
+			if !ok {
+				t.Skipf("package %s does not exist yet", r.pkg)
+			}
+			self := module + "/" + strings.TrimSuffix(r.pkg, "/...")
+			for _, d := range list {
+				if d == self || strings.HasSuffix(r.pkg, "/...") && strings.HasPrefix(d, self+"/") {
+					continue // the package itself and its own subpackages
+				}
+				for _, f := range r.forbidden {
+					if d == f || strings.HasPrefix(d, f+"/") {
+						t.Errorf("%s depends on %s; DESIGN.md forbids %s", r.pkg, d, f)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestRulesCatchViolations guards the checker itself: a forbidden edge that
+// exists (recovery/zkrecovery -> zkutil would be one) must be reported, so we
+// check the matcher on a known dependency of this module.
+func TestRulesCatchViolations(t *testing.T) {
+	list, ok := deps(t, repoRoot(t), "protocol/...")
+	if !ok {
+		t.Fatal("protocol package missing")
+	}
+	found := false
+	for _, d := range list {
+		if d == "net/http" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("go list -deps ./protocol/... did not list net/http: %v", list)
+	}
+}
