@@ -1,0 +1,131 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"sparkd/protocol"
+)
+
+// View is a read-only snapshot of the master's state, built on demand by the
+// master core and rendered by the web UI, /json, the REST server and metrics.
+// A View is never mutated after it is returned.
+type View struct {
+	ID, URL, WebUIURL, RESTURL string // URL = spark://host:7077; RESTURL = spark://host:6066 or ""
+	Status                     protocol.MasterState
+	Epoch                      int64
+	LeaderID, LeaderURL        string
+	LeaderWebUIURL             string
+	LeaderSince                time.Time
+	Workers                    []WorkerView
+	ActiveApps, CompletedApps  []AppView
+	ActiveDrivers              []DriverView
+	CompletedDrivers           []DriverView
+	HA                         HAStats
+}
+
+// WorkerView describes one worker. Memory is in MB.
+type WorkerView struct {
+	ID, Host      string
+	Port          int
+	WebUIAddress  string
+	Cores         int
+	CoresUsed     int
+	MemoryMB      int
+	MemoryUsedMB  int
+	State         protocol.WorkerState
+	LastHeartbeat time.Time
+}
+
+// AppView describes one application. Cores is the number of cores granted;
+// MaxCores 0 means unlimited.
+type AppView struct {
+	ID, Name, User      string
+	Cores               int
+	MaxCores            int
+	ExecutorCores       int
+	MemoryPerExecutorMB int
+	Executors           int
+	SubmitTime, EndTime time.Time
+	State               protocol.AppState
+	WaitingReason       string
+	Command             []string
+}
+
+// DriverView describes one cluster-mode driver.
+type DriverView struct {
+	ID             string
+	SubmitTime     time.Time
+	State          protocol.DriverState
+	Cores          int
+	MemoryMB       int
+	WorkerID       string
+	WorkerHostPort string
+	MainClass      string
+	Supervise      bool
+	Exception      string
+}
+
+// HAStats are the master's high-availability counters.
+type HAStats struct {
+	LeaderTransitions, FencedWrites uint64
+	LastFailover                    time.Duration
+	LastZKContact                   time.Time
+	ZKEnabled                       bool
+}
+
+// Actions is what the UI and REST server may ask of the master (the master
+// core's *Master implements it). Every method that changes state returns
+// a *NotAliveError when the master is not ALIVE and ErrNotFound (wrapped)
+// for an unknown id.
+type Actions interface {
+	View() View
+	KillApp(ctx context.Context, appID string) error
+	KillDriver(ctx context.Context, driverID string) error
+	// SubmitDriver persists the driver before it returns.
+	SubmitDriver(ctx context.Context, spec protocol.DriverSpec) (driverID string, err error)
+	DriverStatus(ctx context.Context, driverID string) (protocol.DriverStatus, error)
+	KillAllDrivers(ctx context.Context) error
+	ClearCompleted(ctx context.Context) error
+}
+
+// NotAliveError is returned by Actions when the master is not ALIVE. The REST
+// server maps it to Spark's "Can only accept driver submissions in ALIVE
+// state. Current state: STANDBY." and the RPC layer to 503 plus the hint.
+type NotAliveError struct {
+	State protocol.MasterState
+	Hint  protocol.LeaderHint
+}
+
+func (e *NotAliveError) Error() string {
+	if e.Hint.LeaderURL != "" {
+		return fmt.Sprintf("master: not alive (state %s); leader is %s", e.State, e.Hint.LeaderURL)
+	}
+	return fmt.Sprintf("master: not alive (state %s)", e.State)
+}
+
+// ErrNotFound is wrapped by Actions for an unknown application or driver id.
+var ErrNotFound = errors.New("master: not found")
+
+// UIOptions configures the web UI and the REST server.
+type UIOptions struct {
+	KillEnabled bool          // spark.ui.killEnabled: show and accept kill forms
+	Logger      *logrus.Entry // nil: a discarding logger
+}
+
+func (o UIOptions) logger() *logrus.Entry {
+	if o.Logger != nil {
+		return o.Logger
+	}
+	l := logrus.New()
+	l.Out = discard{}
+	return logrus.NewEntry(l)
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
