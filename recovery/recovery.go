@@ -34,6 +34,8 @@ var (
 	ErrTooLarge = errors.New("recovery: record too large")
 	// ErrLocked: another master holds the recovery directory.
 	ErrLocked = errors.New("recovery: directory locked by another master")
+	// ErrResigned is the OnRevoked reason after Elector.Resign.
+	ErrResigned = errors.New("recovery: resigned")
 )
 
 // Mode is spark.deploy.recoveryMode.
