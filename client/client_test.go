@@ -1,0 +1,348 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"sparkd/protocol"
+)
+
+func testApp() protocol.AppDescription {
+	return protocol.AppDescription{Name: "t", Command: []string{"/bin/true"}, ExecutorCores: 1, ExecutorMemMB: 64}
+}
+
+func quietLogger() *logrus.Entry {
+	l := logrus.New()
+	l.SetLevel(logrus.WarnLevel)
+	return logrus.NewEntry(l)
+}
+
+func newTestClient(t *testing.T, masters []string, log *eventLog) *Client {
+	t.Helper()
+	cfg := Config{
+		Masters:           masters,
+		App:               testApp(),
+		RequestTimeout:    time.Second,
+		HeartbeatInterval: 50 * time.Millisecond,
+		RegisterTimeout:   5 * time.Second,
+		BackoffInitial:    10 * time.Millisecond,
+		BackoffMax:        50 * time.Millisecond,
+		Logger:            quietLogger(),
+	}
+	var l Listener
+	if log != nil {
+		l = log.add
+	}
+	c, err := New(cfg, l)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_ = c.Close(ctx)
+	})
+	return c
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"no masters", Config{App: testApp()}, "no master URL"},
+		{"bad master", Config{Masters: []string{"spark://host-without-port"}, App: testApp()}, "want host:port"},
+		{"no name", Config{Masters: []string{"h:7077"}, App: protocol.AppDescription{Command: []string{"x"}, ExecutorMemMB: 1}}, "app.name"},
+		{"no command", Config{Masters: []string{"h:7077"}, App: protocol.AppDescription{Name: "x", ExecutorMemMB: 1}}, "app.command"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(tc.cfg, nil)
+			require.Error(t, err)
+			assert.ErrorIs(t, err, ErrConfig)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestRegisterWithLeaderAmongStandbys(t *testing.T) {
+	leader := newFakeMaster(t, protocol.MasterAlive, 3)
+	standby := newFakeMaster(t, protocol.MasterStandby, 3)
+	standby.set(protocol.MasterStandby, 3, &protocol.LeaderHint{State: protocol.MasterStandby, LeaderURL: leader.url, Epoch: 3})
+	var log eventLog
+	c := newTestClient(t, []string{standby.url, leader.url}, &log)
+	id, err := c.Register(ctxT(t))
+	require.NoError(t, err)
+	assert.True(t, leader.hasApp(id))
+	assert.Equal(t, leader.url, c.Master())
+	assert.Equal(t, int64(3), c.Epoch())
+	assert.Equal(t, 1, leader.count(protocol.PathRegisterApp), "registered exactly once")
+}
+
+func TestRegisterFollowsHintOutsideList(t *testing.T) {
+	leader := newFakeMaster(t, protocol.MasterAlive, 2)
+	standby := newFakeMaster(t, protocol.MasterStandby, 2)
+	standby.set(protocol.MasterStandby, 2, &protocol.LeaderHint{State: protocol.MasterStandby, LeaderURL: leader.url, Epoch: 2})
+	c := newTestClient(t, []string{standby.url}, nil)
+	id, err := c.Register(ctxT(t))
+	require.NoError(t, err)
+	assert.True(t, leader.hasApp(id))
+	assert.Equal(t, 1, standby.count(protocol.PathRegisterApp), "hint followed in the same attempt, no retry")
+}
+
+func TestRegisterRetriesUntilALeaderAppears(t *testing.T) {
+	m := newFakeMaster(t, protocol.MasterRecovering, 1)
+	c := newTestClient(t, []string{m.url}, nil)
+	go func() {
+		// Become ALIVE after a few refused attempts.
+		deadline := time.Now().Add(5 * time.Second)
+		for m.count(protocol.PathRegisterApp) < 3 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		m.set(protocol.MasterAlive, 1, nil)
+	}()
+	id, err := c.Register(ctxT(t))
+	require.NoError(t, err)
+	assert.True(t, m.hasApp(id))
+	assert.GreaterOrEqual(t, m.count(protocol.PathRegisterApp), 4)
+}
+
+func TestRegisterGivesUp(t *testing.T) {
+	m := newFakeMaster(t, protocol.MasterStandby, 1)
+	cfg := Config{Masters: []string{m.url, "127.0.0.1:1"}, App: testApp(), RegisterTimeout: 300 * time.Millisecond,
+		BackoffInitial: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond, Logger: quietLogger()}
+	c, err := New(cfg, nil)
+	require.NoError(t, err)
+	defer c.Close(context.Background())
+	_, err = c.Register(context.Background())
+	require.Error(t, err)
+	assert.ErrorIs(t, err, ErrUnresponsive)
+}
+
+func TestRegisterRefusedDescription(t *testing.T) {
+	m := newFakeMaster(t, protocol.MasterAlive, 1)
+	cfg := Config{Masters: []string{m.url}, App: testApp(), Logger: quietLogger()}
+	c, err := New(cfg, nil)
+	require.NoError(t, err)
+	defer c.Close(context.Background())
+	c.cfg.App.ExecutorMemMB = 0 // bypass local validation to see the master's 400
+	_, err = c.Register(ctxT(t))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "executorMemoryMb")
+	assert.Equal(t, 1, m.count(protocol.PathRegisterApp), "a 400 is not retried")
+}
+
+func TestPushesAreDeliveredInOrderAndEpochChecked(t *testing.T) {
+	m := newFakeMaster(t, protocol.MasterAlive, 5)
+	var log eventLog
+	c := newTestClient(t, []string{m.url}, &log)
+	_, err := c.Register(ctxT(t))
+	require.NoError(t, err)
+
+	st := m.stamp()
+	require.NoError(t, m.push(c.URL(), protocol.PathExecutorAdded, protocol.ExecutorAdded{Stamp: st, ExecutorID: 0, WorkerID: "w1", HostPort: "h:1", Cores: 2, MemoryMB: 64}))
+	require.NoError(t, m.push(c.URL(), protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: st, ExecutorID: 0, State: protocol.ExecutorRunning}))
+	zero := 0
+	require.NoError(t, m.push(c.URL(), protocol.PathExecutorRemoved, protocol.ExecutorUpdated{Stamp: st, ExecutorID: 0, State: protocol.ExecutorExited, ExitCode: &zero}))
+	require.NoError(t, m.push(c.URL(), protocol.PathWorkerRemoved, protocol.WorkerRemoved{Stamp: st, WorkerID: "w1", Host: "h", Message: "worker lost"}))
+
+	// A stale master is refused with 409.
+	err = m.push(c.URL(), protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: protocol.Stamp{Epoch: 4, MasterURL: "spark://old:7077"}, ExecutorID: 0, State: protocol.ExecutorKilled})
+	var se *protocol.StatusError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, http.StatusConflict, se.Code)
+
+	// Malformed and incomplete bodies are 400s naming the field.
+	err = m.push(c.URL(), protocol.PathExecutorUpdated, map[string]any{"executorId": 1, "state": "RUNNING"})
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, http.StatusBadRequest, se.Code)
+	assert.Contains(t, se.Message, "epoch")
+	err = m.push(c.URL(), protocol.PathExecutorUpdated, map[string]any{"epoch": 5, "masterUrl": m.url, "executorId": "one"})
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, http.StatusBadRequest, se.Code)
+
+	eventually(t, 5*time.Second, "4 events", func() bool { return len(log.kinds()) >= 4 })
+	assert.Equal(t, []EventKind{EventExecutorAdded, EventExecutorUpdated, EventExecutorRemoved, EventWorkerRemoved}, log.kinds())
+	e, _ := log.find(EventExecutorRemoved)
+	require.NotNil(t, e.ExitCode)
+	assert.Equal(t, 0, *e.ExitCode)
+	assert.Equal(t, c.AppID(), e.AppID)
+
+	require.NoError(t, m.push(c.URL(), protocol.PathApplicationRemoved, protocol.ApplicationRemoved{Stamp: st, State: protocol.AppKilled, Message: "killed by user"}))
+	eventually(t, 5*time.Second, "app removed", func() bool { _, ok := log.find(EventApplicationRemoved); return ok })
+	assert.True(t, c.Ended())
+}
+
+func TestMasterChangedSwitchesMaster(t *testing.T) {
+	a := newFakeMaster(t, protocol.MasterAlive, 1)
+	b := newFakeMaster(t, protocol.MasterStandby, 1)
+	var log eventLog
+	c := newTestClient(t, []string{a.url, b.url}, &log)
+	id, err := c.Register(ctxT(t))
+	require.NoError(t, err)
+
+	// a dies; b takes office with epoch 2, knows the app (recovered) and pushes MasterChanged.
+	a.srv.Close()
+	b.mu.Lock()
+	b.st, b.ep = protocol.MasterAlive, 2
+	b.apps[id] = c.URL()
+	b.mu.Unlock()
+	var ack protocol.MasterChangeAcknowledged
+	ctx := ctxT(t)
+	require.NoError(t, b.rpc.Call(ctx, http.MethodPost, c.URL(), protocol.PathAppMasterChanged,
+		protocol.MasterChanged{Stamp: b.stamp(), MasterWebUIURL: "http://b:8080"}, &ack))
+	assert.Equal(t, id, ack.AppID)
+	assert.Equal(t, b.url, c.Master())
+	assert.Equal(t, int64(2), c.Epoch())
+
+	// The old epoch is refused from now on.
+	err = a.push(c.URL(), protocol.PathExecutorAdded, protocol.ExecutorAdded{Stamp: protocol.Stamp{Epoch: 1, MasterURL: a.url}})
+	var se *protocol.StatusError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, http.StatusConflict, se.Code)
+
+	// Heartbeats now go to b, and the app stays the same.
+	eventually(t, 5*time.Second, "heartbeats to the new master", func() bool { return b.count(protocol.PathAppHeartbeat) >= 2 })
+	assert.Equal(t, id, c.AppID())
+	_, rereg := log.find(EventReregistered)
+	assert.False(t, rereg)
+	_, changed := log.find(EventMasterChanged)
+	assert.True(t, changed)
+}
+
+func TestHeartbeatReregistersWhenForgotten(t *testing.T) {
+	m := newFakeMaster(t, protocol.MasterAlive, 1)
+	var log eventLog
+	c := newTestClient(t, []string{m.url}, &log)
+	id, err := c.Register(ctxT(t))
+	require.NoError(t, err)
+	m.forget(id)
+	eventually(t, 5*time.Second, "re-registration", func() bool { _, ok := log.find(EventReregistered); return ok })
+	assert.NotEqual(t, id, c.AppID())
+	assert.True(t, m.hasApp(c.AppID()))
+}
+
+func TestLeaderDeathFindsNewLeaderWithoutMasterChanged(t *testing.T) {
+	a := newFakeMaster(t, protocol.MasterAlive, 1)
+	b := newFakeMaster(t, protocol.MasterStandby, 1)
+	var log eventLog
+	c := newTestClient(t, []string{a.url, b.url}, &log)
+	_, err := c.Register(ctxT(t))
+	require.NoError(t, err)
+
+	a.srv.Close()
+	b.set(protocol.MasterAlive, 2, nil)
+	// The client notices, finds b by probing, and b (which never stored the
+	// app) tells it to register again.
+	eventually(t, 5*time.Second, "disconnect event", func() bool { _, ok := log.find(EventDisconnected); return ok })
+	eventually(t, 5*time.Second, "re-registration with b", func() bool { return b.hasApp(c.AppID()) })
+	assert.Equal(t, b.url, c.Master())
+}
+
+func TestRequestKillAndCloseFollowHints(t *testing.T) {
+	a := newFakeMaster(t, protocol.MasterAlive, 1)
+	b := newFakeMaster(t, protocol.MasterStandby, 1)
+	c := newTestClient(t, []string{a.url, b.url}, nil)
+	id, err := c.Register(ctxT(t))
+	require.NoError(t, err)
+
+	require.NoError(t, c.RequestExecutors(ctxT(t), 3))
+	assert.Equal(t, 3, a.lastReq[protocol.PathRequestExecutors].(*protocol.RequestExecutors).Total)
+	assert.ErrorIs(t, c.RequestExecutors(ctxT(t), -1), ErrConfig)
+
+	// a steps down and hints at b, which has the app.
+	b.mu.Lock()
+	b.st, b.ep = protocol.MasterAlive, 2
+	b.apps[id] = c.URL()
+	b.mu.Unlock()
+	a.set(protocol.MasterStandby, 2, &protocol.LeaderHint{State: protocol.MasterStandby, LeaderURL: b.url, Epoch: 2})
+	require.NoError(t, c.Kill(ctxT(t)))
+	assert.Equal(t, 1, b.count(protocol.PathKillApp))
+	assert.True(t, c.Ended())
+
+	// Close after Kill does not unregister again, and is idempotent.
+	require.NoError(t, c.Close(ctxT(t)))
+	require.NoError(t, c.Close(ctxT(t)))
+	assert.Equal(t, 0, b.count(protocol.PathUnregisterApp))
+}
+
+func TestCloseUnregisters(t *testing.T) {
+	m := newFakeMaster(t, protocol.MasterAlive, 1)
+	c := newTestClient(t, []string{m.url}, nil)
+	_, err := c.Register(ctxT(t))
+	require.NoError(t, err)
+	require.NoError(t, c.Close(ctxT(t)))
+	assert.Equal(t, 1, m.count(protocol.PathUnregisterApp))
+	assert.ErrorIs(t, c.RequestExecutors(context.Background(), 1), context.Canceled)
+}
+
+func TestCallsNeedRegistration(t *testing.T) {
+	m := newFakeMaster(t, protocol.MasterAlive, 1)
+	c := newTestClient(t, []string{m.url}, nil)
+	assert.ErrorIs(t, c.Kill(ctxT(t)), ErrNotRegistered)
+	assert.ErrorIs(t, c.RequestExecutors(ctxT(t), 1), ErrNotRegistered)
+}
+
+func TestFindLeader(t *testing.T) {
+	a := newFakeMaster(t, protocol.MasterStandby, 4)
+	b := newFakeMaster(t, protocol.MasterAlive, 4)
+	rpc := protocol.NewClient(time.Second, "")
+	l, err := FindLeader(ctxT(t), rpc, []string{a.url, "127.0.0.1:1", b.url})
+	require.NoError(t, err)
+	assert.Equal(t, b.url, l.URL)
+
+	b.set(protocol.MasterStandby, 4, nil)
+	_, err = FindLeader(ctxT(t), rpc, []string{a.url, b.url})
+	assert.True(t, errors.Is(err, ErrNoLeader))
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	env := map[string]string{
+		EnvMaster: "spark://h1:7077,h2", EnvAppName: "pi", EnvExecutorCores: "2", EnvTotalCores: "6",
+		EnvExecutorMemoryMB: "512", EnvExecutorCommand: "/bin/echo\nhello world",
+	}
+	cfg, err := ConfigFromEnv(func(k string) string { return env[k] })
+	require.NoError(t, err)
+	assert.Equal(t, []string{"h1:7077", "h2:7077"}, cfg.Masters)
+	assert.Equal(t, protocol.AppDescription{Name: "pi", Command: []string{"/bin/echo", "hello world"},
+		ExecutorCores: 2, MaxCores: 6, ExecutorMemMB: 512}, cfg.App)
+
+	env[EnvExecutorCores] = "two"
+	_, err = ConfigFromEnv(func(k string) string { return env[k] })
+	assert.ErrorContains(t, err, "SPARK_EXECUTOR_CORES=\"two\"")
+	_, err = ConfigFromEnv(func(string) string { return "" })
+	assert.ErrorContains(t, err, "SPARK_MASTER is not set")
+}
+
+func TestSplitMasters(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+		err  string
+	}{
+		{"spark://a:1,b:2", []string{"a:1", "b:2"}, ""},
+		{"spark://a,spark://b:9", []string{"a:7077", "b:9"}, ""},
+		{"[::1]:7077", []string{"[::1]:7077"}, ""},
+		{"a,,b", nil, "empty entry"},
+		{"http://a/b", nil, "not host[:port]"},
+	} {
+		got, err := SplitMasters(tc.in)
+		if tc.err != "" {
+			assert.ErrorContains(t, err, tc.err, tc.in)
+			continue
+		}
+		require.NoError(t, err, tc.in)
+		assert.Equal(t, tc.want, got)
+	}
+}
