@@ -1,0 +1,128 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// ErrDecommissionDisabled is returned by Decommission when
+// spark.decommission.enabled is false.
+var ErrDecommissionDisabled = errors.New("worker: decommission is disabled (spark.decommission.enabled=false)")
+
+// Decommission marks the worker decommissioned: it refuses new executors and
+// drivers (HTTP 503), tells the master (again after every re-registration),
+// and lets running work finish. It is idempotent.
+func (w *Worker) Decommission(ctx context.Context) error {
+	if !w.cfg.DecommissionEnabled {
+		w.log.Warn("Received decommission request, but decommission is disabled (spark.decommission.enabled=false)")
+		return ErrDecommissionDisabled
+	}
+	w.mu.Lock()
+	already := w.decommissioned
+	w.decommissioned = true
+	w.mu.Unlock()
+	if already {
+		return nil
+	}
+	w.log.Info("Decommissioning this worker: refusing new executors and drivers, letting running ones finish")
+	if addr, ok := w.currentMaster(); ok {
+		ctx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
+		defer cancel()
+		w.sendDecommissioning(ctx, addr)
+	}
+	return nil
+}
+
+// Decommissioned reports whether Decommission was called.
+func (w *Worker) Decommissioned() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.decommissioned
+}
+
+// cleanupLoop runs cleanupWorkDir every CleanupInterval.
+func (w *Worker) cleanupLoop(ctx context.Context) {
+	for {
+		t := w.clock.NewTimer(w.cfg.CleanupInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C():
+			w.cleanupWorkDir()
+		}
+	}
+}
+
+// cleanupWorkDir deletes the directories of applications and drivers that do
+// not run on this worker any more and hold no file modified within
+// AppDataTTL. Only "app-*" and "driver-*" directories are considered, so an
+// operator's other files in the work dir are never touched.
+func (w *Worker) cleanupWorkDir() {
+	entries, err := os.ReadDir(w.cfg.WorkDir)
+	if err != nil {
+		w.log.WithError(err).Warn("Work-dir cleanup: cannot list the work dir")
+		return
+	}
+	w.mu.Lock()
+	active := map[string]bool{}
+	for _, e := range w.executors {
+		active[e.appID] = true
+	}
+	for id := range w.drivers {
+		active[id] = true
+	}
+	w.mu.Unlock()
+	cutoff := w.clock.Now().Add(-w.cfg.AppDataTTL)
+	for _, ent := range entries {
+		name := ent.Name()
+		if !ent.IsDir() || active[name] || !(strings.HasPrefix(name, "app-") || strings.HasPrefix(name, "driver-")) {
+			continue
+		}
+		dir := filepath.Join(w.cfg.WorkDir, name)
+		if newerThan(dir, cutoff) {
+			continue
+		}
+		// Re-check under the lock: an executor of this app may have started.
+		w.mu.Lock()
+		running := false
+		for _, e := range w.executors {
+			running = running || e.appID == name
+		}
+		_, drv := w.drivers[name]
+		if !running && !drv {
+			err = os.RemoveAll(dir)
+			delete(w.finishedApps, name)
+		}
+		w.mu.Unlock()
+		if running || drv {
+			continue
+		}
+		if err != nil {
+			w.log.WithError(err).Warnf("Work-dir cleanup: could not remove %s", dir)
+			continue
+		}
+		w.log.Infof("Removed work dir %s of finished %s", dir, name)
+	}
+}
+
+// newerThan reports whether any file under dir was modified after cutoff.
+func newerThan(dir string, cutoff time.Time) bool {
+	found := false
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if info, ierr := d.Info(); ierr == nil && info.ModTime().After(cutoff) {
+			found = true
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return found
+}

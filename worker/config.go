@@ -1,0 +1,176 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// ErrConfig is wrapped by every configuration error New returns.
+var ErrConfig = errors.New("worker: invalid config")
+
+// ErrGaveUp is returned by Run when no master accepted the worker within the
+// configured number of registration attempts (Spark: "All masters are
+// unresponsive! Giving up."). The command maps it to exit status 1.
+var ErrGaveUp = errors.New("worker: all masters are unresponsive, giving up")
+
+// Config is a worker's typed configuration. Zero values mean "use the
+// default" where Defaults says so; New validates the rest.
+type Config struct {
+	// Masters are the master RPC addresses: "host:port" or "spark://host:port".
+	Masters []string
+	// Host is the address the command listener binds and advertises
+	// ("" = the machine's hostname). Port 0 binds a random port.
+	Host string
+	Port int
+	// WebUIPort is the web UI port (Spark: 8081). 0 binds a random port.
+	WebUIPort int
+	// PublicDNS, when set, is advertised in the web UI URL (SPARK_PUBLIC_DNS).
+	PublicDNS string
+	// Cores and MemoryMB are what the worker offers (> 0).
+	Cores    int
+	MemoryMB int
+	// WorkDir holds one directory per application and per driver.
+	WorkDir string
+	// Timeout is spark.worker.timeout; heartbeats go every Timeout/4.
+	Timeout time.Duration
+	// Work-dir cleanup (spark.worker.cleanup.*): every CleanupInterval, app
+	// and driver directories of work that no longer runs here and that hold
+	// no file newer than AppDataTTL are deleted.
+	CleanupEnabled  bool
+	CleanupInterval time.Duration
+	AppDataTTL      time.Duration
+	// Registration: the first InitialRegistrationRetries attempts are
+	// RegistrationInitialInterval apart, later ones RegistrationMaxInterval,
+	// each with ±50% jitter; after MaxRegistrationRetries attempts the worker
+	// gives up (ErrGaveUp).
+	InitialRegistrationRetries  int
+	MaxRegistrationRetries      int
+	RegistrationInitialInterval time.Duration
+	RegistrationMaxInterval     time.Duration
+	// AuthSecret is spark.authenticate.secret ("" = no authentication).
+	AuthSecret string
+	// DecommissionEnabled allows Decommission (spark.decommission.enabled).
+	DecommissionEnabled bool
+	// KillGracePeriod is how long a killed executor or driver gets between
+	// SIGTERM and SIGKILL (default 10 s, Spark's EXECUTOR_TERMINATE_TIMEOUT).
+	KillGracePeriod time.Duration
+	// RequestTimeout bounds every RPC to a master (default 10 s).
+	RequestTimeout time.Duration
+	// RetainedExecutors and RetainedDrivers bound the finished lists shown in
+	// the UI (spark.worker.ui.retainedExecutors/Drivers, default 1000).
+	RetainedExecutors int
+	RetainedDrivers   int
+}
+
+// Defaults returns sparkd's worker defaults. Cores, MemoryMB, Masters and
+// WorkDir have no useful default here; the conf package computes them.
+func Defaults() Config {
+	return Config{
+		WebUIPort:                   8081,
+		Timeout:                     60 * time.Second,
+		CleanupEnabled:              true,
+		CleanupInterval:             30 * time.Minute,
+		AppDataTTL:                  7 * 24 * time.Hour,
+		InitialRegistrationRetries:  6,
+		MaxRegistrationRetries:      16,
+		RegistrationInitialInterval: time.Second,
+		RegistrationMaxInterval:     10 * time.Second,
+		KillGracePeriod:             10 * time.Second,
+		RequestTimeout:              10 * time.Second,
+		RetainedExecutors:           1000,
+		RetainedDrivers:             1000,
+	}
+}
+
+// withDefaults fills zero durations and counts from Defaults.
+func (c Config) withDefaults() Config {
+	d := Defaults()
+	if c.Timeout == 0 {
+		c.Timeout = d.Timeout
+	}
+	if c.CleanupInterval == 0 {
+		c.CleanupInterval = d.CleanupInterval
+	}
+	if c.AppDataTTL == 0 {
+		c.AppDataTTL = d.AppDataTTL
+	}
+	if c.InitialRegistrationRetries == 0 {
+		c.InitialRegistrationRetries = d.InitialRegistrationRetries
+	}
+	if c.MaxRegistrationRetries == 0 {
+		c.MaxRegistrationRetries = d.MaxRegistrationRetries
+	}
+	if c.RegistrationInitialInterval == 0 {
+		c.RegistrationInitialInterval = d.RegistrationInitialInterval
+	}
+	if c.RegistrationMaxInterval == 0 {
+		c.RegistrationMaxInterval = d.RegistrationMaxInterval
+	}
+	if c.KillGracePeriod == 0 {
+		c.KillGracePeriod = d.KillGracePeriod
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = d.RequestTimeout
+	}
+	if c.RetainedExecutors == 0 {
+		c.RetainedExecutors = d.RetainedExecutors
+	}
+	if c.RetainedDrivers == 0 {
+		c.RetainedDrivers = d.RetainedDrivers
+	}
+	if c.Host == "" {
+		if h, err := os.Hostname(); err == nil {
+			c.Host = h
+		}
+	}
+	return c
+}
+
+// Validate checks the fields and their relations; messages name the Spark key.
+func (c Config) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, a...))
+	}
+	if len(c.Masters) == 0 {
+		return bad("no master URL given (spark://host:port[,host:port...])")
+	}
+	for _, m := range c.Masters {
+		if strings.TrimSpace(m) == "" || strings.Contains(strings.TrimPrefix(m, "spark://"), "/") {
+			return bad("master URL %q is malformed", m)
+		}
+	}
+	switch {
+	case c.Host == "":
+		return bad("host is empty and the hostname is unknown (--host)")
+	case c.Port < 0 || c.Port > 65535:
+		return bad("port %d is out of range (--port, SPARK_WORKER_PORT)", c.Port)
+	case c.WebUIPort < 0 || c.WebUIPort > 65535:
+		return bad("web UI port %d is out of range (--webui-port, SPARK_WORKER_WEBUI_PORT)", c.WebUIPort)
+	case c.Cores <= 0:
+		return bad("cores %d must be positive (--cores, SPARK_WORKER_CORES)", c.Cores)
+	case c.MemoryMB <= 0:
+		return bad("memory %d MB must be positive (--memory, SPARK_WORKER_MEMORY)", c.MemoryMB)
+	case c.WorkDir == "":
+		return bad("work dir is empty (--work-dir, SPARK_WORKER_DIR)")
+	case c.Timeout < 4*time.Millisecond:
+		return bad("spark.worker.timeout %v is too short", c.Timeout)
+	case c.InitialRegistrationRetries < 1:
+		return bad("spark.worker.initialRegistrationRetries %d must be at least 1", c.InitialRegistrationRetries)
+	case c.MaxRegistrationRetries < c.InitialRegistrationRetries:
+		return bad("spark.worker.maxRegistrationRetries %d must be at least spark.worker.initialRegistrationRetries %d",
+			c.MaxRegistrationRetries, c.InitialRegistrationRetries)
+	case c.RegistrationInitialInterval <= 0 || c.RegistrationMaxInterval < c.RegistrationInitialInterval:
+		return bad("registration intervals %v/%v: initial must be positive and at most the max",
+			c.RegistrationInitialInterval, c.RegistrationMaxInterval)
+	case c.CleanupEnabled && c.CleanupInterval <= 0:
+		return bad("spark.worker.cleanup.interval %v must be positive", c.CleanupInterval)
+	case c.AppDataTTL < 0:
+		return bad("spark.worker.cleanup.appDataTtl %v must not be negative", c.AppDataTTL)
+	case c.KillGracePeriod < 0 || c.RequestTimeout <= 0:
+		return bad("kill grace period %v / request timeout %v must be positive", c.KillGracePeriod, c.RequestTimeout)
+	}
+	return nil
+}

@@ -1,0 +1,221 @@
+package worker
+
+import (
+	"errors"
+	"net/http"
+	"sort"
+
+	"github.com/gorilla/mux"
+
+	"sparkd/protocol"
+)
+
+// rpcHandler routes the master's pushes to the worker.
+func (w *Worker) rpcHandler() http.Handler {
+	r := mux.NewRouter()
+	post := func(path string, h protocol.HandlerFunc) { r.Handle(path, protocol.Handle(h)).Methods(http.MethodPost) }
+	post(protocol.PathWorkerMasterChanged, w.handleMasterChanged)
+	post(protocol.PathLaunchExecutor, w.handleLaunchExecutor)
+	post(protocol.PathKillExecutor, w.handleKillExecutor)
+	post(protocol.PathLaunchDriver, w.handleLaunchDriver)
+	post(protocol.PathKillDriverOnWorker, w.handleKillDriver)
+	post(protocol.PathApplicationFinished, w.handleApplicationFinished)
+	post(protocol.PathReconnectWorker, w.handleReconnect)
+	return r
+}
+
+// admit fences a command: a stamp from a lower epoch than the highest seen is
+// refused (409) and logged. A higher epoch from another master means a new
+// leader; the worker follows it.
+func (w *Worker) admit(what string, s protocol.Stamp) error {
+	advanced, err := w.guard.Admit(s)
+	if err != nil {
+		var se *protocol.StaleEpochError
+		if errors.As(err, &se) {
+			w.log.Warnf("Refusing %s from master %s: epoch %d is older than %d", what, s.MasterURL, se.Got, se.Highest)
+		}
+		return err
+	}
+	if advanced {
+		w.mu.Lock()
+		other := w.masterURL != s.MasterURL
+		w.mu.Unlock()
+		if other {
+			w.changeMaster(s, "")
+		}
+	}
+	return nil
+}
+
+func (w *Worker) handleMasterChanged(r *http.Request) (any, error) {
+	var m protocol.MasterChanged
+	if err := protocol.DecodeBody(r, &m); err != nil {
+		return nil, err
+	}
+	if err := m.Stamp.Validate(); err != nil {
+		return nil, err
+	}
+	if err := w.admit("MasterChanged", m.Stamp); err != nil {
+		return nil, err
+	}
+	w.changeMaster(m.Stamp, m.MasterWebUIURL)
+	return w.schedulerState(), nil
+}
+
+// schedulerState lists what the worker runs, for MasterChanged and
+// WorkerLatestState.
+func (w *Worker) schedulerState() protocol.WorkerSchedulerState {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	st := protocol.WorkerSchedulerState{WorkerID: w.id, Executors: []protocol.ExecutorDescription{}, Drivers: []protocol.DriverDescription{}}
+	for _, e := range w.executors {
+		st.Executors = append(st.Executors, e.description())
+	}
+	for _, d := range w.drivers {
+		st.Drivers = append(st.Drivers, d.description())
+	}
+	sort.Slice(st.Executors, func(i, j int) bool {
+		a, b := st.Executors[i], st.Executors[j]
+		return a.AppID < b.AppID || a.AppID == b.AppID && a.ExecutorID < b.ExecutorID
+	})
+	sort.Slice(st.Drivers, func(i, j int) bool { return st.Drivers[i].DriverID < st.Drivers[j].DriverID })
+	return st
+}
+
+func validateLaunchExecutor(m protocol.LaunchExecutor) error {
+	if err := m.Stamp.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case m.AppID == "":
+		return &protocol.FieldError{Field: "appId", Reason: "is required"}
+	case !safeName(m.AppID):
+		return &protocol.FieldError{Field: "appId", Reason: "must not contain '/', '\\' or be '.' or '..'"}
+	case m.ExecutorID < 0:
+		return &protocol.FieldError{Field: "executorId", Reason: "must not be negative"}
+	case m.Cores <= 0:
+		return &protocol.FieldError{Field: "cores", Reason: "must be positive"}
+	case m.MemoryMB <= 0:
+		return &protocol.FieldError{Field: "memoryMb", Reason: "must be positive"}
+	case len(m.App.Command) == 0 || m.App.Command[0] == "":
+		return &protocol.FieldError{Field: "app.command", Reason: "is required"}
+	}
+	return nil
+}
+
+func (w *Worker) handleLaunchExecutor(r *http.Request) (any, error) {
+	var m protocol.LaunchExecutor
+	if err := protocol.DecodeBody(r, &m); err != nil {
+		return nil, err
+	}
+	if err := validateLaunchExecutor(m); err != nil {
+		return nil, err
+	}
+	if err := w.admit("LaunchExecutor", m.Stamp); err != nil {
+		return nil, err
+	}
+	return nil, w.launchExecutor(m)
+}
+
+func (w *Worker) handleKillExecutor(r *http.Request) (any, error) {
+	var m protocol.KillExecutor
+	if err := protocol.DecodeBody(r, &m); err != nil {
+		return nil, err
+	}
+	if err := m.Stamp.Validate(); err != nil {
+		return nil, err
+	}
+	if m.AppID == "" {
+		return nil, &protocol.FieldError{Field: "appId", Reason: "is required"}
+	}
+	if err := w.admit("KillExecutor", m.Stamp); err != nil {
+		return nil, err
+	}
+	w.killExecutor(m.AppID, m.ExecutorID)
+	return nil, nil
+}
+
+func (w *Worker) handleLaunchDriver(r *http.Request) (any, error) {
+	var m protocol.LaunchDriver
+	if err := protocol.DecodeBody(r, &m); err != nil {
+		return nil, err
+	}
+	if err := m.Stamp.Validate(); err != nil {
+		return nil, err
+	}
+	switch {
+	case m.DriverID == "":
+		return nil, &protocol.FieldError{Field: "driverId", Reason: "is required"}
+	case !safeName(m.DriverID):
+		return nil, &protocol.FieldError{Field: "driverId", Reason: "must not contain '/', '\\' or be '.' or '..'"}
+	}
+	if err := m.Desc.Validate(); err != nil {
+		var fe *protocol.FieldError
+		if errors.As(err, &fe) {
+			return nil, &protocol.FieldError{Field: "desc." + fe.Field, Reason: fe.Reason}
+		}
+		return nil, err
+	}
+	if err := w.admit("LaunchDriver", m.Stamp); err != nil {
+		return nil, err
+	}
+	return nil, w.launchDriver(m)
+}
+
+func (w *Worker) handleKillDriver(r *http.Request) (any, error) {
+	var m protocol.KillDriver
+	if err := protocol.DecodeBody(r, &m); err != nil {
+		return nil, err
+	}
+	if err := m.Stamp.Validate(); err != nil {
+		return nil, err
+	}
+	if m.DriverID == "" {
+		return nil, &protocol.FieldError{Field: "driverId", Reason: "is required"}
+	}
+	if err := w.admit("KillDriver", m.Stamp); err != nil {
+		return nil, err
+	}
+	w.killDriver(m.DriverID)
+	return nil, nil
+}
+
+func (w *Worker) handleApplicationFinished(r *http.Request) (any, error) {
+	var m protocol.ApplicationFinished
+	if err := protocol.DecodeBody(r, &m); err != nil {
+		return nil, err
+	}
+	if err := m.Stamp.Validate(); err != nil {
+		return nil, err
+	}
+	if m.AppID == "" {
+		return nil, &protocol.FieldError{Field: "appId", Reason: "is required"}
+	}
+	if err := w.admit("ApplicationFinished", m.Stamp); err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	w.finishedApps[m.AppID] = w.clock.Now()
+	w.mu.Unlock()
+	w.log.Infof("Application %s finished", m.AppID)
+	return nil, nil
+}
+
+func (w *Worker) handleReconnect(r *http.Request) (any, error) {
+	var m protocol.ReconnectWorker
+	if err := protocol.DecodeBody(r, &m); err != nil {
+		return nil, err
+	}
+	if err := m.Stamp.Validate(); err != nil {
+		return nil, err
+	}
+	if err := w.admit("ReconnectWorker", m.Stamp); err != nil {
+		return nil, err
+	}
+	w.log.Infof("Master %s asked this worker to reconnect", m.MasterURL)
+	w.mu.Lock()
+	w.registered = false
+	w.mu.Unlock()
+	signal(w.reconnectCh)
+	return nil, nil
+}

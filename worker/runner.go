@@ -1,0 +1,414 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"sparkd/protocol"
+)
+
+// proc is one supervised child process in its own process group, with its
+// stdout and stderr in files of its directory.
+type proc struct {
+	cmd   *exec.Cmd
+	pid   int
+	done  chan struct{} // closed once the process has been reaped
+	grace time.Duration
+	clock Clock
+
+	mu       sync.Mutex
+	killReq  bool
+	exitCode *int
+	message  string
+}
+
+// startProc starts argv with env in dir (created if needed), stdout and
+// stderr appended to dir/stdout and dir/stderr.
+func startProc(argv, env []string, dir string, grace time.Duration, clock Clock) (*proc, error) {
+	if len(argv) == 0 || argv[0] == "" {
+		return nil, errors.New("empty command")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	open := func(name string) (*os.File, error) {
+		return os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	}
+	stdout, err := open("stdout")
+	if err != nil {
+		return nil, err
+	}
+	defer stdout.Close()
+	stderr, err := open("stderr")
+	if err != nil {
+		return nil, err
+	}
+	defer stderr.Close()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = dir
+	cmd.Env = env
+	cmd.Stdout = stdout
+	cmd.Stderr = stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %q: %w", argv[0], err)
+	}
+	return &proc{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), grace: grace, clock: clock}, nil
+}
+
+// wait reaps the process and records how it ended. Call it exactly once.
+func (p *proc) wait() {
+	err := p.cmd.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	defer close(p.done)
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		code := 0
+		p.exitCode = &code
+	case errors.As(err, &ee):
+		code := ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			code = 128 + int(ws.Signal())
+			p.message = "killed by signal " + ws.Signal().String()
+		} else {
+			p.message = "Command exited with code " + strconv.Itoa(code)
+		}
+		p.exitCode = &code
+	default:
+		p.message = "lost track of the process: " + err.Error()
+	}
+}
+
+// killed reports whether kill was requested.
+func (p *proc) killed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.killReq
+}
+
+// kill sends SIGTERM to the process group and SIGKILL after the grace
+// period if the process is still there. It returns once the process has
+// been reaped. Safe to call more than once.
+func (p *proc) kill() {
+	p.mu.Lock()
+	p.killReq = true
+	p.mu.Unlock()
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.pid, syscall.SIGTERM)
+	t := p.clock.NewTimer(p.grace)
+	defer t.Stop()
+	select {
+	case <-p.done:
+	case <-t.C():
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// executor is one executor this worker launched.
+type executor struct {
+	appID    string
+	execID   int
+	cores    int
+	memoryMB int
+	app      protocol.AppDescription
+	dir      string
+	proc     *proc
+	state    protocol.ExecutorState
+	started  time.Time
+	finished time.Time
+	exitCode *int
+	message  string
+}
+
+func execKey(appID string, execID int) string { return appID + "/" + strconv.Itoa(execID) }
+
+func (e *executor) description() protocol.ExecutorDescription {
+	d := protocol.ExecutorDescription{AppID: e.appID, ExecutorID: e.execID, Cores: e.cores, MemoryMB: e.memoryMB, State: e.state}
+	if e.proc != nil {
+		d.PID = e.proc.pid
+	}
+	return d
+}
+
+// driver is one cluster-mode driver this worker launched.
+type driver struct {
+	id       string
+	desc     protocol.DriverSpec
+	dir      string
+	proc     *proc
+	state    protocol.DriverState
+	started  time.Time
+	finished time.Time
+	message  string
+}
+
+func (d *driver) description() protocol.DriverDescription {
+	return protocol.DriverDescription{DriverID: d.id, Cores: d.desc.Cores, MemoryMB: d.desc.MemoryMB, State: d.state}
+}
+
+// safeName reports whether s can name a directory under the work dir.
+func safeName(s string) bool {
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\\\x00") && len(s) <= 255
+}
+
+// errRefused is a 503 for work a decommissioned or stopping worker refuses.
+func (w *Worker) errRefused(what string) error {
+	reason := "is shutting down"
+	if w.decommissioned {
+		reason = "is decommissioned"
+	}
+	return &protocol.StatusError{Code: 503, Message: fmt.Sprintf("worker %s %s; refusing new %s", w.id, reason, what)}
+}
+
+// launchExecutor starts the executor m describes. A second launch of the
+// same executor starts nothing and re-reports its state.
+func (w *Worker) launchExecutor(m protocol.LaunchExecutor) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopping || w.decommissioned {
+		return w.errRefused("executors")
+	}
+	key := execKey(m.AppID, m.ExecutorID)
+	if e, ok := w.executors[key]; ok {
+		w.log.Warnf("Executor %s is already running; not launching it twice", key)
+		w.queueExecutorStateLocked(e)
+		return nil
+	}
+	for _, e := range w.finishedExecs {
+		if e.appID == m.AppID && e.execID == m.ExecutorID {
+			w.log.Warnf("Executor %s already ran and ended %s; not launching it again", key, e.state)
+			w.queueExecutorStateLocked(e)
+			return nil
+		}
+	}
+	w.log.Infof("Asked to launch executor %s for %s", key, m.App.Name)
+	e := &executor{appID: m.AppID, execID: m.ExecutorID, cores: m.Cores, memoryMB: m.MemoryMB, app: m.App,
+		dir: filepath.Join(w.cfg.WorkDir, m.AppID, strconv.Itoa(m.ExecutorID)), started: w.clock.Now(),
+		state: protocol.ExecutorLaunching}
+	delete(w.finishedApps, m.AppID)
+	sub := strings.NewReplacer(
+		"{{APP_ID}}", m.AppID,
+		"{{EXECUTOR_ID}}", strconv.Itoa(m.ExecutorID),
+		"{{CORES}}", strconv.Itoa(m.Cores),
+		"{{MEMORY_MB}}", strconv.Itoa(m.MemoryMB),
+		"{{HOSTNAME}}", w.host,
+		"{{WORKER_URL}}", w.url,
+		"{{DRIVER_URL}}", m.App.DriverURL,
+	)
+	argv := make([]string, len(m.App.Command))
+	for i, a := range m.App.Command {
+		argv[i] = sub.Replace(a)
+	}
+	env := os.Environ()
+	for k, v := range m.App.Env {
+		env = append(env, k+"="+sub.Replace(v))
+	}
+	env = append(env,
+		"SPARK_EXECUTOR_ID="+strconv.Itoa(m.ExecutorID),
+		"SPARK_APP_ID="+m.AppID,
+		"SPARK_EXECUTOR_CORES="+strconv.Itoa(m.Cores),
+		"SPARK_EXECUTOR_MEMORY="+strconv.Itoa(m.MemoryMB)+"m",
+		"SPARK_WORKER_URL="+w.url,
+		"SPARK_DRIVER_URL="+m.App.DriverURL,
+		"SPARK_WORKER_ID="+w.id,
+		"SPARK_EXECUTOR_DIRS="+e.dir,
+	)
+	p, err := startProc(argv, env, e.dir, w.cfg.KillGracePeriod, w.clock)
+	if err != nil {
+		w.log.WithError(err).Errorf("Failed to launch executor %s", key)
+		e.state = protocol.ExecutorFailed
+		e.message = "failed to launch: " + err.Error()
+		e.finished = w.clock.Now()
+		w.retireExecutorLocked(e)
+		w.queueExecutorStateLocked(e)
+		return nil
+	}
+	e.proc = p
+	e.state = protocol.ExecutorRunning
+	w.executors[key] = e
+	w.log.WithField("pid", p.pid).Infof("Launched executor %s: %s", key, strings.Join(argv, " "))
+	w.queueExecutorStateLocked(e)
+	w.procs.Go(func() { w.superviseExecutor(e) })
+	return nil
+}
+
+// superviseExecutor waits for the executor's process and reports its end.
+func (w *Worker) superviseExecutor(e *executor) {
+	e.proc.wait()
+	e.proc.mu.Lock()
+	code, msg, killed := e.proc.exitCode, e.proc.message, e.proc.killReq
+	e.proc.mu.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case killed:
+		e.state = protocol.ExecutorKilled
+	case code == nil:
+		e.state = protocol.ExecutorLost
+	case *code == 0:
+		e.state = protocol.ExecutorExited
+	default:
+		e.state = protocol.ExecutorFailed
+	}
+	e.exitCode, e.message, e.finished = code, msg, w.clock.Now()
+	delete(w.executors, execKey(e.appID, e.execID))
+	w.retireExecutorLocked(e)
+	w.log.Infof("Executor %s finished with state %s (%s)", execKey(e.appID, e.execID), e.state, msg)
+	w.queueExecutorStateLocked(e)
+}
+
+func (w *Worker) retireExecutorLocked(e *executor) {
+	w.finishedExecs = append(w.finishedExecs, e)
+	if n := len(w.finishedExecs) - w.cfg.RetainedExecutors; n > 0 {
+		w.finishedExecs = append([]*executor(nil), w.finishedExecs[n:]...)
+	}
+}
+
+// killExecutor kills a running executor in the background.
+func (w *Worker) killExecutor(appID string, execID int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	key := execKey(appID, execID)
+	e, ok := w.executors[key]
+	if !ok {
+		w.log.Warnf("Asked to kill unknown executor %s", key)
+		return
+	}
+	if w.stopping {
+		return // shutdown kills everything
+	}
+	w.log.Infof("Asked to kill executor %s", key)
+	w.procs.Go(e.proc.kill)
+}
+
+// launchDriver starts a cluster-mode driver. The worker never relaunches a
+// driver; the master does, under a new id.
+func (w *Worker) launchDriver(m protocol.LaunchDriver) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopping || w.decommissioned {
+		return w.errRefused("drivers")
+	}
+	if d, ok := w.drivers[m.DriverID]; ok {
+		w.log.Warnf("Driver %s is already running; not launching it twice", m.DriverID)
+		w.queueDriverStateLocked(d)
+		return nil
+	}
+	for _, d := range w.finishedDrivers {
+		if d.id == m.DriverID {
+			w.log.Warnf("Driver %s already ran and ended %s; not launching it again", m.DriverID, d.state)
+			w.queueDriverStateLocked(d)
+			return nil
+		}
+	}
+	w.log.Infof("Asked to launch driver %s", m.DriverID)
+	d := &driver{id: m.DriverID, desc: m.Desc, dir: filepath.Join(w.cfg.WorkDir, m.DriverID), started: w.clock.Now()}
+	masters := m.Desc.Masters
+	if masters == "" {
+		masters = w.mastersList()
+	}
+	sub := strings.NewReplacer("{{WORKER_URL}}", w.url, "{{DRIVER_ID}}", m.DriverID, "{{HOSTNAME}}", w.host,
+		"{{CORES}}", strconv.Itoa(m.Desc.Cores), "{{MEMORY_MB}}", strconv.Itoa(m.Desc.MemoryMB))
+	argv := make([]string, len(m.Desc.Command))
+	for i, a := range m.Desc.Command {
+		argv[i] = sub.Replace(a)
+	}
+	env := os.Environ()
+	for k, v := range m.Desc.Env {
+		env = append(env, k+"="+sub.Replace(v))
+	}
+	env = append(env,
+		"SPARK_MASTER="+masters,
+		"SPARK_DRIVER_ID="+m.DriverID,
+		"SPARK_DRIVER_CORES="+strconv.Itoa(m.Desc.Cores),
+		"SPARK_DRIVER_MEMORY="+strconv.Itoa(m.Desc.MemoryMB)+"m",
+		"SPARK_WORKER_URL="+w.url,
+	)
+	p, err := startProc(argv, env, d.dir, w.cfg.KillGracePeriod, w.clock)
+	if err != nil {
+		w.log.WithError(err).Errorf("Failed to launch driver %s", m.DriverID)
+		d.state = protocol.DriverError
+		d.message = "failed to launch: " + err.Error()
+		d.finished = w.clock.Now()
+		w.retireDriverLocked(d)
+		w.queueDriverStateLocked(d)
+		return nil
+	}
+	d.proc = p
+	d.state = protocol.DriverRunning
+	w.drivers[m.DriverID] = d
+	w.log.WithField("pid", p.pid).Infof("Launched driver %s: %s", m.DriverID, strings.Join(argv, " "))
+	w.queueDriverStateLocked(d)
+	w.procs.Go(func() { w.superviseDriver(d) })
+	return nil
+}
+
+// mastersList is the configured master list as one spark:// URL.
+func (w *Worker) mastersList() string {
+	hosts := make([]string, len(w.cfg.Masters))
+	for i, m := range w.cfg.Masters {
+		hosts[i] = normAddr(m)
+	}
+	return "spark://" + strings.Join(hosts, ",")
+}
+
+func (w *Worker) superviseDriver(d *driver) {
+	d.proc.wait()
+	d.proc.mu.Lock()
+	code, msg, killed := d.proc.exitCode, d.proc.message, d.proc.killReq
+	d.proc.mu.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case killed:
+		d.state = protocol.DriverKilled
+	case code == nil:
+		d.state = protocol.DriverError
+	case *code == 0:
+		d.state = protocol.DriverFinished
+	default:
+		d.state = protocol.DriverFailed
+	}
+	d.message, d.finished = msg, w.clock.Now()
+	delete(w.drivers, d.id)
+	w.retireDriverLocked(d)
+	w.log.Infof("Driver %s finished with state %s (%s)", d.id, d.state, msg)
+	w.queueDriverStateLocked(d)
+}
+
+func (w *Worker) retireDriverLocked(d *driver) {
+	w.finishedDrivers = append(w.finishedDrivers, d)
+	if n := len(w.finishedDrivers) - w.cfg.RetainedDrivers; n > 0 {
+		w.finishedDrivers = append([]*driver(nil), w.finishedDrivers[n:]...)
+	}
+}
+
+func (w *Worker) killDriver(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	d, ok := w.drivers[id]
+	if !ok {
+		w.log.Warnf("Asked to kill unknown driver %s", id)
+		return
+	}
+	if w.stopping {
+		return
+	}
+	w.log.Infof("Asked to kill driver %s", id)
+	w.procs.Go(d.proc.kill)
+}
