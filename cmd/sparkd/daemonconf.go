@@ -1,0 +1,130 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+
+	"sparkd/conf"
+)
+
+// keyFlag is a string flag that records its value under a spark key, with
+// the flag's name for the source. The last occurrence on the command line
+// wins, also across aliases (-p and --port).
+type keyFlag struct {
+	key, name string
+	dst       map[string]conf.FlagValue
+}
+
+func (f keyFlag) String() string { return "" }
+
+func (f keyFlag) Set(s string) error {
+	f.dst[f.key] = conf.FlagValue{Value: s, Flag: f.name}
+	return nil
+}
+
+// daemonFlags are the flags of Spark's MasterArguments / WorkerArguments:
+// spark key, long name, short alias, usage.
+var daemonFlags = map[conf.Role][]struct{ key, long, short, usage string }{
+	conf.RoleMaster: {
+		{conf.KeyMasterHost, "host", "h", "host to bind and advertise (SPARK_MASTER_HOST; default: host name)"},
+		{conf.KeyMasterPort, "port", "p", "RPC port (SPARK_MASTER_PORT; default 7077; 0 = random)"},
+		{conf.KeyMasterUIPort, "webui-port", "", "web UI port (SPARK_MASTER_WEBUI_PORT; default 8080)"},
+	},
+	conf.RoleWorker: {
+		{conf.KeyWorkerHost, "host", "h", "host to bind and advertise (default: host name)"},
+		{conf.KeyWorkerPort, "port", "p", "command port (SPARK_WORKER_PORT; default random)"},
+		{conf.KeyWorkerUIPort, "webui-port", "", "web UI port (SPARK_WORKER_WEBUI_PORT; default 8081)"},
+		{conf.KeyWorkerCores, "cores", "c", "cores to offer (SPARK_WORKER_CORES; default all)"},
+		{conf.KeyWorkerMemory, "memory", "m", "memory to offer, e.g. 4g (SPARK_WORKER_MEMORY; default RAM - 1 GiB)"},
+		{conf.KeyWorkerDir, "work-dir", "d", "work directory (SPARK_WORKER_DIR; default $SPARK_HOME/work)"},
+	},
+}
+
+// loadDaemon parses the common daemon flags for role ("master"/"worker") from args with fs (the caller
+// may register extra flags on fs before calling), handles --properties-file, --config and
+// --print-config (prints and returns done=true, code 0), and returns the loaded config plus the
+// positional args. On a bad flag it returns code 2; on a bad config it prints ONE line to stderr
+// naming key, value and source and returns code 1.
+//
+// The worker's positional argument is its master URL list (spark://m1:7077,m2:7077); it becomes
+// spark.master with the highest precedence and is also returned in positional. A master takes no
+// positional arguments.
+func loadDaemon(role conf.Role, fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (cfg *conf.Config, positional []string, code int, done bool) {
+	return loadDaemonEnv(role, fs, args, nil, stdout, stderr)
+}
+
+// loadDaemonEnv is loadDaemon with an explicit environment (nil = the process's), for tests.
+func loadDaemonEnv(role conf.Role, fs *flag.FlagSet, args, environ []string, stdout, stderr io.Writer) (cfg *conf.Config, positional []string, code int, done bool) {
+	fs.SetOutput(stderr)
+	flags := map[string]conf.FlagValue{}
+	for _, f := range daemonFlags[role] {
+		fs.Var(keyFlag{f.key, "--" + f.long, flags}, f.long, f.usage)
+		if f.short != "" {
+			fs.Var(keyFlag{f.key, "-" + f.short, flags}, f.short, "same as --"+f.long)
+		}
+	}
+	propsFile := fs.String("properties-file", "", "Java properties file (default $SPARK_CONF_DIR/spark-defaults.conf)")
+	tomlFile := fs.String("config", "", "TOML file with spark.* keys")
+	printConfig := fs.Bool("print-config", false, "print every effective setting and its source, then exit")
+
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil, 0, true
+		}
+		return nil, nil, 2, true
+	}
+	positional = fs.Args()
+	name := "sparkd " + role.String()
+	switch role {
+	case conf.RoleWorker:
+		if len(positional) > 1 {
+			fmt.Fprintf(stderr, "%s: want one master URL argument (a comma list: spark://m1:7077,m2:7077), got %q\n", name, positional)
+			return nil, nil, 2, true
+		}
+		if len(positional) == 1 {
+			flags[conf.KeyMaster] = conf.FlagValue{Value: positional[0], Flag: "master URL argument"}
+		}
+	case conf.RoleMaster:
+		if len(positional) > 0 {
+			fmt.Fprintf(stderr, "%s: unexpected argument %q\n", name, positional[0])
+			return nil, nil, 2, true
+		}
+	}
+
+	logger := logrus.New()
+	logger.SetOutput(stderr)
+	logger.SetLevel(logrus.WarnLevel)
+	cfg, err := conf.Load(conf.Options{
+		Role:           role,
+		PropertiesFile: *propsFile,
+		TOMLFile:       *tomlFile,
+		Flags:          flags,
+		Environ:        environ,
+		Log:            logrus.NewEntry(logger).WithField("component", "conf"),
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %s\n", name, oneLine(err))
+		return nil, nil, 1, true
+	}
+	if *printConfig {
+		cfg.Print(stdout)
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "%s: %s\n", name, oneLine(err))
+		return nil, nil, 1, true
+	}
+	if *printConfig {
+		return cfg, positional, 0, true
+	}
+	return cfg, positional, 0, false
+}
+
+// oneLine keeps an error on one line, whatever a file or script put in it.
+func oneLine(err error) string {
+	return strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(err.Error())
+}

@@ -1,0 +1,389 @@
+package conf
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// KeyError is a bad value: it names the key, the value and where it came
+// from. It matches ErrInvalid with errors.Is, and its cause too.
+type KeyError struct {
+	Key   string
+	Value Value
+	Err   error // what is wrong
+}
+
+func (e *KeyError) Error() string {
+	raw := e.Value.Raw
+	if raw != "" && isSecretKey(e.Key) {
+		raw = printable(e.Key, raw)
+	}
+	return fmt.Sprintf("conf: %s=%q (from %s): %s", e.Key, raw, e.Value.Source, strings.TrimPrefix(e.Err.Error(), "conf: invalid value: "))
+}
+
+// Unwrap returns ErrInvalid and the cause.
+func (e *KeyError) Unwrap() []error { return []error{ErrInvalid, e.Err} }
+
+// Recovery modes sparkd supports.
+const (
+	RecoveryNone       = "NONE"
+	RecoveryFilesystem = "FILESYSTEM"
+	RecoveryZooKeeper  = "ZOOKEEPER"
+)
+
+// Master is the typed configuration of a master daemon. Durations are
+// positive; ports are 0-65535, where 0 asks for a random port (tests).
+type Master struct {
+	Host      string // SPARK_MASTER_HOST / --host; default: this host's name
+	Port      int    // SPARK_MASTER_PORT / --port; 7077
+	WebUIPort int    // spark.master.ui.port, SPARK_MASTER_WEBUI_PORT, --webui-port; 8080
+	PublicDNS string // SPARK_PUBLIC_DNS; "" = Host
+
+	RESTEnabled bool // spark.master.rest.enabled; true (sparkd; Spark 4: false)
+	RESTPort    int  // spark.master.rest.port; 6066
+
+	RecoveryMode      string // NONE | FILESYSTEM | ZOOKEEPER (upper case)
+	RecoveryDirectory string // spark.deploy.recoveryDirectory; required for FILESYSTEM
+	ZooKeeper         ZooKeeper
+
+	WorkerTimeout         time.Duration // spark.worker.timeout; 60s
+	RecoveryTimeout       time.Duration // spark.deploy.recoveryTimeout; default WorkerTimeout
+	DeadWorkerPersistence int           // spark.dead.worker.persistence; 15
+
+	SpreadOut            bool // spark.deploy.spreadOut; true
+	DefaultCores         int  // spark.deploy.defaultCores; 0 = unlimited (unset)
+	MaxExecutorRetries   int  // spark.deploy.maxExecutorRetries; 10; -1 disables
+	RetainedApplications int  // spark.deploy.retainedApplications; 200
+	RetainedDrivers      int  // spark.deploy.retainedDrivers; 200
+	UIKillEnabled        bool // spark.ui.killEnabled; true
+
+	AuthEnabled bool   // spark.authenticate; false
+	AuthSecret  string // spark.authenticate.secret; required when AuthEnabled
+}
+
+// ZooKeeper is the ZOOKEEPER recovery mode's connection configuration.
+type ZooKeeper struct {
+	URL               string        // spark.deploy.zookeeper.url: zk1:2181,zk2:2181[/chroot]
+	Dir               string        // spark.deploy.zookeeper.dir; /spark
+	SessionTimeout    time.Duration // requested session timeout; 10s; at least 2s
+	ConnectionTimeout time.Duration // 15s
+	Auth              string        // "user:password" digest credentials; "" = none
+	ACL               bool          // protect created znodes with a digest ACL for Auth
+}
+
+// FenceBound is how long a leader may go without hearing from ZooKeeper
+// before it stops acting as leader: 2/3 of the requested session timeout,
+// the point at which a client considers the connection lost. Callers should
+// recompute it from the negotiated timeout, which may be lower.
+func (z ZooKeeper) FenceBound() time.Duration { return z.SessionTimeout * 2 / 3 }
+
+// MinSessionTimeout is the smallest spark.deploy.zookeeper.sessionTimeout
+// accepted, so that the self-fence bound leaves a useful margin.
+const MinSessionTimeout = 2 * time.Second
+
+// Worker is the typed configuration of a worker daemon.
+type Worker struct {
+	Masters   []string // host:port of every master (positional argument or spark.master); required
+	Host      string   // --host, SPARK_LOCAL_HOSTNAME; default: this host's name
+	Port      int      // SPARK_WORKER_PORT / --port; 0 = random
+	WebUIPort int      // spark.worker.ui.port, SPARK_WORKER_WEBUI_PORT, --webui-port; 8081
+	PublicDNS string   // SPARK_PUBLIC_DNS
+
+	Cores    int    // SPARK_WORKER_CORES / --cores; default all cores
+	MemoryMB int    // SPARK_WORKER_MEMORY / --memory; default total RAM - 1 GiB (at least 1 GiB)
+	WorkDir  string // SPARK_WORKER_DIR / --work-dir; default <home>/work
+
+	Timeout time.Duration // spark.worker.timeout; 60s; heartbeat every Timeout/4
+
+	CleanupEnabled  bool          // spark.worker.cleanup.enabled; true
+	CleanupInterval time.Duration // spark.worker.cleanup.interval; 1800s
+	AppDataTTL      time.Duration // spark.worker.cleanup.appDataTtl; 604800s
+
+	InitialRegistrationRetries  int           // spark.worker.initialRegistrationRetries; 6
+	MaxRegistrationRetries      int           // spark.worker.maxRegistrationRetries; 16
+	RegistrationInitialInterval time.Duration // spark.worker.registration.initialInterval; 1s (sparkd)
+	RegistrationMaxInterval     time.Duration // spark.worker.registration.maxInterval; 10s (sparkd)
+
+	AuthEnabled bool
+	AuthSecret  string
+
+	DecommissionEnabled bool // spark.decommission.enabled; false
+}
+
+// HeartbeatInterval is Timeout/4, as in Spark.
+func (w Worker) HeartbeatInterval() time.Duration { return w.Timeout / 4 }
+
+// reader parses keys of a Config, keeping the first error.
+type reader struct {
+	c   *Config
+	err error
+}
+
+func (r *reader) fail(key string, err error) {
+	if r.err == nil {
+		r.err = &KeyError{Key: key, Value: r.c.values[key], Err: err}
+	}
+}
+
+func (r *reader) str(key string) string { return strings.TrimSpace(r.c.values[key].Raw) }
+
+func (r *reader) integer(key string, min int) int {
+	s := r.str(key)
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		r.fail(key, errors.New("not an integer"))
+		return 0
+	}
+	if n < min {
+		r.fail(key, fmt.Errorf("must be at least %d", min))
+	}
+	return n
+}
+
+// optInt is an integer that may be unset (empty): 0 then.
+func (r *reader) optInt(key string, min int) int {
+	if r.str(key) == "" {
+		return 0
+	}
+	return r.integer(key, min)
+}
+
+func (r *reader) boolean(key string) bool {
+	s := strings.ToLower(r.str(key))
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		r.fail(key, errors.New("not a boolean; want true or false"))
+	}
+	return b
+}
+
+func (r *reader) port(key string) int {
+	s := r.str(key)
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > 65535 {
+		r.fail(key, errors.New("not a port number; want 0-65535 (0 = random)"))
+		return 0
+	}
+	return n
+}
+
+func (r *reader) duration(key string, unit time.Duration) time.Duration {
+	d, err := ParseDuration(r.str(key), unit)
+	if err != nil {
+		r.fail(key, err)
+		return 0
+	}
+	if d <= 0 {
+		r.fail(key, errors.New("must be positive"))
+	}
+	return d
+}
+
+func (r *reader) memoryMB(key string) int {
+	n, err := ParseMemoryMB(r.str(key))
+	if err != nil {
+		r.fail(key, err)
+		return 0
+	}
+	if n < 1 {
+		r.fail(key, errors.New("must be at least 1m"))
+	}
+	return n
+}
+
+// Master returns the typed master configuration, validated. The error is a
+// *KeyError naming the key, the value and its source.
+func (c *Config) Master() (Master, error) {
+	r := &reader{c: c}
+	m := Master{
+		Host:                  r.str(KeyMasterHost),
+		Port:                  r.port(KeyMasterPort),
+		WebUIPort:             r.port(KeyMasterUIPort),
+		PublicDNS:             r.str(KeyPublicDNS),
+		RESTEnabled:           r.boolean(KeyMasterRESTEnabled),
+		RESTPort:              r.port(KeyMasterRESTPort),
+		RecoveryMode:          strings.ToUpper(r.str(KeyRecoveryMode)),
+		RecoveryDirectory:     r.str(KeyRecoveryDirectory),
+		WorkerTimeout:         r.duration(KeyWorkerTimeout, time.Second),
+		RecoveryTimeout:       r.duration(KeyRecoveryTimeout, time.Second),
+		DeadWorkerPersistence: r.integer(KeyDeadWorkerPersistence, 1),
+		SpreadOut:             r.boolean(KeySpreadOut),
+		DefaultCores:          r.optInt(KeyDefaultCores, 1),
+		MaxExecutorRetries:    r.integer(KeyMaxExecutorRetries, -1),
+		RetainedApplications:  r.integer(KeyRetainedApplications, 1),
+		RetainedDrivers:       r.integer(KeyRetainedDrivers, 1),
+		UIKillEnabled:         r.boolean(KeyUIKillEnabled),
+		AuthEnabled:           r.boolean(KeyAuthenticate),
+		AuthSecret:            c.values[KeyAuthSecret].Raw,
+		ZooKeeper: ZooKeeper{
+			URL:               r.str(KeyZKURL),
+			Dir:               r.str(KeyZKDir),
+			SessionTimeout:    r.duration(KeyZKSessionTimeout, time.Millisecond),
+			ConnectionTimeout: r.duration(KeyZKConnectionTimeout, time.Millisecond),
+			Auth:              c.values[KeyZKAuth].Raw,
+			ACL:               r.boolean(KeyZKACL),
+		},
+	}
+	if r.err != nil {
+		return Master{}, r.err
+	}
+	if m.Host == "" {
+		r.fail(KeyMasterHost, errors.New("empty host"))
+	}
+	switch m.RecoveryMode {
+	case RecoveryNone:
+	case RecoveryFilesystem:
+		if m.RecoveryDirectory == "" {
+			r.fail(KeyRecoveryMode, fmt.Errorf("FILESYSTEM needs %s", KeyRecoveryDirectory))
+		}
+	case RecoveryZooKeeper:
+		r.validateZK(m.ZooKeeper)
+	case "ROCKSDB", "CUSTOM":
+		r.fail(KeyRecoveryMode, errors.New("not supported by sparkd; want NONE, FILESYSTEM or ZOOKEEPER"))
+	default:
+		r.fail(KeyRecoveryMode, errors.New("unknown recovery mode; want NONE, FILESYSTEM or ZOOKEEPER"))
+	}
+	r.validateAuth(m.AuthEnabled, m.AuthSecret)
+	if r.err != nil {
+		return Master{}, r.err
+	}
+	return m, nil
+}
+
+func (r *reader) validateZK(z ZooKeeper) {
+	if z.URL == "" {
+		r.fail(KeyZKURL, fmt.Errorf("%s=ZOOKEEPER needs %s (zk1:2181,zk2:2181,...)", KeyRecoveryMode, KeyZKURL))
+		return
+	}
+	if err := checkZKConnect(z.URL); err != nil {
+		r.fail(KeyZKURL, err)
+	}
+	if !strings.HasPrefix(z.Dir, "/") || z.Dir == "/" || strings.HasSuffix(z.Dir, "/") || path.Clean(z.Dir) != z.Dir {
+		r.fail(KeyZKDir, errors.New("want an absolute znode path like /spark (no trailing or double slash)"))
+	}
+	if z.SessionTimeout < MinSessionTimeout {
+		r.fail(KeyZKSessionTimeout, fmt.Errorf("must be at least %v, so that the self-fence bound (2/3 of it) stays safely below it", MinSessionTimeout))
+	}
+	if z.Auth != "" {
+		if user, pass, ok := strings.Cut(z.Auth, ":"); !ok || user == "" || pass == "" {
+			r.fail(KeyZKAuth, errors.New("want user:password"))
+		}
+	}
+	if z.ACL && z.Auth == "" {
+		r.fail(KeyZKACL, fmt.Errorf("an ACL needs credentials in %s", KeyZKAuth))
+	}
+}
+
+// checkZKConnect checks a ZooKeeper connect string: host:port[,host:port...]
+// with an optional /chroot.
+func checkZKConnect(s string) error {
+	hosts, chroot, _ := strings.Cut(s, "/")
+	if chroot != "" && (strings.HasSuffix(chroot, "/") || path.Clean("/"+chroot) != "/"+chroot) {
+		return errors.New("bad chroot; want host:port[,host:port...][/path]")
+	}
+	for _, h := range strings.Split(hosts, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			return errors.New("empty server in list; want host:port[,host:port...]")
+		}
+		if strings.ContainsAny(h, " \t") {
+			return errors.New("blank inside a server address")
+		}
+		if i := strings.LastIndex(h, ":"); i >= 0 && !strings.HasSuffix(h, "]") {
+			if p, err := strconv.Atoi(h[i+1:]); err != nil || p < 1 || p > 65535 {
+				return fmt.Errorf("server %q: bad port", h)
+			}
+			if i == 0 {
+				return fmt.Errorf("server %q: empty host", h)
+			}
+		}
+	}
+	return nil
+}
+
+func (r *reader) validateAuth(enabled bool, secret string) {
+	if enabled && secret == "" {
+		r.fail(KeyAuthenticate, fmt.Errorf("needs a secret in %s", KeyAuthSecret))
+	}
+}
+
+// Worker returns the typed worker configuration, validated. The error is a
+// *KeyError naming the key, the value and its source.
+func (c *Config) Worker() (Worker, error) {
+	r := &reader{c: c}
+	w := Worker{
+		Host:                        r.str(KeyWorkerHost),
+		Port:                        r.port(KeyWorkerPort),
+		WebUIPort:                   r.port(KeyWorkerUIPort),
+		PublicDNS:                   r.str(KeyPublicDNS),
+		Cores:                       r.integer(KeyWorkerCores, 1),
+		MemoryMB:                    r.memoryMB(KeyWorkerMemory),
+		WorkDir:                     r.str(KeyWorkerDir),
+		Timeout:                     r.duration(KeyWorkerTimeout, time.Second),
+		CleanupEnabled:              r.boolean(KeyWorkerCleanupEnabled),
+		CleanupInterval:             r.duration(KeyWorkerCleanupInterval, time.Second),
+		AppDataTTL:                  r.duration(KeyWorkerCleanupAppDataTTL, time.Second),
+		InitialRegistrationRetries:  r.integer(KeyWorkerInitialRegRetries, 0),
+		MaxRegistrationRetries:      r.integer(KeyWorkerMaxRegRetries, 1),
+		RegistrationInitialInterval: r.duration(KeyWorkerRegInitialInterval, time.Second),
+		RegistrationMaxInterval:     r.duration(KeyWorkerRegMaxInterval, time.Second),
+		AuthEnabled:                 r.boolean(KeyAuthenticate),
+		AuthSecret:                  c.values[KeyAuthSecret].Raw,
+		DecommissionEnabled:         r.boolean(KeyDecommissionEnabled),
+	}
+	if r.err != nil {
+		return Worker{}, r.err
+	}
+	if s := r.str(KeyMaster); s == "" {
+		r.fail(KeyMaster, errors.New("no master URL; give spark://host:port[,host:port] as the argument or set spark.master"))
+	} else if ms, err := ParseMasterURLs(s); err != nil {
+		r.fail(KeyMaster, err)
+	} else {
+		w.Masters = ms
+	}
+	if w.Host == "" {
+		r.fail(KeyWorkerHost, errors.New("empty host"))
+	}
+	if w.WorkDir == "" {
+		r.fail(KeyWorkerDir, errors.New("empty directory"))
+	}
+	if w.HeartbeatInterval() <= 0 || w.HeartbeatInterval() >= w.Timeout {
+		r.fail(KeyWorkerTimeout, errors.New("too small: the heartbeat (timeout/4) must be positive and below it"))
+	}
+	if w.InitialRegistrationRetries > w.MaxRegistrationRetries {
+		r.fail(KeyWorkerInitialRegRetries, fmt.Errorf("must not exceed %s (%d)", KeyWorkerMaxRegRetries, w.MaxRegistrationRetries))
+	}
+	if w.RegistrationInitialInterval > w.RegistrationMaxInterval {
+		r.fail(KeyWorkerRegInitialInterval, fmt.Errorf("must not exceed %s (%v)", KeyWorkerRegMaxInterval, w.RegistrationMaxInterval))
+	}
+	r.validateAuth(w.AuthEnabled, w.AuthSecret)
+	if r.err != nil {
+		return Worker{}, r.err
+	}
+	return w, nil
+}
+
+// Validate checks the configuration of the role it was loaded for (Master
+// or Worker); a client configuration checks spark.master if set.
+func (c *Config) Validate() error {
+	switch c.role {
+	case RoleMaster:
+		_, err := c.Master()
+		return err
+	case RoleWorker:
+		_, err := c.Worker()
+		return err
+	}
+	r := &reader{c: c}
+	if s := r.str(KeyMaster); s != "" {
+		if _, err := ParseMasterURLs(s); err != nil {
+			r.fail(KeyMaster, err)
+		}
+	}
+	r.boolean(KeyAuthenticate)
+	return r.err
+}
