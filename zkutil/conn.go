@@ -222,6 +222,15 @@ func (c *Conn) LastContact() time.Time {
 	return c.base.Add(time.Duration(d))
 }
 
+// Server is the address of the server the library is connected (or
+// connecting) to; "" after Close.
+func (c *Conn) Server() string {
+	if zc := c.zk.Load(); zc != nil && !c.isClosed() {
+		return zc.Server()
+	}
+	return ""
+}
+
 // Chroot is the chroot of the connect string ("" for none).
 func (c *Conn) Chroot() string { return c.chroot }
 
