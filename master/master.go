@@ -1,0 +1,419 @@
+// Package master is the sparkd master daemon: the leader-election driven
+// state machine (STANDBY → RECOVERING → COMPLETING_RECOVERY → ALIVE), the
+// registries of workers, applications, executors and drivers, the RPC
+// listener (spark://host:7077), the scheduler, the web UI, /json, the REST
+// submission server and metrics.
+//
+// Guarantees:
+//   - Every registration and submission is persisted through the
+//     recovery.Store before it is acknowledged.
+//   - Every message sent to a worker or a driver carries the master's
+//     protocol.Stamp{epoch, masterUrl}.
+//   - Losing leadership (revocation, or a write fenced by a newer epoch)
+//     returns the master to STANDBY in the same process; the Elector then
+//     campaigns again. The master never exits because it lost leadership.
+//   - No network or store I/O happens while the state lock is held.
+//
+// master imports only protocol and the recovery interfaces from the project;
+// cmd/sparkd chooses the Elector and Store implementations.
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/sirupsen/logrus"
+
+	"sparkd/protocol"
+	"sparkd/recovery"
+)
+
+// Errors returned by New and Run.
+var (
+	// ErrConfig wraps every configuration error New reports.
+	ErrConfig = errors.New("master: invalid configuration")
+	// ErrClosed is returned by Run after Close.
+	ErrClosed = errors.New("master: closed")
+)
+
+// Config configures a master. Durations and sizes carry their units.
+type Config struct {
+	Host      string // address to bind (SPARK_MASTER_HOST); "" = all interfaces
+	Port      int    // RPC port (7077); 0 = random
+	WebUIPort int    // web UI port (8080); 0 = random; -1 = no web UI
+	PublicDNS string // host advertised in URLs (SPARK_PUBLIC_DNS); "" = Host or the machine's hostname
+
+	RESTEnabled bool // spark.master.rest.enabled
+	RESTPort    int  // spark.master.rest.port (6066); 0 = random
+
+	WorkerTimeout         time.Duration // spark.worker.timeout (60s)
+	RecoveryTimeout       time.Duration // spark.deploy.recoveryTimeout; 0 = WorkerTimeout
+	DeadWorkerPersistence int           // spark.dead.worker.persistence (15)
+	SpreadOut             bool          // spark.deploy.spreadOut
+	DefaultCores          int           // spark.deploy.defaultCores; 0 = unlimited
+	MaxExecutorRetries    int           // spark.deploy.maxExecutorRetries (10); -1 disables
+	RetainedApplications  int           // spark.deploy.retainedApplications (200)
+	RetainedDrivers       int           // spark.deploy.retainedDrivers (200)
+	UIKillEnabled         bool          // spark.ui.killEnabled
+	AuthSecret            string        // spark.authenticate.secret; "" = no authentication
+	ZKEnabled             bool          // recovery mode is ZOOKEEPER (shown in HA stats)
+
+	// RPCTimeout bounds every message the master sends (default 10s).
+	RPCTimeout time.Duration
+	// Now is the clock; nil = time.Now. Tests inject a fake.
+	Now func() time.Time
+}
+
+// DefaultConfig returns Spark's defaults (ports 7077/8080/6066).
+func DefaultConfig() Config {
+	return Config{
+		Port: 7077, WebUIPort: 8080, RESTEnabled: true, RESTPort: 6066,
+		WorkerTimeout: 60 * time.Second, DeadWorkerPersistence: 15, SpreadOut: true,
+		MaxExecutorRetries: 10, RetainedApplications: 200, RetainedDrivers: 200,
+		UIKillEnabled: true, RPCTimeout: 10 * time.Second,
+	}
+}
+
+// validate checks the configuration and fills derived defaults.
+func (c *Config) validate() error {
+	switch {
+	case c.Port < 0 || c.Port > 65535:
+		return fmt.Errorf("%w: port %d out of range", ErrConfig, c.Port)
+	case c.WebUIPort < -1 || c.WebUIPort > 65535:
+		return fmt.Errorf("%w: web UI port %d out of range", ErrConfig, c.WebUIPort)
+	case c.RESTEnabled && (c.RESTPort < 0 || c.RESTPort > 65535):
+		return fmt.Errorf("%w: spark.master.rest.port %d out of range", ErrConfig, c.RESTPort)
+	case c.WorkerTimeout <= 0:
+		return fmt.Errorf("%w: spark.worker.timeout must be positive, got %s", ErrConfig, c.WorkerTimeout)
+	case c.RecoveryTimeout < 0:
+		return fmt.Errorf("%w: spark.deploy.recoveryTimeout must not be negative, got %s", ErrConfig, c.RecoveryTimeout)
+	case c.DeadWorkerPersistence < 0:
+		return fmt.Errorf("%w: spark.dead.worker.persistence must not be negative, got %d", ErrConfig, c.DeadWorkerPersistence)
+	case c.DefaultCores < 0:
+		return fmt.Errorf("%w: spark.deploy.defaultCores must not be negative, got %d", ErrConfig, c.DefaultCores)
+	case c.MaxExecutorRetries < -1:
+		return fmt.Errorf("%w: spark.deploy.maxExecutorRetries must be -1 or more, got %d", ErrConfig, c.MaxExecutorRetries)
+	case c.RetainedApplications < 0 || c.RetainedDrivers < 0:
+		return fmt.Errorf("%w: spark.deploy.retainedApplications/retainedDrivers must not be negative", ErrConfig)
+	}
+	if c.RecoveryTimeout == 0 {
+		c.RecoveryTimeout = c.WorkerTimeout
+	}
+	if c.RPCTimeout <= 0 {
+		c.RPCTimeout = 10 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Master is a sparkd master daemon. Create it with New, start it with Run.
+type Master struct {
+	cfg     Config
+	elector recovery.Elector
+	store   recovery.Store
+	log     *logrus.Entry
+	client  *protocol.Client
+
+	rpcLn, uiLn, restLn net.Listener
+	id                  string
+	url                 string // spark://host:port
+	webUIURL            string // http://host:port
+	restURL             string // spark://host:port or ""
+	tick                time.Duration
+
+	closeOnce sync.Once
+	closed    chan struct{}
+	running   sync.Mutex // held by Run
+
+	pushSem chan struct{} // bounds concurrent outbound messages
+
+	// bg tracks every goroutine the master starts, so Run leaves none.
+	bg sync.WaitGroup
+
+	mu sync.Mutex // guards everything below
+	st *state     // registries; reset on every change of term
+	// state machine
+	status      protocol.MasterState
+	term        *term // nil unless leader
+	leader      recovery.LeaderInfo
+	leaderKnown bool
+	noLeaderAt  time.Time // when this master last saw "no leader" (for failover duration)
+	ha          HAStats
+	fx          []func() // effects queued under mu, run by unlock
+}
+
+// term is one period of leadership.
+type term struct {
+	epoch     int64
+	ctx       context.Context
+	cancel    context.CancelFunc
+	elected   time.Time
+	recoverBy time.Time // RECOVERING ends by this time at the latest
+	persist   *persister
+	wg        sync.WaitGroup // effects of this term
+}
+
+// New validates cfg and binds the RPC, web UI and (if enabled) REST
+// listeners. The spark:// URL advertises PublicDNS (or Host, or the
+// hostname) and the real bound port.
+func New(cfg Config, elector recovery.Elector, store recovery.Store, log *logrus.Entry) (*Master, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if elector == nil || store == nil {
+		return nil, fmt.Errorf("%w: elector and store are required", ErrConfig)
+	}
+	if log == nil {
+		l := logrus.New()
+		l.Out = io.Discard
+		log = logrus.NewEntry(l)
+	}
+	m := &Master{
+		cfg: cfg, elector: elector, store: store, log: log,
+		client: protocol.NewClient(cfg.RPCTimeout, cfg.AuthSecret),
+		closed: make(chan struct{}), pushSem: make(chan struct{}, 256),
+		status: protocol.MasterStandby,
+		st:     newState(),
+	}
+	m.ha.ZKEnabled = cfg.ZKEnabled
+	m.tick = tickInterval(cfg.WorkerTimeout, cfg.RecoveryTimeout)
+	var err error
+	if m.rpcLn, err = net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))); err != nil {
+		return nil, fmt.Errorf("master: bind RPC port %d: %w", cfg.Port, err)
+	}
+	if cfg.WebUIPort >= 0 {
+		if m.uiLn, err = net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.WebUIPort))); err != nil {
+			m.rpcLn.Close()
+			return nil, fmt.Errorf("master: bind web UI port %d: %w", cfg.WebUIPort, err)
+		}
+	}
+	if cfg.RESTEnabled {
+		if m.restLn, err = net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.RESTPort))); err != nil {
+			m.rpcLn.Close()
+			if m.uiLn != nil {
+				m.uiLn.Close()
+			}
+			return nil, fmt.Errorf("master: bind REST port %d (spark.master.rest.port): %w", cfg.RESTPort, err)
+		}
+	}
+	host := advertisedHost(cfg)
+	m.url = protocol.SparkURL(net.JoinHostPort(host, strconv.Itoa(portOf(m.rpcLn))))
+	if m.uiLn != nil {
+		m.webUIURL = "http://" + net.JoinHostPort(host, strconv.Itoa(portOf(m.uiLn)))
+	}
+	if m.restLn != nil {
+		m.restURL = protocol.SparkURL(net.JoinHostPort(host, strconv.Itoa(portOf(m.restLn))))
+	}
+	m.id = fmt.Sprintf("master-%s-%s-%d", cfg.Now().Format(idTime), host, portOf(m.rpcLn))
+	m.log = m.log.WithField("master", m.url)
+	return m, nil
+}
+
+// tickInterval is how often the leader checks worker timeouts and the
+// recovery deadline: ten times per the shorter timeout, between 10ms and 1s.
+// (Spark checks once per timeout, so noticing a dead worker takes up to two
+// timeouts.)
+func tickInterval(workerTimeout, recoveryTimeout time.Duration) time.Duration {
+	d := min(workerTimeout, recoveryTimeout) / 10
+	return max(10*time.Millisecond, min(d, time.Second))
+}
+
+func advertisedHost(cfg Config) string {
+	switch {
+	case cfg.PublicDNS != "":
+		return cfg.PublicDNS
+	case cfg.Host != "" && cfg.Host != "0.0.0.0" && cfg.Host != "::":
+		return cfg.Host
+	}
+	if h, err := osHostname(); err == nil && h != "" {
+		return h
+	}
+	return "localhost"
+}
+
+func portOf(ln net.Listener) int {
+	if a, ok := ln.Addr().(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return 0
+}
+
+// Addr is the RPC listener's bound address (host:port).
+func (m *Master) Addr() string { return m.rpcLn.Addr().String() }
+
+// URL is the advertised spark://host:port URL.
+func (m *Master) URL() string { return m.url }
+
+// ID is this master's candidate id.
+func (m *Master) ID() string { return m.id }
+
+// WebUIAddr is the web UI's bound address, or "" without a web UI.
+func (m *Master) WebUIAddr() string {
+	if m.uiLn == nil {
+		return ""
+	}
+	return m.uiLn.Addr().String()
+}
+
+// RESTAddr is the REST server's bound address, or "" when disabled.
+func (m *Master) RESTAddr() string {
+	if m.restLn == nil {
+		return ""
+	}
+	return m.restLn.Addr().String()
+}
+
+// Close releases the listeners. It is idempotent and safe to call while Run
+// is running (Run then returns).
+func (m *Master) Close() error {
+	m.closeOnce.Do(func() {
+		close(m.closed)
+		m.rpcLn.Close()
+		if m.uiLn != nil {
+			m.uiLn.Close()
+		}
+		if m.restLn != nil {
+			m.restLn.Close()
+		}
+	})
+	return nil
+}
+
+// Resign gives up leadership at once (used on SIGTERM) so that a standby
+// takes office without waiting for a session timeout.
+func (m *Master) Resign(ctx context.Context) error {
+	m.log.Info("Resigning leadership for a fast hand-off")
+	return m.elector.Resign(ctx)
+}
+
+// Handler returns the RPC handler (what the spark:// listener serves).
+func (m *Master) Handler() http.Handler {
+	return protocol.Authenticate(m.cfg.AuthSecret, m.router())
+}
+
+// Run serves the listeners and campaigns for leadership until ctx is done
+// or Close is called. It returns nil then, or the Elector's fatal error.
+// It leaves no goroutine behind.
+func (m *Master) Run(ctx context.Context) error {
+	if !m.running.TryLock() {
+		return errors.New("master: Run called twice")
+	}
+	defer m.running.Unlock()
+	select {
+	case <-m.closed:
+		return ErrClosed
+	default:
+	}
+	defer m.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	m.log.Infof("Starting Spark master at %s", m.url)
+	m.log.Infof("Running sparkd (Spark standalone compatible); web UI at %s", m.webUIURL)
+	servers := []*http.Server{m.serve(m.rpcLn, m.Handler())}
+	if m.uiLn != nil {
+		m.log.Infof("Bound MasterWebUI to %s, and started at %s", m.uiLn.Addr(), m.webUIURL)
+		servers = append(servers, m.serve(m.uiLn, NewWebUI(m, UIOptions{KillEnabled: m.cfg.UIKillEnabled, Logger: m.log})))
+	}
+	if m.restLn != nil {
+		m.log.Infof("Started REST server for submitting applications on %s", m.restURL)
+		servers = append(servers, m.serve(m.restLn, NewRESTServer(m, UIOptions{KillEnabled: m.cfg.UIKillEnabled, Logger: m.log})))
+	}
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-m.closed:
+			cancel()
+		}
+	}()
+
+	me := recovery.Candidate{ID: m.id, RPCURL: m.url, WebUIURL: m.webUIURL, RESTURL: m.restURL}
+	errc := make(chan error, 1)
+	m.bg.Add(1)
+	go func() {
+		defer m.bg.Done()
+		errc <- m.elector.Run(ctx, me, recovery.Callbacks{
+			OnElected:       m.onElected,
+			OnRevoked:       m.onRevoked,
+			OnLeaderChanged: m.onLeaderChanged,
+		})
+	}()
+	var runErr error
+	select {
+	case <-ctx.Done():
+		runErr = <-errc
+	case runErr = <-errc:
+		cancel()
+	}
+	m.stepDown(nil, errors.New("master shutting down"), false)
+	sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer scancel()
+	for _, s := range servers {
+		if err := s.Shutdown(sctx); err != nil {
+			s.Close()
+		}
+	}
+	m.bg.Wait()
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return fmt.Errorf("master: election: %w", runErr)
+	}
+	return nil
+}
+
+func (m *Master) serve(ln net.Listener, h http.Handler) *http.Server {
+	s := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: nil}
+	m.bg.Add(1)
+	go func() {
+		defer m.bg.Done()
+		if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			m.log.WithError(err).Error("listener stopped")
+		}
+	}()
+	return s
+}
+
+// router maps the RPC paths.
+func (m *Master) router() *mux.Router {
+	r := mux.NewRouter()
+	post := func(path string, h protocol.HandlerFunc) { r.Handle(path, protocol.Handle(h)).Methods(http.MethodPost) }
+	get := func(path string, h protocol.HandlerFunc) { r.Handle(path, protocol.Handle(h)).Methods(http.MethodGet) }
+	get(protocol.PathLeader, m.handleLeader)
+	post(protocol.PathRegisterWorker, m.handleRegisterWorker)
+	post(protocol.PathWorkerHeartbeat, m.handleHeartbeat)
+	post(protocol.PathExecutorState, m.handleExecutorState)
+	post(protocol.PathDriverState, m.handleDriverState)
+	post(protocol.PathWorkerLatestState, m.handleWorkerLatestState)
+	post(protocol.PathWorkerDecommission, m.handleWorkerDecommission)
+	post(protocol.PathWorkerUnregister, m.handleWorkerUnregister)
+	post(protocol.PathRegisterApp, m.handleRegisterApp)
+	post(protocol.PathUnregisterApp, m.handleUnregisterApp)
+	post(protocol.PathKillApp, m.handleKillApp)
+	post(protocol.PathRequestExecutors, m.handleRequestExecutors)
+	post(protocol.PathAppHeartbeat, m.handleAppHeartbeat)
+	post(protocol.PathSubmitDriver, m.handleSubmitDriver)
+	get(protocol.PathDriverStatus, m.handleDriverStatus)
+	post(protocol.PathKillDriver, m.handleKillDriver)
+	ui := NewWebUI(m, UIOptions{KillEnabled: m.cfg.UIKillEnabled, Logger: m.log})
+	r.Handle(protocol.PathMasterStateJSON, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		req2 := req.Clone(req.Context())
+		req2.URL.Path = "/json"
+		ui.ServeHTTP(w, req2)
+	})).Methods(http.MethodGet)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		protocol.WriteError(w, http.StatusNotFound, "no such endpoint: "+req.Method+" "+req.URL.Path, nil)
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		protocol.WriteError(w, http.StatusMethodNotAllowed, "method "+req.Method+" not allowed on "+req.URL.Path, nil)
+	})
+	return r
+}

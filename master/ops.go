@@ -1,0 +1,336 @@
+package master
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"sparkd/protocol"
+	"sparkd/recovery"
+)
+
+// Registry operations. All run with mu held; they queue pushes and store
+// writes as effects.
+
+func workersByID(ws map[string]*workerInfo) []*workerInfo {
+	out := make([]*workerInfo, 0, len(ws))
+	for _, w := range ws {
+		out = append(out, w)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}
+
+func driversBySubmit(ds map[string]*driverInfo) []*driverInfo {
+	out := make([]*driverInfo, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, d)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].submitTime.Before(out[j].submitTime) || out[i].submitTime.Equal(out[j].submitTime) && out[i].id < out[j].id
+	})
+	return out
+}
+
+func executorsByID(es map[execKey]*executorInfo) []*executorInfo {
+	out := make([]*executorInfo, 0, len(es))
+	for _, e := range es {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].app.id < out[j].app.id || out[i].app.id == out[j].app.id && out[i].id < out[j].id
+	})
+	return out
+}
+
+// removeRecordLocked queues the removal of a stored record.
+func (m *Master) removeRecordLocked(kind recovery.Kind, id string) {
+	m.persistLocked(kind, id, func(ctx context.Context, s recovery.Store) error { return s.Remove(ctx, kind, id) })
+}
+
+// removeWorkerLocked marks w DEAD: its executors are reported LOST to their
+// applications (and rescheduled), its supervised drivers are relaunched
+// under new ids and the others end in ERROR, and its record is removed.
+func (m *Master) removeWorkerLocked(w *workerInfo, why string) {
+	if w.state == protocol.WorkerDead {
+		return
+	}
+	m.log.Infof("Removing worker %s on %s: %s", w.id, w.hostPort(), why)
+	w.state = protocol.WorkerDead
+	if m.st.workerByAddr[w.hostPort()] == w {
+		delete(m.st.workerByAddr, w.hostPort())
+	}
+	stamp := m.stampLocked()
+	told := map[*appInfo]bool{}
+	for _, e := range executorsByID(w.executors) {
+		m.log.Infof("Telling app of lost executor: %d", e.id)
+		m.sendAsyncLocked(e.app.clientURL, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{
+			Stamp: stamp, ExecutorID: e.id, State: protocol.ExecutorLost, Message: "worker lost: " + why, WorkerLost: true})
+		e.state = protocol.ExecutorLost
+		e.app.removeExecutor(e)
+		w.removeExecutor(e)
+		told[e.app] = true
+	}
+	for app := range told {
+		m.sendAsyncLocked(app.clientURL, protocol.PathWorkerRemoved, protocol.WorkerRemoved{
+			Stamp: stamp, WorkerID: w.id, Host: w.host, Message: why})
+	}
+	for _, d := range driversBySubmit(w.drivers) {
+		w.removeDriver(d)
+		d.worker = nil
+		if d.spec.Supervise {
+			m.relaunchDriverLocked(d)
+		} else {
+			m.log.Infof("Not re-launching %s because it was not supervised", d.id)
+			m.removeDriverLocked(d, protocol.DriverError, "worker lost: "+why)
+		}
+	}
+	m.removeRecordLocked(recovery.KindWorker, w.id)
+	m.scheduleSafeLocked()
+}
+
+// relaunchDriverLocked ends d as RELAUNCHING and queues its spec again
+// under a new driver id (SPARK-19900), persisting the new record before
+// the old one is removed.
+func (m *Master) relaunchDriverLocked(d *driverInfo) {
+	m.log.Infof("Re-launching %s", d.id)
+	st := m.st
+	if d.worker != nil {
+		d.worker.removeDriver(d)
+	}
+	delete(st.drivers, d.id)
+	st.waitingDrivers = removeDrv(st.waitingDrivers, d)
+	d.state = protocol.DriverRelaunching
+	m.addCompletedDriverLocked(d)
+
+	nd := &driverInfo{id: st.newDriverID(m.now()), spec: d.spec, submitTime: m.now(), state: protocol.DriverSubmitted}
+	st.drivers[nd.id] = nd
+	st.waitingDrivers = append(st.waitingDrivers, nd)
+	rec, oldID := nd.record(), d.id
+	m.persistLocked(recovery.KindDriver, nd.id, func(ctx context.Context, s recovery.Store) error {
+		if err := s.PutDriver(ctx, rec); err != nil {
+			return err
+		}
+		return s.Remove(ctx, recovery.KindDriver, oldID)
+	})
+	m.log.Infof("Driver %s relaunched as %s", oldID, nd.id)
+	m.scheduleSafeLocked()
+}
+
+func (m *Master) addCompletedDriverLocked(d *driverInfo) {
+	st := m.st
+	if r := m.cfg.RetainedDrivers; len(st.completedDrvs) >= r && len(st.completedDrvs) > 0 {
+		n := min(trimCount(r), len(st.completedDrvs))
+		st.completedDrvs = append(st.completedDrvs[:0:0], st.completedDrvs[n:]...)
+	}
+	st.completedDrvs = append(st.completedDrvs, d)
+}
+
+// removeDriverLocked ends d in a final state.
+func (m *Master) removeDriverLocked(d *driverInfo, final protocol.DriverState, exception string) {
+	st := m.st
+	if _, ok := st.drivers[d.id]; !ok {
+		return
+	}
+	m.log.Infof("Removing driver: %s (%s)", d.id, final)
+	delete(st.drivers, d.id)
+	st.waitingDrivers = removeDrv(st.waitingDrivers, d)
+	d.state = final
+	d.exception = exception
+	if d.worker != nil {
+		d.worker.removeDriver(d)
+	}
+	m.addCompletedDriverLocked(d)
+	m.removeRecordLocked(recovery.KindDriver, d.id)
+	m.scheduleSafeLocked()
+}
+
+// removeAppLocked ends an application: its executors are killed, its
+// driver told (unless it finished normally), its record removed.
+func (m *Master) removeAppLocked(a *appInfo, final protocol.AppState, why string) {
+	st := m.st
+	if _, ok := st.apps[a.id]; !ok {
+		return
+	}
+	m.log.Infof("Removing app %s (%s)", a.id, final)
+	delete(st.apps, a.id)
+	if st.appByClient[a.clientURL] == a {
+		delete(st.appByClient, a.clientURL)
+	}
+	st.waitingApps = removeApp(st.waitingApps, a)
+	a.state = final
+	a.endTime = m.now()
+	a.waiting = ""
+	stamp := m.stampLocked()
+	workers := map[*workerInfo]bool{}
+	for _, e := range a.executors {
+		workers[e.worker] = true
+		m.killExecutorLocked(e)
+	}
+	if final != protocol.AppFinished {
+		m.sendAsyncLocked(a.clientURL, protocol.PathApplicationRemoved, protocol.ApplicationRemoved{
+			Stamp: stamp, State: final, Message: why})
+	}
+	if r := m.cfg.RetainedApplications; len(st.completedApps) >= r && len(st.completedApps) > 0 {
+		n := min(trimCount(r), len(st.completedApps))
+		st.completedApps = append(st.completedApps[:0:0], st.completedApps[n:]...)
+	}
+	st.completedApps = append(st.completedApps, a)
+	m.removeRecordLocked(recovery.KindApp, a.id)
+	for w := range workers {
+		if w.state != protocol.WorkerDead {
+			m.sendAsyncLocked(w.url, protocol.PathApplicationFinished, protocol.ApplicationFinished{Stamp: stamp, AppID: a.id})
+		}
+	}
+	m.scheduleSafeLocked()
+}
+
+func (m *Master) killExecutorLocked(e *executorInfo) {
+	e.worker.removeExecutor(e)
+	e.app.removeExecutor(e)
+	if e.worker.state != protocol.WorkerDead {
+		m.killExecutorOnWorkerLocked(e.worker, e.app.id, e.id)
+	}
+	e.state = protocol.ExecutorKilled
+}
+
+func (m *Master) killExecutorOnWorkerLocked(w *workerInfo, appID string, execID int) {
+	m.sendAsyncLocked(w.url, protocol.PathKillExecutor, protocol.KillExecutor{Stamp: m.stampLocked(), AppID: appID, ExecutorID: execID})
+}
+
+// checkWorkerTimeoutsLocked removes workers silent for longer than
+// spark.worker.timeout and culls DEAD ones after
+// spark.dead.worker.persistence more timeouts.
+func (m *Master) checkWorkerTimeoutsLocked(now time.Time) {
+	timeout := m.cfg.WorkerTimeout
+	cull := time.Duration(m.cfg.DeadWorkerPersistence+1) * timeout
+	for _, w := range workersByID(m.st.workers) {
+		silent := now.Sub(w.lastHeartbeat)
+		switch {
+		case w.state != protocol.WorkerDead && silent > timeout:
+			m.log.Warnf("Removing %s because we got no heartbeat in %d seconds", w.id, int(timeout.Seconds()))
+			m.removeWorkerLocked(w, fmt.Sprintf("Not receiving heartbeat for %d seconds", int(timeout.Seconds())))
+		case w.state == protocol.WorkerDead && silent > cull:
+			delete(m.st.workers, w.id)
+		}
+	}
+}
+
+// scheduleLocked runs one scheduling pass (Schedule) and applies its plan.
+// It does nothing unless ALIVE.
+func (m *Master) scheduleLocked() {
+	if m.status != protocol.MasterAlive || m.term == nil {
+		return
+	}
+	st := m.st
+	var workers []SchedWorker
+	largest := 0
+	for _, w := range workersByID(st.workers) {
+		if w.state != protocol.WorkerAlive {
+			continue
+		}
+		workers = append(workers, SchedWorker{ID: w.id, CoresFree: w.cores - w.coresUsed, MemFreeMB: w.memMB - w.memUsed})
+		largest = max(largest, w.cores)
+	}
+	drivers := make([]SchedDriver, 0, len(st.waitingDrivers))
+	for _, d := range st.waitingDrivers {
+		drivers = append(drivers, SchedDriver{ID: d.id, Cores: d.spec.Cores, MemMB: d.spec.MemoryMB})
+	}
+	var apps []SchedApp
+	for _, a := range st.waitingApps {
+		if a.state.Finished() || a.state == protocol.AppUnknown {
+			continue
+		}
+		maxCores := a.desc.MaxCores
+		if maxCores == 0 {
+			maxCores = m.cfg.DefaultCores
+		}
+		left := math.MaxInt32
+		if maxCores > 0 {
+			left = maxCores - a.granted
+		}
+		limit := a.desc.InitialLimit
+		if a.limitSet {
+			if a.limit == 0 {
+				a.waiting = "the application requested no executors"
+				continue
+			}
+			limit = a.limit
+		}
+		if left <= 0 {
+			a.waiting = ""
+			continue
+		}
+		sa := SchedApp{ID: a.id, CoresLeft: left, ExecutorCores: a.desc.ExecutorCores, MemPerExecMB: a.desc.ExecutorMemMB,
+			ExecutorLimit: limit, Executors: len(a.executors)}
+		if len(a.executors) > 0 {
+			sa.ExecutorsOn = map[string]int{}
+			for _, e := range a.executors {
+				sa.ExecutorsOn[e.worker.id]++
+			}
+		}
+		apps = append(apps, sa)
+	}
+	if len(workers) == 0 && len(drivers) == 0 && len(apps) == 0 {
+		return
+	}
+	plan := Schedule(workers, drivers, apps, m.cfg.SpreadOut, largest)
+	for _, p := range plan.Drivers {
+		d, w := st.drivers[p.DriverID], st.workers[p.WorkerID]
+		if d == nil || w == nil {
+			continue
+		}
+		m.launchDriverLocked(w, d)
+	}
+	for _, g := range plan.Executors {
+		a, w := st.apps[g.AppID], st.workers[g.WorkerID]
+		if a == nil || w == nil {
+			continue
+		}
+		m.launchExecutorLocked(w, a, g.Cores, g.MemMB)
+	}
+	for _, sa := range apps {
+		if a := st.apps[sa.ID]; a != nil {
+			a.waiting = plan.Waiting[sa.ID]
+		}
+	}
+}
+
+func (m *Master) launchExecutorLocked(w *workerInfo, a *appInfo, cores, memMB int) {
+	e := &executorInfo{app: a, id: a.nextExecID, worker: w, cores: cores, memMB: memMB, state: protocol.ExecutorLaunching}
+	a.addExecutor(e)
+	w.addExecutor(e)
+	a.state = protocol.AppRunning
+	m.log.Infof("Launching executor %s/%d on worker %s", a.id, e.id, w.id)
+	stamp := m.stampLocked()
+	m.sendAsyncLocked(w.url, protocol.PathLaunchExecutor, protocol.LaunchExecutor{Stamp: stamp, AppID: a.id, ExecutorID: e.id,
+		App: a.desc, Cores: cores, MemoryMB: memMB})
+	m.sendAsyncLocked(a.clientURL, protocol.PathExecutorAdded, protocol.ExecutorAdded{Stamp: stamp, ExecutorID: e.id,
+		WorkerID: w.id, HostPort: w.hostPort(), Cores: cores, MemoryMB: memMB})
+}
+
+// launchDriverLocked assigns d to w, persists the assignment, and only then
+// tells the worker, so that a successor knows where the driver runs.
+func (m *Master) launchDriverLocked(w *workerInfo, d *driverInfo) {
+	m.log.Infof("Launching driver %s on worker %s", d.id, w.id)
+	d.worker = w
+	d.state = protocol.DriverRunning
+	w.addDriver(d)
+	m.st.waitingDrivers = removeDrv(m.st.waitingDrivers, d)
+	rec := d.record()
+	msg := protocol.LaunchDriver{Stamp: m.stampLocked(), DriverID: d.id, Desc: d.spec}
+	t := m.term
+	m.persistLocked(recovery.KindDriver, d.id, func(ctx context.Context, s recovery.Store) error {
+		if err := s.PutDriver(ctx, rec); err != nil {
+			return err
+		}
+		m.goTerm(t, func() {
+			if err := m.send(t, w.url, protocol.PathLaunchDriver, msg, nil); err != nil && t.ctx.Err() == nil {
+				m.log.WithError(err).Warnf("could not launch driver %s on %s", d.id, w.id)
+			}
+		})
+		return nil
+	})
+}

@@ -1,0 +1,293 @@
+package master
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"sparkd/protocol"
+	"sparkd/recovery"
+)
+
+// recoveryTarget is a worker or application told MasterChanged.
+type recoveryTarget struct {
+	workerID, appID string
+	url             string
+}
+
+// beginRecoveryLocked loads the stored records, every worker and app
+// UNKNOWN, and returns who must be told MasterChanged.
+func (m *Master) beginRecoveryLocked(stored recovery.State) []recoveryTarget {
+	st := m.st
+	now := m.now()
+	var targets []recoveryTarget
+	sort.Slice(stored.Apps, func(i, j int) bool { return stored.Apps[i].SubmitTime.Before(stored.Apps[j].SubmitTime) })
+	for _, r := range stored.Apps {
+		if r.State.Finished() {
+			m.removeRecordLocked(recovery.KindApp, r.ID)
+			continue
+		}
+		if _, dup := st.apps[r.ID]; dup {
+			continue
+		}
+		if other, dup := st.appByClient[r.ClientURL]; dup {
+			m.log.Warnf("Stored app %s has the same client address as %s; ignoring it", r.ID, other.id)
+			continue
+		}
+		a := &appInfo{id: r.ID, desc: r.Desc, clientURL: r.ClientURL, submitTime: r.SubmitTime,
+			state: protocol.AppUnknown, executors: map[int]*executorInfo{}, nextExecID: r.NextExecID}
+		if r.ExecutorGoal > 0 {
+			a.limit, a.limitSet = r.ExecutorGoal, true
+		}
+		st.apps[a.id] = a
+		st.appByClient[a.clientURL] = a
+		st.waitingApps = append(st.waitingApps, a)
+		m.log.Infof("Trying to recover app: %s", a.id)
+		targets = append(targets, recoveryTarget{appID: a.id, url: a.clientURL})
+	}
+	sort.Slice(stored.Drivers, func(i, j int) bool {
+		return stored.Drivers[i].SubmitTime.Before(stored.Drivers[j].SubmitTime) ||
+			stored.Drivers[i].SubmitTime.Equal(stored.Drivers[j].SubmitTime) && stored.Drivers[i].ID < stored.Drivers[j].ID
+	})
+	for _, r := range stored.Drivers {
+		if r.State.Finished() {
+			m.removeRecordLocked(recovery.KindDriver, r.ID)
+			continue
+		}
+		d := &driverInfo{id: r.ID, spec: r.Spec, submitTime: r.SubmitTime, state: r.State, recoveredWorker: r.WorkerID}
+		if d.state == "" {
+			d.state = protocol.DriverSubmitted
+		}
+		st.drivers[d.id] = d
+	}
+	for _, r := range stored.Workers {
+		if _, dup := st.workers[r.ID]; dup {
+			continue
+		}
+		w := &workerInfo{id: r.ID, host: r.Host, port: r.Port, url: r.URL, webUIURL: r.WebUIURL,
+			cores: r.Cores, memMB: r.MemoryMB, state: protocol.WorkerUnknown, lastHeartbeat: now, since: r.Since,
+			executors: map[execKey]*executorInfo{}, drivers: map[string]*driverInfo{}}
+		if old, ok := st.workerByAddr[w.hostPort()]; ok {
+			// Two records for one address: keep the newer.
+			if old.since.After(w.since) {
+				m.removeRecordLocked(recovery.KindWorker, w.id)
+				continue
+			}
+			delete(st.workers, old.id)
+			m.removeRecordLocked(recovery.KindWorker, old.id)
+			targets = dropTarget(targets, old.id)
+		}
+		st.workers[w.id] = w
+		st.workerByAddr[w.hostPort()] = w
+		m.log.Infof("Trying to recover worker: %s", w.id)
+		targets = append(targets, recoveryTarget{workerID: w.id, url: w.url})
+	}
+	return targets
+}
+
+func dropTarget(ts []recoveryTarget, workerID string) []recoveryTarget {
+	for i, t := range ts {
+		if t.workerID == workerID {
+			return append(ts[:i], ts[i+1:]...)
+		}
+	}
+	return ts
+}
+
+// contactAll sends MasterChanged to every target concurrently (bounded).
+// A refused connection marks the peer lost at once; a peer that does not
+// answer stays UNKNOWN until the recovery timeout.
+func (m *Master) contactAll(t *term, targets []recoveryTarget) {
+	msg := protocol.MasterChanged{Stamp: protocol.Stamp{Epoch: t.epoch, MasterURL: m.url}, MasterWebUIURL: m.webUIURL}
+	for _, tg := range targets {
+		m.goTerm(t, func() {
+			if tg.workerID != "" {
+				var resp protocol.WorkerSchedulerState
+				err := m.send(t, tg.url, protocol.PathWorkerMasterChanged, msg, &resp)
+				m.workerAnswered(t, tg.workerID, resp, err)
+				return
+			}
+			var resp protocol.MasterChangeAcknowledged
+			err := m.send(t, tg.url, protocol.PathAppMasterChanged, msg, &resp)
+			m.appAnswered(t, tg.appID, err)
+		})
+	}
+}
+
+func (m *Master) workerAnswered(t *term, id string, resp protocol.WorkerSchedulerState, err error) {
+	m.mu.Lock()
+	defer m.unlock()
+	if m.term != t {
+		return
+	}
+	w := m.st.workers[id]
+	if w == nil || w.state != protocol.WorkerUnknown && !w.needsSync {
+		return
+	}
+	if err != nil {
+		if errors.Is(err, protocol.ErrConnRefused) && w.state == protocol.WorkerUnknown {
+			m.log.Warnf("Worker %s refused the connection during recovery; removing it", id)
+			m.removeWorkerLocked(w, "worker unreachable during recovery")
+			m.maybeCompleteRecoveryLocked(t)
+		} else {
+			m.log.WithError(err).Warnf("Worker %s did not answer MasterChanged", id)
+		}
+		return
+	}
+	m.reattachWorkerLocked(w, resp)
+	m.maybeCompleteRecoveryLocked(t)
+}
+
+// reattachWorkerLocked marks a recovered worker ALIVE and rebuilds its
+// executors, drivers and resource accounting from its own report.
+func (m *Master) reattachWorkerLocked(w *workerInfo, resp protocol.WorkerSchedulerState) {
+	wasUnknown := w.state == protocol.WorkerUnknown
+	w.state = protocol.WorkerAlive
+	w.needsSync = false
+	w.lastHeartbeat = m.now()
+	for _, ed := range resp.Executors {
+		if ed.State.Finished() {
+			continue
+		}
+		a := m.st.apps[ed.AppID]
+		if a == nil {
+			m.killExecutorOnWorkerLocked(w, ed.AppID, ed.ExecutorID)
+			continue
+		}
+		if _, dup := a.executors[ed.ExecutorID]; dup {
+			continue
+		}
+		e := &executorInfo{app: a, id: ed.ExecutorID, worker: w, cores: ed.Cores, memMB: ed.MemoryMB, state: ed.State}
+		a.addExecutor(e)
+		w.addExecutor(e)
+	}
+	for _, dd := range resp.Drivers {
+		if dd.State.Finished() {
+			continue
+		}
+		d := m.st.drivers[dd.DriverID]
+		if d == nil || (d.worker != nil && d.worker != w) {
+			m.sendAsyncLocked(w.url, protocol.PathKillDriverOnWorker, protocol.KillDriver{Stamp: m.stampLocked(), DriverID: dd.DriverID})
+			continue
+		}
+		if d.worker == nil {
+			d.worker = w
+			d.state = protocol.DriverRunning
+			w.addDriver(d)
+			m.st.waitingDrivers = removeDrv(m.st.waitingDrivers, d)
+		}
+	}
+	if wasUnknown {
+		m.log.Infof("Worker has been re-registered: %s", w.id)
+	}
+}
+
+func (m *Master) appAnswered(t *term, id string, err error) {
+	m.mu.Lock()
+	defer m.unlock()
+	if m.term != t {
+		return
+	}
+	a := m.st.apps[id]
+	if a == nil || a.state != protocol.AppUnknown {
+		return
+	}
+	if err != nil {
+		if errors.Is(err, protocol.ErrConnRefused) {
+			m.log.Warnf("Application %s refused the connection during recovery; finishing it", id)
+			m.removeAppLocked(a, protocol.AppFinished, "driver unreachable during recovery")
+			m.maybeCompleteRecoveryLocked(t)
+		} else {
+			m.log.WithError(err).Warnf("Application %s did not answer MasterChanged", id)
+		}
+		return
+	}
+	m.appReregisteredLocked(a)
+	m.maybeCompleteRecoveryLocked(t)
+}
+
+func (m *Master) appReregisteredLocked(a *appInfo) {
+	a.state = protocol.AppWaiting
+	m.log.Infof("Application has been re-registered: %s", a.id)
+}
+
+// canCompleteRecoveryLocked: nothing is UNKNOWN any more, and every worker
+// that re-registered has reported what it runs.
+func (m *Master) canCompleteRecoveryLocked() bool {
+	for _, w := range m.st.workers {
+		if w.state == protocol.WorkerUnknown || w.needsSync {
+			return false
+		}
+	}
+	for _, a := range m.st.apps {
+		if a.state == protocol.AppUnknown {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *Master) maybeCompleteRecoveryLocked(t *term) {
+	if m.status == protocol.MasterRecovering && m.canCompleteRecoveryLocked() {
+		m.completeRecoveryLocked(t)
+	}
+}
+
+// testHookCompleting, when set by a test, runs inside COMPLETING_RECOVERY.
+var testHookCompleting func()
+
+// completeRecoveryLocked removes non-responders, relaunches supervised
+// drivers that lost their worker, and goes ALIVE. It is exception-safe: a
+// panic in any step is logged and the master still ends ALIVE.
+func (m *Master) completeRecoveryLocked(t *term) {
+	if m.term != t || m.status != protocol.MasterRecovering {
+		return
+	}
+	m.status = protocol.MasterCompletingRecovery
+	defer func() {
+		if r := recover(); r != nil {
+			m.log.Errorf("Error while completing recovery (resuming operations anyway): %v", r)
+		}
+		if m.term == t && m.status == protocol.MasterCompletingRecovery {
+			m.becomeAliveLocked(t)
+			m.log.WithField("epoch", t.epoch).WithField("ms", m.now().Sub(t.elected).Milliseconds()).
+				Info("Recovery complete - resuming operations!")
+		}
+	}()
+	if testHookCompleting != nil {
+		testHookCompleting()
+	}
+	st := m.st
+	for _, w := range workersByID(st.workers) {
+		if w.state == protocol.WorkerUnknown {
+			m.removeWorkerLocked(w, "Not responding for recovery")
+		}
+	}
+	for _, a := range append([]*appInfo(nil), st.waitingApps...) {
+		switch a.state {
+		case protocol.AppUnknown:
+			m.removeAppLocked(a, protocol.AppFinished, "Not responding for recovery")
+		case protocol.AppWaiting:
+			if len(a.executors) > 0 {
+				a.state = protocol.AppRunning
+			}
+		}
+	}
+	for _, d := range driversBySubmit(st.drivers) {
+		if d.worker != nil {
+			continue
+		}
+		switch {
+		case d.recoveredWorker == "" && d.state == protocol.DriverSubmitted:
+			// Never launched: it waits again under its own id.
+			st.waitingDrivers = append(st.waitingDrivers, d)
+		case d.spec.Supervise:
+			m.log.Infof("Driver %s was not found after master recovery", d.id)
+			m.relaunchDriverLocked(d)
+		default:
+			m.log.Infof("Driver %s was not found after master recovery", d.id)
+			m.log.Infof("Did not re-launch %s because it was not supervised", d.id)
+			m.removeDriverLocked(d, protocol.DriverError, fmt.Sprintf("driver was not found after master recovery (worker %s lost)", d.recoveredWorker))
+		}
+	}
+}

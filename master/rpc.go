@@ -1,0 +1,491 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"sparkd/protocol"
+	"sparkd/recovery"
+)
+
+// RPC handlers of the spark:// listener. Each decodes and validates its body
+// (a 400 names the bad field), takes the state lock for in-memory work only,
+// and waits for store writes with the lock released.
+
+// hintLocked is the leader hint a non-ALIVE master gives.
+func (m *Master) hintLocked() protocol.LeaderHint {
+	h := protocol.LeaderHint{State: m.status}
+	if m.leaderKnown {
+		h.LeaderURL, h.LeaderWebUI, h.LeaderREST, h.Epoch = m.leader.RPCURL, m.leader.WebUIURL, m.leader.RESTURL, m.leader.Epoch
+	}
+	if m.term != nil {
+		h.Epoch = m.term.epoch
+	}
+	return h
+}
+
+// notAliveLocked is the error for a request this master cannot serve in its
+// state. allowRecovering admits RECOVERING (re-registrations, SPARK-46346).
+func (m *Master) notAliveLocked(allowRecovering bool) *NotAliveError {
+	if m.term != nil && (m.status == protocol.MasterAlive || allowRecovering && m.status == protocol.MasterRecovering) {
+		return nil
+	}
+	return &NotAliveError{State: m.status, Hint: m.hintLocked()}
+}
+
+// rpcErr maps master errors to RPC statuses: not ALIVE → 503 plus the
+// leader hint; not found → 404; persistence failures → 503.
+func rpcErr(err error) error {
+	var na *NotAliveError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &na):
+		h := na.Hint
+		msg := fmt.Sprintf("master is %s, not ALIVE", na.State)
+		if h.LeaderURL != "" {
+			msg += "; the leader is " + h.LeaderURL
+		}
+		return &protocol.StatusError{Code: http.StatusServiceUnavailable, Message: msg, Hint: &h}
+	case errors.Is(err, ErrNotFound):
+		return &protocol.StatusError{Code: http.StatusNotFound, Message: err.Error()}
+	case errors.Is(err, errPersist):
+		return &protocol.StatusError{Code: http.StatusServiceUnavailable, Message: err.Error()}
+	}
+	return err
+}
+
+// errPersist wraps a store write that failed, so the caller retries.
+var errPersist = errors.New("master: could not persist")
+
+func decode[T interface{ Validate() error }](r *http.Request) (T, error) {
+	var v T
+	if err := protocol.DecodeBody(r, &v); err != nil {
+		return v, err
+	}
+	return v, v.Validate()
+}
+
+func (m *Master) handleLeader(r *http.Request) (any, error) {
+	m.mu.Lock()
+	li := protocol.LeaderInfo{ID: m.id, URL: m.url, State: m.status}
+	if m.leaderKnown {
+		li.LeaderID, li.LeaderURL, li.LeaderWebUI, li.LeaderREST = m.leader.ID, m.leader.RPCURL, m.leader.WebUIURL, m.leader.RESTURL
+		li.Epoch = m.leader.Epoch
+		if !m.leader.Since.IsZero() {
+			li.LeaderSince = m.leader.Since.UTC().Format(time.RFC3339)
+		}
+	}
+	if m.term != nil {
+		li.Epoch = m.term.epoch
+		li.LeaderID, li.LeaderURL, li.LeaderWebUI, li.LeaderREST = m.id, m.url, m.webUIURL, m.restURL
+		li.LeaderSince = m.term.elected.UTC().Format(time.RFC3339)
+	}
+	m.mu.Unlock()
+	return li, nil
+}
+
+// waitPersist waits for a queued store write; the write itself is bounded
+// by the term.
+func waitPersist(done <-chan error, what string) error {
+	if err := <-done; err != nil {
+		return fmt.Errorf("%w %s: %w", errPersist, what, err)
+	}
+	return nil
+}
+
+func (m *Master) handleRegisterWorker(r *http.Request) (any, error) {
+	req, err := decode[protocol.RegisterWorker](r)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if na := m.notAliveLocked(true); na != nil {
+		m.unlock()
+		return nil, rpcErr(na)
+	}
+	st, t, now := m.st, m.term, m.now()
+	hostPort := fmt.Sprintf("%s:%d", req.Host, req.Port)
+	m.log.Infof("Registering worker %s with %d cores, %s RAM", hostPort, req.Cores, megabytesToString(req.MemoryMB))
+	if w := st.workers[req.ID]; w != nil && w.state != protocol.WorkerDead {
+		// Duplicate: never makes the worker exit (SPARK-23191).
+		if w.state == protocol.WorkerUnknown {
+			w.state = protocol.WorkerAlive
+			w.needsSync = true
+			m.log.Infof("Worker has been re-registered: %s", w.id)
+			m.maybeCompleteRecoveryLocked(t)
+		} else {
+			m.log.Warnf("Worker %s registered again (duplicate); keeping it", w.id)
+		}
+		w.lastHeartbeat = now
+		resp := protocol.RegisteredWorker{Stamp: m.stampLocked(), MasterWebUIURL: m.webUIURL, Duplicate: true}
+		m.unlock()
+		return resp, nil
+	}
+	if st.pendingWorkers[req.ID] {
+		m.unlock()
+		return nil, &protocol.StatusError{Code: http.StatusServiceUnavailable, Message: "registration of " + req.ID + " is in progress; retry"}
+	}
+	if old := st.workerByAddr[hostPort]; old != nil && old.id != req.ID {
+		m.log.Infof("Worker %s replaces %s at the same address %s", req.ID, old.id, hostPort)
+		m.removeWorkerLocked(old, "replaced by "+req.ID+" at the same address")
+	}
+	w := &workerInfo{id: req.ID, host: req.Host, port: req.Port, url: req.URL, webUIURL: req.WebUIURL,
+		cores: req.Cores, memMB: req.MemoryMB, state: protocol.WorkerAlive, lastHeartbeat: now, since: now,
+		executors: map[execKey]*executorInfo{}, drivers: map[string]*driverInfo{}}
+	st.pendingWorkers[req.ID] = true
+	rec := w.record()
+	done := m.persistLocked(recovery.KindWorker, w.id, func(ctx context.Context, s recovery.Store) error { return s.PutWorker(ctx, rec) })
+	m.unlock()
+	perr := waitPersist(done, "worker "+w.id)
+
+	m.mu.Lock()
+	defer m.unlock()
+	delete(st.pendingWorkers, req.ID)
+	if m.term != t {
+		return nil, rpcErr(&NotAliveError{State: m.status, Hint: m.hintLocked()})
+	}
+	if perr != nil {
+		return nil, rpcErr(perr)
+	}
+	w.lastHeartbeat = m.now()
+	st.workers[w.id] = w
+	st.workerByAddr[hostPort] = w
+	m.scheduleSafeLocked()
+	return protocol.RegisteredWorker{Stamp: m.stampLocked(), MasterWebUIURL: m.webUIURL}, nil
+}
+
+func (m *Master) handleHeartbeat(r *http.Request) (any, error) {
+	var req protocol.Heartbeat
+	if err := protocol.DecodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	id := mux.Vars(r)["id"]
+	m.mu.Lock()
+	defer m.unlock()
+	if na := m.notAliveLocked(true); na != nil {
+		return nil, rpcErr(na)
+	}
+	if req.Epoch > m.term.epoch {
+		// The worker has seen a newer leader: this term is over.
+		t := m.term
+		m.ha.FencedWrites++
+		m.endTermLocked(fmt.Errorf("worker %s has seen epoch %d, newer than %d", id, req.Epoch, t.epoch))
+		return nil, rpcErr(&NotAliveError{State: m.status, Hint: m.hintLocked()})
+	}
+	w := m.st.workers[id]
+	if w == nil || w.state == protocol.WorkerDead {
+		m.log.Warnf("Got heartbeat from unregistered worker %s. Asking it to re-register.", id)
+		return protocol.HeartbeatResponse{Stamp: m.stampLocked(), Reregister: true}, nil
+	}
+	w.lastHeartbeat = m.now()
+	m.log.Debugf("heartbeat from %s", id)
+	return protocol.HeartbeatResponse{Stamp: m.stampLocked()}, nil
+}
+
+func (m *Master) handleExecutorState(r *http.Request) (any, error) {
+	req, err := decode[protocol.ExecutorStateChanged](r)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.unlock()
+	if na := m.notAliveLocked(true); na != nil {
+		return nil, rpcErr(na)
+	}
+	a := m.st.apps[req.AppID]
+	var e *executorInfo
+	if a != nil {
+		e = a.executors[req.ExecutorID]
+	}
+	if e == nil {
+		m.log.Warnf("Got status update for unknown executor %s/%d", req.AppID, req.ExecutorID)
+		return struct{}{}, nil
+	}
+	old := e.state
+	e.state = req.State
+	if req.State == protocol.ExecutorRunning {
+		a.retries = 0
+	}
+	m.sendAsyncLocked(a.clientURL, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: m.stampLocked(),
+		ExecutorID: e.id, State: req.State, Message: req.Message, ExitCode: req.ExitCode})
+	if !req.State.Finished() {
+		return struct{}{}, nil
+	}
+	m.log.Infof("Removing executor %s/%d because it is %s", a.id, e.id, req.State)
+	a.removeExecutor(e)
+	e.worker.removeExecutor(e)
+	normalExit := req.ExitCode != nil && *req.ExitCode == 0
+	if !normalExit && old != protocol.ExecutorDecommissioned && req.State != protocol.ExecutorDecommissioned {
+		a.retries++
+		if limit := m.cfg.MaxExecutorRetries; limit >= 0 && a.retries >= limit && !a.anyRunning() {
+			m.log.Errorf("Application %s with ID %s failed %d times; removing it", a.desc.Name, a.id, a.retries)
+			m.removeAppLocked(a, protocol.AppFailed, fmt.Sprintf("Application %s with ID %s failed %d times", a.desc.Name, a.id, a.retries))
+			return struct{}{}, nil
+		}
+	}
+	m.scheduleSafeLocked()
+	return struct{}{}, nil
+}
+
+func (m *Master) handleDriverState(r *http.Request) (any, error) {
+	req, err := decode[protocol.DriverStateChanged](r)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.unlock()
+	if na := m.notAliveLocked(true); na != nil {
+		return nil, rpcErr(na)
+	}
+	d := m.st.drivers[req.DriverID]
+	if d == nil {
+		m.log.Warnf("Asked to change the state of unknown driver %s", req.DriverID)
+		return struct{}{}, nil
+	}
+	switch req.State {
+	case protocol.DriverError, protocol.DriverFinished, protocol.DriverKilled, protocol.DriverFailed:
+		m.removeDriverLocked(d, req.State, req.Exception)
+	default:
+		d.state = req.State
+	}
+	return struct{}{}, nil
+}
+
+// handleWorkerLatestState kills what the worker runs that the master does
+// not know (SPARK-13604). A worker that re-registered while UNKNOWN during
+// recovery is instead re-attached from this report.
+func (m *Master) handleWorkerLatestState(r *http.Request) (any, error) {
+	var req protocol.WorkerLatestState
+	if err := protocol.DecodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	id := mux.Vars(r)["id"]
+	m.mu.Lock()
+	defer m.unlock()
+	if na := m.notAliveLocked(true); na != nil {
+		return nil, rpcErr(na)
+	}
+	w := m.st.workers[id]
+	if w == nil || w.state == protocol.WorkerDead {
+		return struct{}{}, nil
+	}
+	if w.needsSync {
+		m.reattachWorkerLocked(w, req)
+		return struct{}{}, nil
+	}
+	for _, ed := range req.Executors {
+		if ed.State.Finished() {
+			continue
+		}
+		a := m.st.apps[ed.AppID]
+		if a == nil || a.executors[ed.ExecutorID] == nil || a.executors[ed.ExecutorID].worker != w {
+			m.log.Warnf("Worker %s runs unknown executor %s/%d; killing it", id, ed.AppID, ed.ExecutorID)
+			m.killExecutorOnWorkerLocked(w, ed.AppID, ed.ExecutorID)
+		}
+	}
+	for _, dd := range req.Drivers {
+		if dd.State.Finished() {
+			continue
+		}
+		if d := m.st.drivers[dd.DriverID]; d == nil || d.worker != w {
+			m.log.Warnf("Worker %s runs unknown driver %s; killing it", id, dd.DriverID)
+			m.sendAsyncLocked(w.url, protocol.PathKillDriverOnWorker, protocol.KillDriver{Stamp: m.stampLocked(), DriverID: dd.DriverID})
+		}
+	}
+	return struct{}{}, nil
+}
+
+func (m *Master) handleWorkerDecommission(r *http.Request) (any, error) {
+	id := mux.Vars(r)["id"]
+	m.mu.Lock()
+	defer m.unlock()
+	if na := m.notAliveLocked(true); na != nil {
+		return nil, rpcErr(na)
+	}
+	w := m.st.workers[id]
+	if w == nil || w.state == protocol.WorkerDead {
+		return nil, rpcErr(fmt.Errorf("%w: worker %s", ErrNotFound, id))
+	}
+	if w.state == protocol.WorkerDecommissioned {
+		return struct{}{}, nil
+	}
+	m.log.Infof("Decommissioning worker %s on %s", w.id, w.hostPort())
+	w.state = protocol.WorkerDecommissioned
+	stamp := m.stampLocked()
+	for _, e := range executorsByID(w.executors) {
+		m.sendAsyncLocked(e.app.clientURL, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: stamp,
+			ExecutorID: e.id, State: protocol.ExecutorDecommissioned, Message: "worker decommissioned"})
+	}
+	m.removeRecordLocked(recovery.KindWorker, w.id)
+	return struct{}{}, nil
+}
+
+func (m *Master) handleWorkerUnregister(r *http.Request) (any, error) {
+	id := mux.Vars(r)["id"]
+	m.mu.Lock()
+	defer m.unlock()
+	if na := m.notAliveLocked(true); na != nil {
+		return nil, rpcErr(na)
+	}
+	if w := m.st.workers[id]; w != nil {
+		m.removeWorkerLocked(w, "worker shut down")
+	}
+	return struct{}{}, nil
+}
+
+func (m *Master) handleRegisterApp(r *http.Request) (any, error) {
+	req, err := decode[protocol.RegisterApplication](r)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if na := m.notAliveLocked(true); na != nil {
+		m.unlock()
+		return nil, rpcErr(na)
+	}
+	st, t, now := m.st, m.term, m.now()
+	if a := st.appByClient[req.ClientURL]; a != nil {
+		if a.state == protocol.AppUnknown {
+			m.appReregisteredLocked(a)
+			m.maybeCompleteRecoveryLocked(t)
+		}
+		resp := protocol.RegisteredApplication{Stamp: m.stampLocked(), AppID: a.id}
+		m.unlock()
+		return resp, nil
+	}
+	if st.pendingClients[req.ClientURL] {
+		m.unlock()
+		return nil, &protocol.StatusError{Code: http.StatusServiceUnavailable, Message: "registration from " + req.ClientURL + " is in progress; retry"}
+	}
+	m.log.Infof("Registering app %s", req.App.Name)
+	a := &appInfo{id: st.newAppID(now), desc: req.App, clientURL: req.ClientURL, submitTime: now,
+		state: protocol.AppWaiting, executors: map[int]*executorInfo{}}
+	st.pendingClients[req.ClientURL] = true
+	rec := a.record()
+	done := m.persistLocked(recovery.KindApp, a.id, func(ctx context.Context, s recovery.Store) error { return s.PutApp(ctx, rec) })
+	m.unlock()
+	perr := waitPersist(done, "application "+a.id)
+
+	m.mu.Lock()
+	defer m.unlock()
+	delete(st.pendingClients, req.ClientURL)
+	if m.term != t {
+		return nil, rpcErr(&NotAliveError{State: m.status, Hint: m.hintLocked()})
+	}
+	if perr != nil {
+		return nil, rpcErr(perr)
+	}
+	st.apps[a.id] = a
+	st.appByClient[a.clientURL] = a
+	st.waitingApps = append(st.waitingApps, a)
+	m.log.Infof("Registered app %s with ID %s", a.desc.Name, a.id)
+	m.scheduleSafeLocked()
+	return protocol.RegisteredApplication{Stamp: m.stampLocked(), AppID: a.id}, nil
+}
+
+// appLocked finds an active application for an app RPC.
+func (m *Master) appLocked(id string) (*appInfo, error) {
+	if na := m.notAliveLocked(true); na != nil {
+		return nil, rpcErr(na)
+	}
+	a := m.st.apps[id]
+	if a == nil {
+		return nil, rpcErr(fmt.Errorf("%w: application %s", ErrNotFound, id))
+	}
+	return a, nil
+}
+
+func (m *Master) handleUnregisterApp(r *http.Request) (any, error) {
+	id := mux.Vars(r)["id"]
+	m.mu.Lock()
+	defer m.unlock()
+	a, err := m.appLocked(id)
+	if err != nil {
+		return nil, err
+	}
+	m.log.Infof("Received unregister request from application %s", id)
+	m.removeAppLocked(a, protocol.AppFinished, "application finished")
+	return struct{}{}, nil
+}
+
+func (m *Master) handleKillApp(r *http.Request) (any, error) {
+	return struct{}{}, rpcErr(m.KillApp(r.Context(), mux.Vars(r)["id"]))
+}
+
+func (m *Master) handleRequestExecutors(r *http.Request) (any, error) {
+	var req protocol.RequestExecutors
+	if err := protocol.DecodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	if req.Total < 0 {
+		return nil, &protocol.FieldError{Field: "total", Reason: fmt.Sprintf("must not be negative, got %d", req.Total)}
+	}
+	id := mux.Vars(r)["id"]
+	m.mu.Lock()
+	defer m.unlock()
+	a, err := m.appLocked(id)
+	if err != nil {
+		return nil, err
+	}
+	m.log.Infof("Application %s requested to set total executors to %d.", id, req.Total)
+	a.limit, a.limitSet = req.Total, true
+	rec := a.record()
+	m.persistLocked(recovery.KindApp, a.id, func(ctx context.Context, s recovery.Store) error { return s.PutApp(ctx, rec) })
+	m.scheduleSafeLocked()
+	return struct{}{}, nil
+}
+
+func (m *Master) handleAppHeartbeat(r *http.Request) (any, error) {
+	var req protocol.AppHeartbeat
+	if err := protocol.DecodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	id := mux.Vars(r)["id"]
+	m.mu.Lock()
+	defer m.unlock()
+	if na := m.notAliveLocked(true); na != nil {
+		return nil, rpcErr(na)
+	}
+	if a := m.st.apps[id]; a != nil {
+		return protocol.AppHeartbeatResponse{Stamp: m.stampLocked(), State: a.state}, nil
+	}
+	for _, a := range m.st.completedApps {
+		if a.id == id {
+			return protocol.AppHeartbeatResponse{Stamp: m.stampLocked(), State: a.state}, nil
+		}
+	}
+	return protocol.AppHeartbeatResponse{Stamp: m.stampLocked(), State: protocol.AppUnknown, Reregister: true}, nil
+}
+
+func (m *Master) handleSubmitDriver(r *http.Request) (any, error) {
+	spec, err := decode[protocol.DriverSpec](r)
+	if err != nil {
+		return nil, err
+	}
+	id, err := m.SubmitDriver(r.Context(), spec)
+	if err != nil {
+		return nil, rpcErr(err)
+	}
+	m.mu.Lock()
+	stamp := m.stampLocked()
+	m.mu.Unlock()
+	return protocol.SubmitDriverResponse{Stamp: stamp, DriverID: id}, nil
+}
+
+func (m *Master) handleDriverStatus(r *http.Request) (any, error) {
+	s, err := m.DriverStatus(r.Context(), mux.Vars(r)["id"])
+	if err != nil {
+		return nil, rpcErr(err)
+	}
+	return s, nil
+}
+
+func (m *Master) handleKillDriver(r *http.Request) (any, error) {
+	return struct{}{}, rpcErr(m.KillDriver(r.Context(), mux.Vars(r)["id"]))
+}

@@ -1,0 +1,253 @@
+package master
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"sparkd/protocol"
+	"sparkd/recovery"
+)
+
+// idTime is Spark's id timestamp layout (yyyyMMddHHmmss).
+const idTime = "20060102150405"
+
+var osHostname = os.Hostname
+
+type workerInfo struct {
+	id, host      string
+	port          int
+	url, webUIURL string
+	cores, memMB  int
+	coresUsed     int
+	memUsed       int
+	state         protocol.WorkerState
+	lastHeartbeat time.Time
+	since         time.Time
+	executors     map[execKey]*executorInfo
+	drivers       map[string]*driverInfo
+	// needsSync: re-registered while UNKNOWN during recovery; its next
+	// WorkerLatestState (or MasterChanged answer) re-attaches what it runs.
+	needsSync bool
+}
+
+func (w *workerInfo) hostPort() string { return fmt.Sprintf("%s:%d", w.host, w.port) }
+
+func (w *workerInfo) record() recovery.WorkerRecord {
+	return recovery.WorkerRecord{Format: recovery.FormatVersion, ID: w.id, Host: w.host, Port: w.port,
+		URL: w.url, WebUIURL: w.webUIURL, Cores: w.cores, MemoryMB: w.memMB, Since: w.since}
+}
+
+func (w *workerInfo) addExecutor(e *executorInfo) {
+	w.executors[e.key()] = e
+	w.coresUsed += e.cores
+	w.memUsed += e.memMB
+}
+
+func (w *workerInfo) removeExecutor(e *executorInfo) {
+	if _, ok := w.executors[e.key()]; ok {
+		delete(w.executors, e.key())
+		w.coresUsed -= e.cores
+		w.memUsed -= e.memMB
+	}
+}
+
+func (w *workerInfo) addDriver(d *driverInfo) {
+	w.drivers[d.id] = d
+	w.coresUsed += d.spec.Cores
+	w.memUsed += d.spec.MemoryMB
+}
+
+func (w *workerInfo) removeDriver(d *driverInfo) {
+	if _, ok := w.drivers[d.id]; ok {
+		delete(w.drivers, d.id)
+		w.coresUsed -= d.spec.Cores
+		w.memUsed -= d.spec.MemoryMB
+	}
+}
+
+type execKey struct {
+	app string
+	id  int
+}
+
+type executorInfo struct {
+	app    *appInfo
+	id     int
+	worker *workerInfo
+	cores  int
+	memMB  int
+	state  protocol.ExecutorState
+}
+
+func (e *executorInfo) key() execKey { return execKey{e.app.id, e.id} }
+
+type appInfo struct {
+	id         string
+	desc       protocol.AppDescription
+	clientURL  string
+	submitTime time.Time
+	endTime    time.Time
+	state      protocol.AppState
+	executors  map[int]*executorInfo
+	nextExecID int
+	granted    int // cores
+	limit      int // executor limit from RequestExecutors; valid when limitSet
+	limitSet   bool
+	retries    int
+	waiting    string // why it has no executors
+}
+
+func (a *appInfo) record() recovery.AppRecord {
+	limit := 0
+	if a.limitSet {
+		limit = a.limit
+	}
+	return recovery.AppRecord{Format: recovery.FormatVersion, ID: a.id, Desc: a.desc, ClientURL: a.clientURL,
+		SubmitTime: a.submitTime, State: a.state, NextExecID: a.nextExecID, ExecutorGoal: limit}
+}
+
+func (a *appInfo) addExecutor(e *executorInfo) {
+	a.executors[e.id] = e
+	a.granted += e.cores
+	if e.id >= a.nextExecID {
+		a.nextExecID = e.id + 1
+	}
+}
+
+func (a *appInfo) removeExecutor(e *executorInfo) {
+	if _, ok := a.executors[e.id]; ok {
+		delete(a.executors, e.id)
+		a.granted -= e.cores
+	}
+}
+
+func (a *appInfo) anyRunning() bool {
+	for _, e := range a.executors {
+		if e.state == protocol.ExecutorRunning {
+			return true
+		}
+	}
+	return false
+}
+
+type driverInfo struct {
+	id         string
+	spec       protocol.DriverSpec
+	submitTime time.Time
+	state      protocol.DriverState
+	worker     *workerInfo
+	exception  string
+	// recoveredWorker is the worker id the stored record named (recovery only).
+	recoveredWorker string
+}
+
+func (d *driverInfo) record() recovery.DriverRecord {
+	r := recovery.DriverRecord{Format: recovery.FormatVersion, ID: d.id, Spec: d.spec, SubmitTime: d.submitTime, State: d.state}
+	if d.worker != nil {
+		r.WorkerID = d.worker.id
+	}
+	return r
+}
+
+// state holds the registries of one term of leadership. A STANDBY master's
+// state is empty.
+type state struct {
+	workers        map[string]*workerInfo
+	workerByAddr   map[string]*workerInfo // host:port -> non-DEAD worker
+	pendingWorkers map[string]bool        // ids being persisted
+	apps           map[string]*appInfo    // active (not finished)
+	appByClient    map[string]*appInfo
+	pendingClients map[string]bool
+	waitingApps    []*appInfo // FIFO, active apps that may want executors
+	completedApps  []*appInfo
+	drivers        map[string]*driverInfo // active drivers
+	waitingDrivers []*driverInfo
+	completedDrvs  []*driverInfo
+	nextAppNum     int
+	nextDriverNum  int
+}
+
+func newState() *state {
+	return &state{
+		workers: map[string]*workerInfo{}, workerByAddr: map[string]*workerInfo{}, pendingWorkers: map[string]bool{},
+		apps: map[string]*appInfo{}, appByClient: map[string]*appInfo{}, pendingClients: map[string]bool{},
+		drivers: map[string]*driverInfo{},
+	}
+}
+
+// newAppID returns app-<yyyyMMddHHmmss>-NNNN, unique among known apps.
+func (s *state) newAppID(now time.Time) string {
+	for {
+		id := fmt.Sprintf("app-%s-%04d", now.Format(idTime), s.nextAppNum)
+		s.nextAppNum++
+		if _, ok := s.apps[id]; !ok && !s.completedApp(id) {
+			return id
+		}
+	}
+}
+
+// newDriverID returns driver-<yyyyMMddHHmmss>-NNNN, unique among known drivers.
+func (s *state) newDriverID(now time.Time) string {
+	for {
+		id := fmt.Sprintf("driver-%s-%04d", now.Format(idTime), s.nextDriverNum)
+		s.nextDriverNum++
+		if _, ok := s.drivers[id]; !ok && !s.completedDriver(id) {
+			return id
+		}
+	}
+}
+
+func (s *state) completedApp(id string) bool {
+	for _, a := range s.completedApps {
+		if a.id == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *state) completedDriver(id string) bool {
+	for _, d := range s.completedDrvs {
+		if d.id == id {
+			return true
+		}
+	}
+	return false
+}
+
+func removeApp(list []*appInfo, a *appInfo) []*appInfo {
+	for i, x := range list {
+		if x == a {
+			return append(list[:i], list[i+1:]...)
+		}
+	}
+	return list
+}
+
+func removeDrv(list []*driverInfo, d *driverInfo) []*driverInfo {
+	for i, x := range list {
+		if x == d {
+			return append(list[:i], list[i+1:]...)
+		}
+	}
+	return list
+}
+
+// trimCount is how many of the oldest completed entries Spark drops when the
+// history is full: max(retained/10, 1).
+func trimCount(retained int) int { return max(retained/10, 1) }
+
+// megabytesToString formats MB like Spark's Utils.megabytesToString
+// ("1024.0 MiB", "8.0 GiB").
+func megabytesToString(mb int) string {
+	b := float64(mb) * 1024 * 1024
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
+	i := 0
+	for b >= 1024*2 && i < len(units)-1 && i < 5 {
+		b /= 1024
+		i++
+	}
+	// Spark switches to a unit once the size is at least 2 of it.
+	return fmt.Sprintf("%.1f %s", b, units[i])
+}
