@@ -17,11 +17,11 @@ import (
 // backslash is an ErrSyntax.
 func SplitOptions(s string) ([]string, error) {
 	var (
-		words        []string
-		cur          strings.Builder
-		inWord       bool
-		single, dbl  bool
-		escapeNext   bool
+		words       []string
+		cur         strings.Builder
+		inWord      bool
+		single, dbl bool
+		escapeNext  bool
 	)
 	for _, c := range s {
 		switch {
