@@ -321,6 +321,7 @@ func (c *Client) Register(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	c.emit(Event{Kind: EventRegistered, AppID: id, MasterURL: c.Master(), Epoch: c.Epoch()})
 	c.hbOnce.Do(func() {
 		c.wg.Add(1)
 		go func() {

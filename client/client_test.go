@@ -172,8 +172,8 @@ func TestPushesAreDeliveredInOrderAndEpochChecked(t *testing.T) {
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, http.StatusBadRequest, se.Code)
 
-	eventually(t, 5*time.Second, "4 events", func() bool { return len(log.kinds()) >= 4 })
-	assert.Equal(t, []EventKind{EventExecutorAdded, EventExecutorUpdated, EventExecutorRemoved, EventWorkerRemoved}, log.kinds())
+	eventually(t, 5*time.Second, "5 events", func() bool { return len(log.kinds()) >= 5 })
+	assert.Equal(t, []EventKind{EventRegistered, EventExecutorAdded, EventExecutorUpdated, EventExecutorRemoved, EventWorkerRemoved}, log.kinds())
 	e, _ := log.find(EventExecutorRemoved)
 	require.NotNil(t, e.ExitCode)
 	assert.Equal(t, 0, *e.ExitCode)

@@ -1,22 +1,402 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"sparkd/client"
+	"sparkd/protocol"
+	"sparkd/recovery"
+	"sparkd/zkutil"
 )
 
-// runStatus is a placeholder until its issue lands: it parses --help and prints usage.
+const statusUsage = `Usage: sparkd status [--master spark://h1:7077,h2:7077] [--zk host:2181,... --zk-dir /spark] [--json]
+
+Shows which master leads (epoch, since when), every master's state, the alive
+workers, cores and memory in use, and the applications and drivers.
+Exit status: 0 when a master is ALIVE, 1 otherwise, 2 on bad usage.
+
+Options:
+`
+
+// statusReport is what `sparkd status --json` prints.
+type statusReport struct {
+	Leader  *leaderReport   `json:"leader"`
+	Masters []masterReport  `json:"masters"`
+	Cluster *clusterSummary `json:"cluster,omitempty"`
+	// State is the leader's /json document, verbatim.
+	State    json.RawMessage `json:"state,omitempty"`
+	ZKEpoch  *zkEpoch        `json:"zkEpoch,omitempty"`
+	Problems []string        `json:"problems,omitempty"`
+}
+
+type leaderReport struct {
+	ID    string `json:"id,omitempty"`
+	URL   string `json:"url"`
+	Epoch int64  `json:"epoch"`
+	Since string `json:"since,omitempty"`
+	WebUI string `json:"webUiUrl,omitempty"`
+	REST  string `json:"restUrl,omitempty"`
+}
+
+type masterReport struct {
+	URL       string `json:"url"`
+	ID        string `json:"id,omitempty"`
+	State     string `json:"state"`
+	Epoch     int64  `json:"epoch,omitempty"`
+	LeaderURL string `json:"leaderUrl,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+type clusterSummary struct {
+	Workers          int             `json:"workers"`
+	AliveWorkers     int             `json:"aliveWorkers"`
+	Cores            int             `json:"cores"`
+	CoresUsed        int             `json:"coresUsed"`
+	MemoryMB         int             `json:"memoryMb"`
+	MemoryUsedMB     int             `json:"memoryUsedMb"`
+	WorkerList       []workerSummary `json:"workerList"`
+	ActiveApps       []appSummary    `json:"activeApps"`
+	CompletedApps    int             `json:"completedApps"`
+	ActiveDrivers    []driverSummary `json:"activeDrivers"`
+	CompletedDrivers int             `json:"completedDrivers"`
+}
+
+type workerSummary struct {
+	ID, Host, State      string
+	Port                 int
+	Cores, CoresUsed     int
+	MemoryMB, MemoryUsed int
+}
+
+type appSummary struct {
+	ID, Name, State string
+	Cores           int
+}
+
+type driverSummary struct {
+	ID, State, Worker string
+	Cores             int
+}
+
+type zkEpoch struct {
+	Epoch  int64  `json:"epoch"`
+	Leader string `json:"leader,omitempty"`
+	Since  string `json:"since,omitempty"`
+}
+
 func runStatus(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sparkd status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintf(stderr, "Usage: sparkd status [flags]\n"); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(stderr, statusUsage); fs.PrintDefaults() }
+	masterFlag := fs.String("master", "", "master URLs (default $SPARK_MASTER)")
+	zkURL := fs.String("zk", "", "ZooKeeper connect string; finds the masters from <zk-dir>/leader_election")
+	zkDir := fs.String("zk-dir", "/spark", "spark.deploy.zookeeper.dir")
+	asJSON := fs.Bool("json", false, "print JSON for scripts")
+	timeout := fs.Duration("timeout", 5*time.Second, "per-request timeout")
+	secret := fs.String("secret", os.Getenv("SPARK_AUTHENTICATE_SECRET"), "spark.authenticate.secret, if set on the cluster")
 	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
+		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	fs.Usage()
-	return 2
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "sparkd status: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4**timeout)
+	defer cancel()
+	rep := statusReport{}
+	var masters []string
+	if *masterFlag == "" && *zkURL == "" {
+		*masterFlag = os.Getenv("SPARK_MASTER")
+	}
+	if *masterFlag != "" {
+		m, err := client.SplitMasters(*masterFlag)
+		if err != nil {
+			fmt.Fprintf(stderr, "sparkd status: --master %q: %v\n", *masterFlag, err)
+			return 2
+		}
+		masters = m
+	}
+	if *zkURL != "" {
+		found, ep, err := mastersFromZK(ctx, *zkURL, *zkDir, *timeout)
+		if err != nil {
+			rep.Problems = append(rep.Problems, err.Error())
+		}
+		rep.ZKEpoch = ep
+		for _, f := range found {
+			if !containsMaster(masters, f) {
+				masters = append(masters, f)
+			}
+		}
+	}
+	if len(masters) == 0 {
+		if *zkURL == "" {
+			fmt.Fprintln(stderr, "sparkd status: no master given: use --master spark://h1:7077,h2:7077 or --zk host:2181")
+			return 2
+		}
+		rep.Problems = append(rep.Problems, "no master candidates registered in ZooKeeper")
+	}
+	gatherStatus(ctx, protocol.NewClient(*timeout, *secret), masters, &rep)
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+	} else {
+		printStatus(stdout, rep)
+	}
+	if rep.Leader == nil {
+		return 1
+	}
+	return 0
+}
+
+func containsMaster(list []string, m string) bool {
+	for _, x := range list {
+		if protocol.HTTPBase(x) == protocol.HTTPBase(m) {
+			return true
+		}
+	}
+	return false
+}
+
+// mastersFromZK reads the candidates under <dir>/leader_election and the
+// epoch znode.
+func mastersFromZK(ctx context.Context, connect, dir string, timeout time.Duration) ([]string, *zkEpoch, error) {
+	if _, _, err := zkutil.ParseConnect(connect); err != nil {
+		return nil, nil, fmt.Errorf("--zk %q: %w", connect, err)
+	}
+	conn, err := zkutil.Connect(ctx, zkutil.Config{Connect: connect, SessionTimeout: 4 * time.Second,
+		ConnectTimeout: timeout, CallTimeout: timeout, Logger: quietEntry()})
+	if err != nil {
+		return nil, nil, fmt.Errorf("zookeeper %s: %w", connect, err)
+	}
+	defer conn.Close()
+	var ep *zkEpoch
+	if data, _, err := conn.Get(ctx, path.Join(dir, "epoch")); err == nil {
+		var e zkEpoch
+		if json.Unmarshal(data, &e) == nil {
+			ep = &e
+		}
+	}
+	election := path.Join(dir, "leader_election")
+	names, _, err := conn.Children(ctx, election)
+	if err != nil {
+		return nil, ep, fmt.Errorf("zookeeper %s: list %s: %w", connect, election, err)
+	}
+	sort.Strings(names)
+	var out []string
+	var bad []string
+	for _, n := range names {
+		data, _, err := conn.Get(ctx, path.Join(election, n))
+		if err != nil {
+			continue // the candidate went away meanwhile
+		}
+		var c recovery.Candidate
+		if json.Unmarshal(data, &c) != nil || c.RPCURL == "" {
+			bad = append(bad, n)
+			continue
+		}
+		out = append(out, strings.TrimPrefix(c.RPCURL, "spark://"))
+	}
+	if len(bad) > 0 {
+		return out, ep, fmt.Errorf("zookeeper: candidate node(s) %s under %s have no readable rpcUrl", strings.Join(bad, ", "), election)
+	}
+	return out, ep, nil
+}
+
+// gatherStatus probes every master and reads the leader's /json document.
+func gatherStatus(ctx context.Context, rpc *protocol.Client, masters []string, rep *statusReport) {
+	probes := client.ProbeMasters(ctx, rpc, masters)
+	var leader *protocol.LeaderInfo
+	var leaderAddr string
+	for i := range probes {
+		p := probes[i]
+		mr := masterReport{URL: protocol.SparkURL(strings.TrimPrefix(p.Master, "spark://"))}
+		if p.Err != nil {
+			mr.State = "UNREACHABLE"
+			mr.Error = shortErr(p.Err)
+		} else {
+			mr.ID, mr.State, mr.Epoch, mr.LeaderURL = p.Info.ID, string(p.Info.State), p.Info.Epoch, p.Info.LeaderURL
+			if p.Info.URL != "" {
+				mr.URL = p.Info.URL
+			}
+			if p.Info.State == protocol.MasterAlive && (leader == nil || p.Info.Epoch > leader.Epoch) {
+				leader = &probes[i].Info
+				leaderAddr = p.Master
+			}
+		}
+		rep.Masters = append(rep.Masters, mr)
+	}
+	alive := 0
+	for _, m := range rep.Masters {
+		if m.State == string(protocol.MasterAlive) {
+			alive++
+		}
+	}
+	if alive > 1 {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("%d masters report ALIVE", alive))
+	}
+	if leader == nil {
+		rep.Problems = append(rep.Problems, "no master is ALIVE")
+		return
+	}
+	lr := &leaderReport{ID: leader.ID, URL: leader.URL, Epoch: leader.Epoch, Since: leader.LeaderSince,
+		WebUI: leader.LeaderWebUI, REST: leader.LeaderREST}
+	if lr.URL == "" {
+		lr.URL = protocol.SparkURL(leaderAddr)
+	}
+	rep.Leader = lr
+	var raw json.RawMessage
+	if err := rpc.Call(ctx, http.MethodGet, leaderAddr, protocol.PathMasterStateJSON, nil, &raw); err != nil {
+		rep.Problems = append(rep.Problems, "read the leader's state: "+shortErr(err))
+		return
+	}
+	rep.State = raw
+	sum, err := summarize(raw)
+	if err != nil {
+		rep.Problems = append(rep.Problems, "decode the leader's state: "+err.Error())
+		return
+	}
+	rep.Cluster = sum
+}
+
+func shortErr(err error) string {
+	if errors.Is(err, protocol.ErrConnRefused) {
+		return "connection refused"
+	}
+	s := err.Error()
+	if len(s) > 160 {
+		s = s[:160] + "..."
+	}
+	return s
+}
+
+// summarize reads the Spark /json fields it needs, tolerating extra or
+// differently typed ones.
+func summarize(raw json.RawMessage) (*clusterSummary, error) {
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, err
+	}
+	s := &clusterSummary{
+		AliveWorkers: num(doc["aliveworkers"]),
+		Cores:        num(doc["cores"]), CoresUsed: num(doc["coresused"]),
+		MemoryMB: num(doc["memory"]), MemoryUsedMB: num(doc["memoryused"]),
+	}
+	for _, w := range list(doc["workers"]) {
+		s.WorkerList = append(s.WorkerList, workerSummary{ID: str(w["id"]), Host: str(w["host"]), State: str(w["state"]),
+			Port: num(w["port"]), Cores: num(w["cores"]), CoresUsed: num(w["coresused"]),
+			MemoryMB: num(w["memory"]), MemoryUsed: num(w["memoryused"])})
+	}
+	s.Workers = len(s.WorkerList)
+	for _, a := range list(doc["activeapps"]) {
+		s.ActiveApps = append(s.ActiveApps, appSummary{ID: str(a["id"]), Name: str(a["name"]), State: str(a["state"]), Cores: num(a["cores"])})
+	}
+	s.CompletedApps = len(list(doc["completedapps"]))
+	for _, d := range list(doc["activedrivers"]) {
+		s.ActiveDrivers = append(s.ActiveDrivers, driverSummary{ID: str(d["id"]), State: str(d["state"]), Worker: str(d["worker"]), Cores: num(d["cores"])})
+	}
+	s.CompletedDrivers = len(list(doc["completeddrivers"]))
+	return s, nil
+}
+
+func num(v any) int {
+	switch x := v.(type) {
+	case float64:
+		return int(x)
+	case string:
+		var n int
+		_, _ = fmt.Sscan(x, &n)
+		return n
+	}
+	return 0
+}
+
+func str(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case nil:
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+func list(v any) []map[string]any {
+	arr, _ := v.([]any)
+	var out []map[string]any
+	for _, e := range arr {
+		if m, ok := e.(map[string]any); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func printStatus(w io.Writer, rep statusReport) {
+	if l := rep.Leader; l != nil {
+		since := ""
+		if t, err := time.Parse(time.RFC3339Nano, l.Since); err == nil {
+			since = fmt.Sprintf(", since %s (%s ago)", t.UTC().Format(time.RFC3339), time.Since(t).Round(time.Second))
+		}
+		fmt.Fprintf(w, "Leader:  %s  ALIVE  epoch %d%s\n", l.URL, l.Epoch, since)
+	} else {
+		fmt.Fprintf(w, "Leader:  none (no master is ALIVE)\n")
+	}
+	if rep.ZKEpoch != nil {
+		fmt.Fprintf(w, "ZooKeeper epoch: %d (leader %s)\n", rep.ZKEpoch.Epoch, rep.ZKEpoch.Leader)
+	}
+	fmt.Fprintf(w, "Masters:\n")
+	for _, m := range rep.Masters {
+		line := fmt.Sprintf("  %-28s %-20s", m.URL, m.State)
+		if m.Epoch > 0 {
+			line += fmt.Sprintf(" epoch %d", m.Epoch)
+		}
+		if m.Error != "" {
+			line += "  " + m.Error
+		}
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
+	}
+	if c := rep.Cluster; c != nil {
+		fmt.Fprintf(w, "Workers: %d alive of %d; cores %d used of %d; memory %d MB used of %d MB\n",
+			c.AliveWorkers, c.Workers, c.CoresUsed, c.Cores, c.MemoryUsedMB, c.MemoryMB)
+		for _, wk := range c.WorkerList {
+			fmt.Fprintf(w, "  %-40s %s:%d  %-6s cores %d/%d  memory %d/%d MB\n", wk.ID, wk.Host, wk.Port, wk.State,
+				wk.CoresUsed, wk.Cores, wk.MemoryUsed, wk.MemoryMB)
+		}
+		fmt.Fprintf(w, "Applications: %d running, %d completed\n", len(c.ActiveApps), c.CompletedApps)
+		for _, a := range c.ActiveApps {
+			fmt.Fprintf(w, "  %-28s %-20s %-8s cores %d\n", a.ID, a.Name, a.State, a.Cores)
+		}
+		fmt.Fprintf(w, "Drivers: %d active, %d completed\n", len(c.ActiveDrivers), c.CompletedDrivers)
+		for _, d := range c.ActiveDrivers {
+			fmt.Fprintf(w, "  %-28s %-10s worker %s\n", d.ID, d.State, d.Worker)
+		}
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintf(w, "Problem: %s\n", p)
+	}
+}
+
+// quietEntry is a logger for CLI internals: warnings and errors only, to stderr.
+func quietEntry() *logrus.Entry {
+	l := logrus.New()
+	l.Out = os.Stderr
+	l.SetLevel(logrus.ErrorLevel)
+	return logrus.NewEntry(l)
 }

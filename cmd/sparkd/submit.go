@@ -1,22 +1,804 @@
 package main
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"sparkd/client"
+	"sparkd/protocol"
 )
 
-// runSubmit is a placeholder until its issue lands: it parses --help and prints usage.
+// submitOptions are spark-submit's flags plus sparkd's --exec.
+type submitOptions struct {
+	master, deployMode, name, class string
+	executorCores, totalCores       string
+	executorMemory                  string
+	driverCores, driverMemory       string
+	supervise                       bool
+	confs                           confFlag
+	propertiesFile                  string
+	kill, status                    string
+	exec                            bool
+	executors                       int
+	wait                            time.Duration
+	verbose                         bool
+	positional                      []string
+	props                           map[string]string // effective spark properties
+	masters                         []string          // host:port list
+	masterList                      string            // spark://h1:7077,h2:7077
+}
+
+// confFlag collects repeatable --conf k=v.
+type confFlag []string
+
+func (c *confFlag) String() string     { return strings.Join(*c, ",") }
+func (c *confFlag) Set(v string) error { *c = append(*c, v); return nil }
+
+const submitUsage = `Usage: sparkd submit [options] <app executable> [app arguments]
+       sparkd submit --master URLS [--name N] [--executor-cores C] [--total-executor-cores T]
+                     [--executor-memory M] [--executors N] --exec -- COMMAND [ARGS...]
+       sparkd submit --master URLS --kill SUBMISSION_ID
+       sparkd submit --master URLS --status SUBMISSION_ID
+
+Modes:
+  --deploy-mode client (default)  run the application here, with SPARK_MASTER (the full
+                                  master list) and its settings in its environment
+  --deploy-mode cluster           submit a driver through the leading master's REST server
+                                  (6066); prints the submission id
+  --exec                          sparkd's own: register an application whose executors run
+                                  COMMAND on the cluster, stream their state changes, and exit 0
+                                  once at least --executors executors (default 1) were granted
+                                  and all have exited with code 0 and none is running; any
+                                  failure exits 1 with a summary; Ctrl-C kills the application
+
+Options:
+`
+
 func runSubmit(args []string, stdout, stderr io.Writer) int {
+	o, code, done := parseSubmit(args, stderr, os.Getenv)
+	if done {
+		return code
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := newCLILogger(stderr, o.verbose)
+	switch {
+	case o.kill != "":
+		return restKill(ctx, o, stdout, stderr)
+	case o.status != "":
+		return restStatus(ctx, o, stdout, stderr)
+	case o.exec:
+		return runExecApp(ctx, o, stdout, stderr, log)
+	case o.deployMode == "cluster":
+		return restCreate(ctx, o, stdout, stderr)
+	default:
+		return runClientMode(ctx, o, stderr)
+	}
+}
+
+func newCLILogger(w io.Writer, verbose bool) *logrus.Entry {
+	l := logrus.New()
+	l.Out = w
+	l.SetLevel(logrus.WarnLevel)
+	if verbose {
+		l.SetLevel(logrus.DebugLevel)
+	}
+	return logrus.NewEntry(l).WithField("component", "submit")
+}
+
+// parseSubmit parses flags and settles the effective properties: the
+// properties file, then --conf, then the named flags (highest).
+func parseSubmit(args []string, stderr io.Writer, getenv func(string) string) (o *submitOptions, code int, done bool) {
+	o = &submitOptions{}
 	fs := flag.NewFlagSet("sparkd submit", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintf(stderr, "Usage: sparkd submit [flags]\n"); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(stderr, submitUsage); fs.PrintDefaults() }
+	fs.StringVar(&o.master, "master", "", "master URLs: spark://h1:7077,h2:7077 (default $SPARK_MASTER or spark.master)")
+	fs.StringVar(&o.deployMode, "deploy-mode", "", "client or cluster (default client)")
+	fs.StringVar(&o.name, "name", "", "application name (spark.app.name)")
+	fs.StringVar(&o.class, "class", "", "main class (accepted; sent as mainClass in cluster mode)")
+	fs.StringVar(&o.executorCores, "executor-cores", "", "cores per executor (default: all cores of a worker)")
+	fs.StringVar(&o.totalCores, "total-executor-cores", "", "total cores for the application (spark.cores.max)")
+	fs.StringVar(&o.executorMemory, "executor-memory", "", "memory per executor, e.g. 512m, 2g (default 1g)")
+	fs.StringVar(&o.driverCores, "driver-cores", "", "driver cores, cluster mode (default 1)")
+	fs.StringVar(&o.driverMemory, "driver-memory", "", "driver memory, e.g. 1g (default 1024m)")
+	fs.BoolVar(&o.supervise, "supervise", false, "relaunch the driver if it fails (cluster mode)")
+	fs.Var(&o.confs, "conf", "spark property key=value (repeatable)")
+	fs.StringVar(&o.propertiesFile, "properties-file", "", "spark properties file (default $SPARK_CONF_DIR/spark-defaults.conf if present)")
+	fs.StringVar(&o.kill, "kill", "", "kill the driver with this submission id")
+	fs.StringVar(&o.status, "status", "", "show the status of the driver with this submission id")
+	fs.BoolVar(&o.exec, "exec", false, "run COMMAND as the executors of an application (sparkd's own mode)")
+	fs.IntVar(&o.executors, "executors", 0, "with --exec: executors that must be granted before the application can finish (default 1)")
+	fs.DurationVar(&o.wait, "wait", 60*time.Second, "how long to look for a leading master before giving up")
+	fs.BoolVar(&o.verbose, "verbose", false, "log client details to stderr")
 	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, 0, true
+		}
+		return nil, 2, true
+	}
+	o.positional = fs.Args()
+	fail := func(format string, a ...any) (*submitOptions, int, bool) {
+		fmt.Fprintf(stderr, "sparkd submit: "+format+"\n", a...)
+		return nil, 2, true
+	}
+	props, err := loadSubmitProperties(o.propertiesFile, getenv)
+	if err != nil {
+		return fail("%v", err)
+	}
+	for _, kv := range o.confs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return fail("--conf %q: want key=value", kv)
+		}
+		props[strings.TrimSpace(k)] = v
+	}
+	set := func(key, v string) {
+		if v != "" {
+			props[key] = v
+		}
+	}
+	if o.master == "" && props["spark.master"] == "" {
+		o.master = getenv("SPARK_MASTER")
+	}
+	set("spark.master", o.master)
+	set("spark.submit.deployMode", o.deployMode)
+	set("spark.app.name", o.name)
+	set("spark.executor.cores", o.executorCores)
+	set("spark.cores.max", o.totalCores)
+	set("spark.executor.memory", o.executorMemory)
+	set("spark.driver.cores", o.driverCores)
+	set("spark.driver.memory", o.driverMemory)
+	if o.supervise {
+		props["spark.driver.supervise"] = "true"
+	}
+	o.props = props
+	o.deployMode = props["spark.submit.deployMode"]
+	if o.deployMode == "" {
+		o.deployMode = "client"
+	}
+	if o.deployMode != "client" && o.deployMode != "cluster" {
+		return fail("--deploy-mode %q: want client or cluster", o.deployMode)
+	}
+	if props["spark.master"] == "" {
+		return fail("no master given: use --master spark://h1:7077,h2:7077 (or SPARK_MASTER, or spark.master)")
+	}
+	o.masters, err = client.SplitMasters(props["spark.master"])
+	if err != nil {
+		return fail("--master %q: %v", props["spark.master"], err)
+	}
+	o.masterList = "spark://" + strings.Join(o.masters, ",")
+	// Check every number and size now, so a typo fails before anything runs.
+	for _, k := range []string{"spark.executor.cores", "spark.cores.max", "spark.driver.cores"} {
+		if v, ok := props[k]; ok {
+			if n, err := strconv.Atoi(strings.TrimSpace(v)); err != nil || n <= 0 {
+				return fail("%s=%q (%s): want a positive integer", k, v, flagFor(k))
+			}
+		}
+	}
+	for _, k := range []string{"spark.executor.memory", "spark.driver.memory"} {
+		if v, ok := props[k]; ok {
+			if _, err := parseMemoryMB(v); err != nil {
+				return fail("%s=%q (%s): %v", k, v, flagFor(k), err)
+			}
+		}
+	}
+	if v, ok := props["spark.driver.supervise"]; ok {
+		if _, err := strconv.ParseBool(v); err != nil {
+			return fail("spark.driver.supervise=%q: want true or false", v)
+		}
+	}
+	if o.executors < 0 {
+		return fail("--executors %d: want a non-negative number", o.executors)
+	}
+	if o.kill != "" && o.status != "" {
+		return fail("--kill and --status are exclusive")
+	}
+	if o.kill == "" && o.status == "" && len(o.positional) == 0 {
+		if o.exec {
+			return fail("--exec needs a command: sparkd submit --master URLS --exec -- COMMAND [ARGS...]")
+		}
+		return fail("missing the application: sparkd submit [options] <app executable> [app arguments]")
+	}
+	if o.exec && o.deployMode == "cluster" {
+		return fail("--exec runs its own application; it cannot be combined with --deploy-mode cluster")
+	}
+	return o, 0, false
+}
+
+func flagFor(key string) string {
+	return map[string]string{
+		"spark.executor.cores": "--executor-cores", "spark.cores.max": "--total-executor-cores",
+		"spark.driver.cores": "--driver-cores", "spark.executor.memory": "--executor-memory",
+		"spark.driver.memory": "--driver-memory",
+	}[key]
+}
+
+// loadSubmitProperties reads --properties-file, or
+// $SPARK_CONF_DIR/spark-defaults.conf when present.
+func loadSubmitProperties(path string, getenv func(string) string) (map[string]string, error) {
+	props := map[string]string{}
+	explicit := path != ""
+	if !explicit {
+		dir := getenv("SPARK_CONF_DIR")
+		if dir == "" {
+			if home := getenv("SPARK_HOME"); home != "" {
+				dir = filepath.Join(home, "conf")
+			}
+		}
+		if dir == "" {
+			return props, nil
+		}
+		path = filepath.Join(dir, "spark-defaults.conf")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		if !explicit && errors.Is(err, os.ErrNotExist) {
+			return props, nil
+		}
+		return nil, fmt.Errorf("--properties-file: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "!") {
+			continue
+		}
+		i := strings.IndexAny(line, " \t=:")
+		if i < 0 {
+			return nil, fmt.Errorf("%s:%d: %q: want 'key value'", path, n, line)
+		}
+		k := line[:i]
+		v := strings.TrimSpace(line[i+1:])
+		v = strings.TrimSpace(strings.TrimLeft(v, "=:"))
+		props[k] = v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return props, nil
+}
+
+// parseMemoryMB parses a Spark memory size ("512m", "2g", "1t"; a plain
+// number is MB).
+func parseMemoryMB(s string) (int, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	t = strings.TrimSuffix(t, "b")
+	mult := 1.0
+	switch {
+	case strings.HasSuffix(t, "k"):
+		mult, t = 1.0/1024, t[:len(t)-1]
+	case strings.HasSuffix(t, "m"):
+		t = t[:len(t)-1]
+	case strings.HasSuffix(t, "g"):
+		mult, t = 1024, t[:len(t)-1]
+	case strings.HasSuffix(t, "t"):
+		mult, t = 1024*1024, t[:len(t)-1]
+	}
+	n, err := strconv.ParseFloat(t, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a memory size like 512m or 2g", s)
+	}
+	mb := int(n * mult)
+	if mb < 1 {
+		return 0, fmt.Errorf("%q is less than 1 MB", s)
+	}
+	return mb, nil
+}
+
+func (o *submitOptions) intProp(key string, def int) int {
+	if v, ok := o.props[key]; ok {
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+func (o *submitOptions) memProp(key string, def int) int {
+	if v, ok := o.props[key]; ok {
+		if n, err := parseMemoryMB(v); err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+func (o *submitOptions) appName() string {
+	if n := o.props["spark.app.name"]; n != "" {
+		return n
+	}
+	if o.class != "" {
+		return o.class
+	}
+	if len(o.positional) > 0 {
+		return filepath.Base(o.positional[0])
+	}
+	return "sparkd-app"
+}
+
+// ---- client deploy mode ----
+
+// runClientMode runs the application here with SPARK_MASTER and its settings
+// in the environment; signals are forwarded, and its exit code is returned.
+func runClientMode(ctx context.Context, o *submitOptions, stderr io.Writer) int {
+	cmd := exec.Command(o.positional[0], o.positional[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, stderr
+	cmd.Env = append(os.Environ(), clientModeEnv(o)...)
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(stderr, "sparkd submit: start %s: %v\n", o.positional[0], err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	for {
+		select {
+		case s := <-sigs:
+			_ = cmd.Process.Signal(s)
+		case err := <-waited:
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				if st, ok := ee.Sys().(syscall.WaitStatus); ok && st.Signaled() {
+					return 128 + int(st.Signal())
+				}
+				return ee.ExitCode()
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "sparkd submit: %s: %v\n", o.positional[0], err)
+				return 1
+			}
 			return 0
 		}
+	}
+}
+
+// clientModeEnv is what a client-mode driver finds in its environment (read
+// back by client.ConfigFromEnv).
+func clientModeEnv(o *submitOptions) []string {
+	env := []string{
+		client.EnvMaster + "=" + o.masterList,
+		client.EnvAppName + "=" + o.appName(),
+	}
+	add := func(name, key string) {
+		if v, ok := o.props[key]; ok {
+			env = append(env, name+"="+v)
+		}
+	}
+	add(client.EnvExecutorCores, "spark.executor.cores")
+	add(client.EnvTotalCores, "spark.cores.max")
+	add(client.EnvExecutorMemory, "spark.executor.memory")
+	add(client.EnvDriverMemory, "spark.driver.memory")
+	add(client.EnvAuthSecret, "spark.authenticate.secret")
+	env = append(env, fmt.Sprintf("%s=%d", client.EnvExecutorMemoryMB, o.memProp("spark.executor.memory", client.DefaultExecutorMemoryMB)))
+	keys := make([]string, 0, len(o.props))
+	for k := range o.props {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var lines []string
+	for _, k := range keys {
+		lines = append(lines, k+"="+o.props[k])
+	}
+	return append(env, client.EnvConf+"="+strings.Join(lines, "\n"))
+}
+
+// ---- cluster deploy mode: Spark's REST submission protocol ----
+
+// restCreateRequest is Spark's CreateSubmissionRequest.
+type restCreateRequest struct {
+	Action               string            `json:"action"`
+	ClientSparkVersion   string            `json:"clientSparkVersion"`
+	AppResource          string            `json:"appResource"`
+	MainClass            string            `json:"mainClass"`
+	AppArgs              []string          `json:"appArgs"`
+	SparkProperties      map[string]string `json:"sparkProperties"`
+	EnvironmentVariables map[string]string `json:"environmentVariables"`
+}
+
+// restResponse covers Spark's Create/Kill/SubmissionStatus/Error responses.
+type restResponse struct {
+	Action             string `json:"action"`
+	ServerSparkVersion string `json:"serverSparkVersion"`
+	Success            *bool  `json:"success"`
+	Message            string `json:"message"`
+	SubmissionID       string `json:"submissionId"`
+	DriverState        string `json:"driverState"`
+	WorkerID           string `json:"workerId"`
+	WorkerHostPort     string `json:"workerHostPort"`
+}
+
+var errNotAliveREST = errors.New("master is not ALIVE")
+
+// withLeaderREST finds the leading master and calls fn with its REST base
+// URL, retrying (re-probing) while no master is ALIVE or the REST server
+// answers that its master is not ALIVE, until o.wait passes.
+func withLeaderREST(ctx context.Context, o *submitOptions, stderr io.Writer, fn func(base string) error) error {
+	ctx, cancel := context.WithTimeout(ctx, o.wait)
+	defer cancel()
+	rpc := protocol.NewClient(5*time.Second, o.props["spark.authenticate.secret"])
+	delay := 100 * time.Millisecond
+	var last error
+	for {
+		l, err := client.FindLeader(ctx, rpc, o.masters)
+		if err == nil && l.LeaderREST == "" && l.URL != "" {
+			err = fmt.Errorf("leading master %s has no REST server (spark.master.rest.enabled=false)", l.URL)
+			return err
+		}
+		if err == nil {
+			err = fn(protocol.HTTPBase(l.LeaderREST))
+			if err == nil || !errors.Is(err, errNotAliveREST) {
+				return err
+			}
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no leading master found in %s among %s: %w", o.wait, o.masterList, last)
+		case <-time.After(delay):
+		}
+		if delay < 2*time.Second {
+			delay *= 2
+		}
+	}
+}
+
+func restCall(ctx context.Context, method, url string, body any) (restResponse, error) {
+	var rd io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return restResponse{}, err
+		}
+		rd = strings.NewReader(string(raw))
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return restResponse{}, err
+	}
+	req.Header.Set("Content-Type", "application/json;charset=UTF-8")
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return restResponse{}, fmt.Errorf("%s %s: %w", method, url, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, protocol.MaxBodyBytes))
+	if err != nil {
+		return restResponse{}, fmt.Errorf("%s %s: read answer: %w", method, url, err)
+	}
+	var r restResponse
+	if err := json.Unmarshal(data, &r); err != nil {
+		return restResponse{}, fmt.Errorf("%s %s: http %d, not a REST submission answer: %.200q", method, url, resp.StatusCode, data)
+	}
+	if r.Success == nil || !*r.Success || resp.StatusCode/100 != 2 {
+		if strings.Contains(r.Message, "ALIVE") || resp.StatusCode == http.StatusServiceUnavailable {
+			return r, fmt.Errorf("%w: %s", errNotAliveREST, r.Message)
+		}
+		msg := r.Message
+		if msg == "" {
+			msg = fmt.Sprintf("http %d", resp.StatusCode)
+		}
+		return r, fmt.Errorf("%s", msg)
+	}
+	return r, nil
+}
+
+func restCreate(ctx context.Context, o *submitOptions, stdout, stderr io.Writer) int {
+	props := map[string]string{}
+	for k, v := range o.props {
+		props[k] = v
+	}
+	props["spark.master"] = o.masterList
+	props["spark.app.name"] = o.appName()
+	props["spark.submit.deployMode"] = "cluster"
+	if _, ok := props["spark.driver.supervise"]; !ok {
+		props["spark.driver.supervise"] = "false"
+	}
+	main := o.class
+	if main == "" {
+		main = filepath.Base(o.positional[0])
+	}
+	req := restCreateRequest{
+		Action: "CreateSubmissionRequest", ClientSparkVersion: "sparkd-" + version,
+		AppResource: o.positional[0], MainClass: main, AppArgs: append([]string{}, o.positional[1:]...),
+		SparkProperties: props, EnvironmentVariables: map[string]string{},
+	}
+	var r restResponse
+	err := withLeaderREST(ctx, o, stderr, func(base string) error {
+		var err error
+		r, err = restCall(ctx, http.MethodPost, base+"/v1/submissions/create", req)
+		return err
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "sparkd submit: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "Submission successfully created as %s. %s\n", r.SubmissionID, r.Message)
+	fmt.Fprintln(stdout, r.SubmissionID)
+	return 0
+}
+
+func restStatus(ctx context.Context, o *submitOptions, stdout, stderr io.Writer) int {
+	var r restResponse
+	err := withLeaderREST(ctx, o, stderr, func(base string) error {
+		var err error
+		r, err = restCall(ctx, http.MethodGet, base+"/v1/submissions/status/"+o.status, nil)
+		return err
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "sparkd submit: status of %s: %v\n", o.status, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "submissionId: %s\ndriverState: %s\n", r.SubmissionID, r.DriverState)
+	if r.WorkerID != "" {
+		fmt.Fprintf(stdout, "workerId: %s\nworkerHostPort: %s\n", r.WorkerID, r.WorkerHostPort)
+	}
+	if r.Message != "" {
+		fmt.Fprintf(stdout, "message: %s\n", r.Message)
+	}
+	return 0
+}
+
+func restKill(ctx context.Context, o *submitOptions, stdout, stderr io.Writer) int {
+	var r restResponse
+	err := withLeaderREST(ctx, o, stderr, func(base string) error {
+		var err error
+		r, err = restCall(ctx, http.MethodPost, base+"/v1/submissions/kill/"+o.kill, nil)
+		return err
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "sparkd submit: kill %s: %v\n", o.kill, err)
+		return 1
+	}
+	msg := r.Message
+	if msg == "" {
+		msg = "Kill request for " + o.kill + " submitted"
+	}
+	fmt.Fprintln(stdout, msg)
+	return 0
+}
+
+// ---- --exec: the application is the executors ----
+
+// execTracker follows an --exec application's executors and decides when it
+// is done. Done: at least `want` executors were granted, none is launching
+// or running, and the application was not removed. Success: every executor
+// that finished did so as EXITED with exit code 0 (an EXITED report without
+// a code counts as 0).
+type execTracker struct {
+	mu        sync.Mutex
+	want      int
+	execs     map[int]*execInfo
+	removed   *client.Event
+	failures  []string
+	succeeded int
+}
+
+type execInfo struct {
+	id       int
+	worker   string
+	hostPort string
+	state    protocol.ExecutorState
+	exit     *int
+	finished bool
+}
+
+func newExecTracker(want int) *execTracker {
+	if want <= 0 {
+		want = 1
+	}
+	return &execTracker{want: want, execs: map[int]*execInfo{}}
+}
+
+// handle records e and returns a human-readable line ("" for none).
+func (t *execTracker) handle(e client.Event) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ts := e.At.UTC().Format("15:04:05.000")
+	switch e.Kind {
+	case client.EventRegistered:
+		return "" // printed by runExecApp, with the command
+	case client.EventReregistered:
+		return fmt.Sprintf("%s application registered again as %s with master %s (epoch %d): %s", ts, e.AppID, e.MasterURL, e.Epoch, e.Message)
+	case client.EventMasterChanged:
+		return fmt.Sprintf("%s master changed: %s (epoch %d) re-attached the application", ts, e.MasterURL, e.Epoch)
+	case client.EventDisconnected:
+		return fmt.Sprintf("%s lost contact with master %s; waiting for a leader", ts, e.MasterURL)
+	case client.EventExecutorAdded:
+		x := t.exec(e.ExecutorID)
+		x.worker, x.hostPort = e.WorkerID, e.HostPort
+		if x.state == "" {
+			x.state = protocol.ExecutorLaunching
+		}
+		return fmt.Sprintf("%s executor %d added on worker %s (%s): %d core(s), %d MB", ts, e.ExecutorID, e.WorkerID, e.HostPort, e.Cores, e.MemoryMB)
+	case client.EventExecutorUpdated, client.EventExecutorRemoved:
+		x := t.exec(e.ExecutorID)
+		if x.finished {
+			return ""
+		}
+		x.state = e.State
+		x.exit = e.ExitCode
+		line := fmt.Sprintf("%s executor %d %s", ts, e.ExecutorID, e.State)
+		if e.ExitCode != nil {
+			line += fmt.Sprintf(" (exit code %d)", *e.ExitCode)
+		}
+		if e.Message != "" {
+			line += ": " + e.Message
+		}
+		if e.State.Finished() || e.Kind == client.EventExecutorRemoved {
+			x.finished = true
+			if e.State == protocol.ExecutorExited && (e.ExitCode == nil || *e.ExitCode == 0) {
+				t.succeeded++
+			} else {
+				why := string(e.State)
+				if e.ExitCode != nil {
+					why += fmt.Sprintf(" with exit code %d", *e.ExitCode)
+				}
+				if e.Message != "" {
+					why += " (" + e.Message + ")"
+				}
+				t.failures = append(t.failures, fmt.Sprintf("executor %d %s", e.ExecutorID, why))
+			}
+		}
+		return line
+	case client.EventWorkerRemoved:
+		return fmt.Sprintf("%s worker %s removed: %s", ts, e.WorkerID, e.Message)
+	case client.EventApplicationRemoved:
+		ev := e
+		t.removed = &ev
+		return fmt.Sprintf("%s application ended by the master: %s %s", ts, e.AppState, e.Message)
+	}
+	return ""
+}
+
+func (t *execTracker) exec(id int) *execInfo {
+	x, ok := t.execs[id]
+	if !ok {
+		x = &execInfo{id: id}
+		t.execs[id] = x
+	}
+	return x
+}
+
+// done reports whether the application is over and whether it succeeded.
+func (t *execTracker) done() (over, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.removed != nil {
+		return true, false
+	}
+	if len(t.failures) > 0 && t.running() == 0 {
+		return true, false
+	}
+	if len(t.execs) < t.want {
+		return false, false
+	}
+	return t.running() == 0, len(t.failures) == 0
+}
+
+func (t *execTracker) running() int {
+	n := 0
+	for _, x := range t.execs {
+		if !x.finished {
+			n++
+		}
+	}
+	return n
+}
+
+func (t *execTracker) summary() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := fmt.Sprintf("%d executor(s): %d exited 0, %d failed, %d still running", len(t.execs), t.succeeded, len(t.failures), t.running())
+	for _, f := range t.failures {
+		s += "\n  " + f
+	}
+	if t.removed != nil {
+		s += fmt.Sprintf("\n  application %s by the master: %s", t.removed.AppState, t.removed.Message)
+	}
+	return s
+}
+
+func runExecApp(ctx context.Context, o *submitOptions, stdout, stderr io.Writer, log *logrus.Entry) int {
+	app := protocol.AppDescription{
+		Name:          o.appName(),
+		Command:       o.positional,
+		ExecutorCores: o.intProp("spark.executor.cores", 0),
+		ExecutorMemMB: o.memProp("spark.executor.memory", client.DefaultExecutorMemoryMB),
+		MaxCores:      o.intProp("spark.cores.max", 0),
+	}
+	tr := newExecTracker(o.executors)
+	var outMu sync.Mutex
+	printf := func(format string, a ...any) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		fmt.Fprintf(stdout, format, a...)
+	}
+	changed := make(chan struct{}, 1)
+	cfg := client.Config{Masters: o.masters, App: app, Secret: o.props["spark.authenticate.secret"],
+		RegisterTimeout: o.wait, Logger: log}
+	if h := o.props["spark.driver.host"]; h != "" {
+		cfg.ListenAddr = h + ":0"
+	}
+	c, err := client.New(cfg, func(e client.Event) {
+		if line := tr.handle(e); line != "" {
+			printf("%s\n", line)
+		}
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "sparkd submit: %v\n", err)
 		return 2
 	}
-	fs.Usage()
-	return 2
+	closeCtx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), 15*time.Second)
+	}
+	id, err := c.Register(ctx)
+	if err != nil {
+		cctx, cancel := closeCtx()
+		defer cancel()
+		_ = c.Close(cctx)
+		if ctx.Err() != nil {
+			fmt.Fprintf(stderr, "sparkd submit: interrupted before the application was registered\n")
+			return 130
+		}
+		fmt.Fprintf(stderr, "sparkd submit: %v\n", err)
+		return 1
+	}
+	printf("%s application %s (%s) registered with master %s (epoch %d); executors run: %s\n",
+		time.Now().UTC().Format("15:04:05.000"), id, app.Name, c.Master(), c.Epoch(), strings.Join(app.Command, " "))
+	for {
+		if over, ok := tr.done(); over {
+			cctx, cancel := closeCtx()
+			cerr := c.Close(cctx)
+			cancel()
+			if cerr != nil {
+				fmt.Fprintf(stderr, "sparkd submit: unregister: %v\n", cerr)
+			}
+			if ok {
+				printf("application %s finished: %s\n", c.AppID(), tr.summary())
+				return 0
+			}
+			fmt.Fprintf(stderr, "application %s failed: %s\n", c.AppID(), tr.summary())
+			return 1
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			fmt.Fprintf(stderr, "interrupted: killing application %s\n", c.AppID())
+			cctx, cancel := closeCtx()
+			kerr := c.Kill(cctx)
+			_ = c.Close(cctx)
+			cancel()
+			if kerr != nil {
+				fmt.Fprintf(stderr, "sparkd submit: %v\n", kerr)
+			}
+			fmt.Fprintf(stderr, "application %s killed: %s\n", c.AppID(), tr.summary())
+			return 130
+		}
+	}
 }

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"sparkd/protocol"
+)
+
+func status(args []string, out, errb *bytes.Buffer) int { return runStatus(args, out, errb) }
+
+const sampleState = `{"url":"spark://x:7077","status":"ALIVE","epoch":4,"aliveworkers":1,"cores":8,"coresused":2,
+ "memory":4096,"memoryused":1024,
+ "workers":[{"id":"worker-1","host":"127.0.0.1","port":4000,"cores":8,"coresused":2,"memory":4096,"memoryused":1024,"state":"ALIVE"},
+            {"id":"worker-0","host":"127.0.0.1","port":4001,"cores":8,"coresused":0,"memory":4096,"memoryused":0,"state":"DEAD"}],
+ "activeapps":[{"id":"app-1","name":"pi","cores":2,"state":"RUNNING","starttime":1700000000000}],
+ "completedapps":[{"id":"app-0"}],"activedrivers":[],"completeddrivers":[]}`
+
+func TestStatusShowsLeaderAndCluster(t *testing.T) {
+	standby := newFakeCluster(t, protocol.MasterStandby, 4)
+	leader := newFakeCluster(t, protocol.MasterAlive, 4)
+	leader.stateDoc = sampleState
+	masters := "spark://" + standby.addr() + "," + leader.addr() + ",127.0.0.1:1"
+	code, stdout, stderr := runCmd(t, status, "--master", masters)
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, stdout, "Leader:  "+leader.url+"  ALIVE  epoch 4, since 2026-01-02T03:04:05Z")
+	assert.Contains(t, stdout, standby.url)
+	assert.Contains(t, stdout, "STANDBY")
+	assert.Contains(t, stdout, "UNREACHABLE")
+	assert.Contains(t, stdout, "connection refused")
+	assert.Contains(t, stdout, "Workers: 1 alive of 2; cores 2 used of 8; memory 1024 MB used of 4096 MB")
+	assert.Contains(t, stdout, "app-1")
+	assert.Contains(t, stdout, "Applications: 1 running, 1 completed")
+
+	code, stdout, _ = runCmd(t, status, "--master", masters, "--json")
+	require.Equal(t, 0, code)
+	var rep statusReport
+	require.NoError(t, json.Unmarshal([]byte(stdout), &rep))
+	require.NotNil(t, rep.Leader)
+	assert.Equal(t, leader.url, rep.Leader.URL)
+	assert.Equal(t, int64(4), rep.Leader.Epoch)
+	require.Len(t, rep.Masters, 3)
+	assert.Equal(t, "STANDBY", rep.Masters[0].State)
+	assert.Equal(t, "UNREACHABLE", rep.Masters[2].State)
+	require.NotNil(t, rep.Cluster)
+	assert.Equal(t, 1, rep.Cluster.AliveWorkers)
+	assert.Len(t, rep.Cluster.ActiveApps, 1)
+}
+
+func TestStatusWithoutLeaderExits1(t *testing.T) {
+	standby := newFakeCluster(t, protocol.MasterStandby, 0)
+	code, stdout, _ := runCmd(t, status, "--master", standby.url)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stdout, "Leader:  none")
+	assert.Contains(t, stdout, "Problem: no master is ALIVE")
+}
+
+func TestStatusUsage(t *testing.T) {
+	t.Setenv("SPARK_MASTER", "")
+	code, _, stderr := runCmd(t, status)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr, "no master given")
+	code, _, stderr = runCmd(t, status, "--master", "spark://a:1,,b")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr, "empty entry")
+	code, _, stderr = runCmd(t, status, "--master", "spark://a:1", "extra")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr, "unexpected argument")
+}

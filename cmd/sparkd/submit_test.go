@@ -1,0 +1,356 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"sparkd/client"
+	"sparkd/protocol"
+)
+
+// fakeCluster is one scripted master (RPC + REST) for command tests.
+type fakeCluster struct {
+	t        *testing.T
+	rpcSrv   *httptest.Server
+	restSrv  *httptest.Server
+	url      string
+	mu       sync.Mutex
+	state    protocol.MasterState
+	epoch    int64
+	hint     string
+	apps     map[string]protocol.RegisterApplication
+	killed   []string
+	unreg    []string
+	creates  []restCreateRequest
+	onReg    func(id, clientURL string)
+	stateDoc string
+}
+
+func newFakeCluster(t *testing.T, state protocol.MasterState, epoch int64) *fakeCluster {
+	f := &fakeCluster{t: t, state: state, epoch: epoch, apps: map[string]protocol.RegisterApplication{}}
+	r := mux.NewRouter()
+	r.Handle(protocol.PathLeader, protocol.Handle(func(*http.Request) (any, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		li := protocol.LeaderInfo{ID: "m-" + f.url, URL: f.url, State: f.state, Epoch: f.epoch, LeaderURL: f.hint,
+			LeaderSince: "2026-01-02T03:04:05Z"}
+		if f.state == protocol.MasterAlive {
+			li.LeaderURL = f.url
+			li.LeaderREST = "spark://" + strings.TrimPrefix(f.restSrv.URL, "http://")
+		}
+		return li, nil
+	})).Methods(http.MethodGet)
+	r.Handle(protocol.PathMasterStateJSON, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, f.stateDoc)
+	}))
+	notAlive := func() error {
+		if f.state == protocol.MasterAlive {
+			return nil
+		}
+		return &protocol.StatusError{Code: 503, Message: "standby", Hint: &protocol.LeaderHint{State: f.state, LeaderURL: f.hint, Epoch: f.epoch}}
+	}
+	r.Handle(protocol.PathRegisterApp, protocol.Handle(func(r *http.Request) (any, error) {
+		var m protocol.RegisterApplication
+		if err := protocol.DecodeBody(r, &m); err != nil {
+			return nil, err
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if err := notAlive(); err != nil {
+			return nil, err
+		}
+		id := fmt.Sprintf("app-%d", len(f.apps))
+		f.apps[id] = m
+		if f.onReg != nil {
+			go f.onReg(id, m.ClientURL)
+		}
+		return protocol.RegisteredApplication{Stamp: protocol.Stamp{Epoch: f.epoch, MasterURL: f.url}, AppID: id}, nil
+	})).Methods(http.MethodPost)
+	r.Handle(protocol.PathAppHeartbeat, protocol.Handle(func(r *http.Request) (any, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if err := notAlive(); err != nil {
+			return nil, err
+		}
+		_, ok := f.apps[mux.Vars(r)["id"]]
+		return protocol.AppHeartbeatResponse{Stamp: protocol.Stamp{Epoch: f.epoch, MasterURL: f.url}, State: protocol.AppRunning, Reregister: !ok}, nil
+	})).Methods(http.MethodPost)
+	r.Handle(protocol.PathKillApp, protocol.Handle(func(r *http.Request) (any, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.killed = append(f.killed, mux.Vars(r)["id"])
+		return nil, nil
+	})).Methods(http.MethodPost)
+	r.Handle(protocol.PathUnregisterApp, protocol.Handle(func(r *http.Request) (any, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.unreg = append(f.unreg, mux.Vars(r)["id"])
+		return nil, nil
+	})).Methods(http.MethodPost)
+	f.rpcSrv = httptest.NewServer(r)
+	f.url = "spark://" + strings.TrimPrefix(f.rpcSrv.URL, "http://")
+	t.Cleanup(f.rpcSrv.Close)
+
+	rest := mux.NewRouter()
+	yes := true
+	rest.HandleFunc("/v1/submissions/create", func(w http.ResponseWriter, r *http.Request) {
+		var req restCreateRequest
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.state != protocol.MasterAlive {
+			no := false
+			protocol.WriteJSON(w, 200, restResponse{Action: "CreateSubmissionResponse", Success: &no,
+				Message: "Can only accept driver submissions in ALIVE state. Current state: " + string(f.state) + "."})
+			return
+		}
+		f.creates = append(f.creates, req)
+		protocol.WriteJSON(w, 200, restResponse{Action: "CreateSubmissionResponse", Success: &yes,
+			SubmissionID: "driver-1", Message: "Driver successfully submitted as driver-1"})
+	}).Methods(http.MethodPost)
+	rest.HandleFunc("/v1/submissions/status/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id := mux.Vars(r)["id"]
+		if id != "driver-1" {
+			no := false
+			protocol.WriteJSON(w, 200, restResponse{Action: "SubmissionStatusResponse", Success: &no, SubmissionID: id, Message: "Driver " + id + " not found"})
+			return
+		}
+		protocol.WriteJSON(w, 200, restResponse{Action: "SubmissionStatusResponse", Success: &yes, SubmissionID: id,
+			DriverState: "RUNNING", WorkerID: "worker-1", WorkerHostPort: "127.0.0.1:1"})
+	}).Methods(http.MethodGet)
+	rest.HandleFunc("/v1/submissions/kill/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id := mux.Vars(r)["id"]
+		protocol.WriteJSON(w, 200, restResponse{Action: "KillSubmissionResponse", Success: &yes, SubmissionID: id, Message: "Kill request for " + id + " submitted"})
+	}).Methods(http.MethodPost)
+	f.restSrv = httptest.NewServer(rest)
+	t.Cleanup(f.restSrv.Close)
+	return f
+}
+
+func (f *fakeCluster) addr() string { return strings.TrimPrefix(f.url, "spark://") }
+
+func (f *fakeCluster) push(clientURL, path string, msg any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	return protocol.NewClient(3*time.Second, "").Call(ctx, http.MethodPost, clientURL, path, msg, nil)
+}
+
+func (f *fakeCluster) stamp() protocol.Stamp {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return protocol.Stamp{Epoch: f.epoch, MasterURL: f.url}
+}
+
+func runCmd(t *testing.T, f func([]string, *bytes.Buffer, *bytes.Buffer) int, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := f(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func submit(args []string, out, errb *bytes.Buffer) int { return runSubmit(args, out, errb) }
+
+func TestSubmitFlagErrors(t *testing.T) {
+	dir := t.TempDir()
+	props := filepath.Join(dir, "spark-defaults.conf")
+	require.NoError(t, os.WriteFile(props, []byte("spark.master spark://h1:7077\nspark.executor.memory lots\n"), 0o644))
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"app"}, "no master given"},
+		{[]string{"--master", "spark://a:1", "--deploy-mode", "yarn", "app"}, "--deploy-mode \"yarn\""},
+		{[]string{"--master", "spark://a:1", "--executor-cores", "two", "app"}, "spark.executor.cores=\"two\" (--executor-cores)"},
+		{[]string{"--master", "spark://a:1", "--executor-memory", "1x", "app"}, "--executor-memory"},
+		{[]string{"--master", "spark://a:1", "--conf", "novalue", "app"}, "want key=value"},
+		{[]string{"--master", "spark://a:1"}, "missing the application"},
+		{[]string{"--master", "spark://a:1", "--exec"}, "--exec needs a command"},
+		{[]string{"--master", "spark://a:1,,b", "app"}, "empty entry"},
+		{[]string{"--properties-file", props, "app"}, "spark.executor.memory=\"lots\""},
+		{[]string{"--properties-file", filepath.Join(dir, "missing.conf"), "app"}, "--properties-file"},
+		{[]string{"--master", "spark://a:1", "--kill", "x", "--status", "y"}, "exclusive"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Setenv("SPARK_MASTER", "")
+			t.Setenv("SPARK_CONF_DIR", dir+"/none")
+			code, _, stderr := runCmd(t, submit, tc.args...)
+			assert.Equal(t, 2, code)
+			assert.Contains(t, stderr, tc.want)
+		})
+	}
+}
+
+func TestSubmitPropertiesPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	props := filepath.Join(dir, "p.conf")
+	require.NoError(t, os.WriteFile(props, []byte("# comment\nspark.master=spark://from-file:7077\nspark.executor.cores 3\nspark.app.name file\n"), 0o644))
+	env := func(string) string { return "" }
+	o, code, done := parseSubmit([]string{"--properties-file", props, "--conf", "spark.executor.cores=4", "--conf", "spark.app.name=conf",
+		"--name", "flag", "prog", "a1"}, &bytes.Buffer{}, env)
+	require.False(t, done, code)
+	assert.Equal(t, "4", o.props["spark.executor.cores"], "--conf beats the file")
+	assert.Equal(t, "flag", o.appName(), "--name beats --conf")
+	assert.Equal(t, "spark://from-file:7077", o.masterList)
+	assert.Equal(t, []string{"prog", "a1"}, o.positional)
+}
+
+func TestSubmitClientModeEnv(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "env.txt")
+	script := filepath.Join(dir, "driver.sh")
+	require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\nenv > \"$1\"\nexit 3\n"), 0o755))
+	t.Setenv("SPARK_CONF_DIR", dir)
+	code, _, stderr := runCmd(t, submit, "--master", "spark://h1:7077,h2:7078", "--name", "pi", "--executor-cores", "2",
+		"--executor-memory", "2g", "--total-executor-cores", "6", script, out)
+	assert.Equal(t, 3, code, stderr)
+	data, err := os.ReadFile(out)
+	require.NoError(t, err)
+	env := string(data)
+	for _, want := range []string{"SPARK_MASTER=spark://h1:7077,h2:7078", "SPARK_APP_NAME=pi", "SPARK_EXECUTOR_CORES=2",
+		"SPARK_EXECUTOR_MEMORY=2g", "SPARKD_EXECUTOR_MEMORY_MB=2048", "SPARK_TOTAL_EXECUTOR_CORES=6"} {
+		assert.Contains(t, env, want+"\n")
+	}
+}
+
+func TestSubmitClusterModeFindsLeaderREST(t *testing.T) {
+	standby := newFakeCluster(t, protocol.MasterStandby, 2)
+	leader := newFakeCluster(t, protocol.MasterAlive, 2)
+	masters := "spark://" + standby.addr() + "," + leader.addr()
+	code, stdout, stderr := runCmd(t, submit, "--master", masters, "--deploy-mode", "cluster", "--supervise",
+		"--class", "org.example.Pi", "--driver-memory", "512m", "--conf", "spark.x=y", "/opt/app.jar", "10")
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, "driver-1\n", stdout)
+	require.Len(t, leader.creates, 1)
+	req := leader.creates[0]
+	assert.Equal(t, "CreateSubmissionRequest", req.Action)
+	assert.Equal(t, "/opt/app.jar", req.AppResource)
+	assert.Equal(t, "org.example.Pi", req.MainClass)
+	assert.Equal(t, []string{"10"}, req.AppArgs)
+	assert.Equal(t, masters, req.SparkProperties["spark.master"], "the full master list goes to the driver")
+	assert.Equal(t, "true", req.SparkProperties["spark.driver.supervise"])
+	assert.Equal(t, "512m", req.SparkProperties["spark.driver.memory"])
+	assert.Equal(t, "y", req.SparkProperties["spark.x"])
+
+	code, stdout, _ = runCmd(t, submit, "--master", masters, "--status", "driver-1")
+	require.Equal(t, 0, code)
+	assert.Contains(t, stdout, "driverState: RUNNING")
+	code, _, stderr = runCmd(t, submit, "--master", masters, "--status", "driver-9")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "not found")
+	code, stdout, _ = runCmd(t, submit, "--master", masters, "--kill", "driver-1")
+	require.Equal(t, 0, code)
+	assert.Contains(t, stdout, "Kill request for driver-1 submitted")
+}
+
+func TestSubmitClusterModeNoLeader(t *testing.T) {
+	standby := newFakeCluster(t, protocol.MasterStandby, 1)
+	code, _, stderr := runCmd(t, submit, "--master", standby.url, "--deploy-mode", "cluster", "--wait", "300ms", "app")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "no leading master found")
+}
+
+func TestSubmitExecSucceedsThroughFailover(t *testing.T) {
+	a := newFakeCluster(t, protocol.MasterAlive, 1)
+	b := newFakeCluster(t, protocol.MasterStandby, 1)
+	zero := 0
+	a.onReg = func(id, clientURL string) {
+		st := a.stamp()
+		for i := 0; i < 2; i++ {
+			assert.NoError(t, a.push(clientURL, protocol.PathExecutorAdded, protocol.ExecutorAdded{Stamp: st, ExecutorID: i, WorkerID: "worker-1", HostPort: "127.0.0.1:9", Cores: 1, MemoryMB: 64}))
+			assert.NoError(t, a.push(clientURL, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: st, ExecutorID: i, State: protocol.ExecutorRunning}))
+		}
+		// Failover: b takes office with the app recovered and re-attaches it.
+		b.mu.Lock()
+		b.state, b.epoch = protocol.MasterAlive, 2
+		b.apps[id] = protocol.RegisterApplication{ClientURL: clientURL}
+		b.mu.Unlock()
+		a.mu.Lock()
+		a.state, a.hint = protocol.MasterStandby, b.url
+		a.mu.Unlock()
+		sb := b.stamp()
+		assert.NoError(t, b.push(clientURL, protocol.PathAppMasterChanged, protocol.MasterChanged{Stamp: sb}))
+		// A late command from the old leader is refused.
+		assert.Error(t, a.push(clientURL, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: st, ExecutorID: 0, State: protocol.ExecutorKilled}))
+		for i := 0; i < 2; i++ {
+			assert.NoError(t, b.push(clientURL, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: sb, ExecutorID: i, State: protocol.ExecutorExited, ExitCode: &zero}))
+		}
+	}
+	code, stdout, stderr := runCmd(t, submit, "--master", "spark://"+a.addr()+","+b.addr(), "--name", "sleepy",
+		"--executors", "2", "--executor-cores", "1", "--executor-memory", "64m", "--exec", "--", "/bin/sleep", "1")
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	assert.Contains(t, stdout, "executor 0 added on worker worker-1")
+	assert.Contains(t, stdout, "master changed: "+b.url+" (epoch 2)")
+	assert.Contains(t, stdout, "executor 1 EXITED (exit code 0)")
+	assert.Contains(t, stdout, "2 executor(s): 2 exited 0, 0 failed")
+	b.mu.Lock()
+	assert.Equal(t, []string{"app-0"}, b.unreg, "unregistered with the new leader")
+	b.mu.Unlock()
+	assert.Equal(t, "sleepy", a.apps["app-0"].App.Name)
+	assert.Equal(t, []string{"/bin/sleep", "1"}, a.apps["app-0"].App.Command)
+	assert.Equal(t, 64, a.apps["app-0"].App.ExecutorMemMB)
+}
+
+func TestSubmitExecFailureSummary(t *testing.T) {
+	a := newFakeCluster(t, protocol.MasterAlive, 1)
+	one := 1
+	a.onReg = func(_, clientURL string) {
+		st := a.stamp()
+		assert.NoError(t, a.push(clientURL, protocol.PathExecutorAdded, protocol.ExecutorAdded{Stamp: st, ExecutorID: 0, WorkerID: "w", Cores: 1}))
+		assert.NoError(t, a.push(clientURL, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: st, ExecutorID: 0, State: protocol.ExecutorExited, ExitCode: &one, Message: "Command exited with code 1"}))
+	}
+	code, _, stderr := runCmd(t, submit, "--master", a.url, "--exec", "--", "/bin/false")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "executor 0 EXITED with exit code 1")
+}
+
+func TestExecTrackerDoneRule(t *testing.T) {
+	zero, two := 0, 2
+	tr := newExecTracker(2)
+	tr.handle(evAdded(0))
+	over, _ := tr.done()
+	assert.False(t, over, "fewer executors than --executors")
+	tr.handle(evUpdated(0, protocol.ExecutorExited, &zero))
+	over, _ = tr.done()
+	assert.False(t, over, "still waiting for the second executor")
+	tr.handle(evAdded(1))
+	tr.handle(evUpdated(1, protocol.ExecutorRunning, nil))
+	over, _ = tr.done()
+	assert.False(t, over)
+	tr.handle(evUpdated(1, protocol.ExecutorExited, &zero))
+	over, ok := tr.done()
+	assert.True(t, over)
+	assert.True(t, ok)
+
+	tr = newExecTracker(0)
+	tr.handle(evAdded(0))
+	tr.handle(evUpdated(0, protocol.ExecutorFailed, &two))
+	over, ok = tr.done()
+	assert.True(t, over)
+	assert.False(t, ok)
+	assert.Contains(t, tr.summary(), "executor 0 FAILED with exit code 2")
+}
+
+func evAdded(id int) client.Event {
+	return client.Event{Kind: client.EventExecutorAdded, At: time.Now(), ExecutorID: id, WorkerID: "w"}
+}
+
+func evUpdated(id int, st protocol.ExecutorState, code *int) client.Event {
+	return client.Event{Kind: client.EventExecutorUpdated, At: time.Now(), ExecutorID: id, State: st, ExitCode: code}
+}
