@@ -487,6 +487,12 @@ func (r *runState) takeOffice(ctx context.Context, sid int64) error {
 		r.node = ""
 		return nil
 	}
+	// Do not take office while ZooKeeper looks silent: the term would be
+	// self-fenced at once (and, with a skewed clock, writes could slip in).
+	bound := selfFenceBound(conn.NegotiatedTimeout(), e.o.selfFenceAfter)
+	if silent := e.o.now().Sub(conn.LastContact()); silent >= bound {
+		return fmt.Errorf("not taking office: %w: silent for %v", ErrSelfFenced, silent.Round(time.Millisecond))
+	}
 	ed, est, _, err := r.readEpoch(ctx, false)
 	if err != nil {
 		return err
@@ -521,6 +527,9 @@ func (r *runState) lead(ctx context.Context, t *term) error {
 	interval := min(max(bound/10, 5*time.Millisecond), 250*time.Millisecond)
 	log := e.log.WithFields(logrus.Fields{"epoch": t.epoch, "session": fmt.Sprintf("0x%x", t.session)})
 
+	if err := r.checkTerm(t, bound); err != nil {
+		return fmt.Errorf("not taking office for epoch %d: %w", t.epoch, err)
+	}
 	e.sh.begin(t)
 	termCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
