@@ -17,6 +17,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"sparkd/client"
+	"sparkd/conf"
 	"sparkd/protocol"
 	"sparkd/recovery"
 	"sparkd/zkutil"
@@ -125,9 +126,9 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		*masterFlag = os.Getenv("SPARK_MASTER")
 	}
 	if *masterFlag != "" {
-		m, err := client.SplitMasters(*masterFlag)
+		m, err := conf.ParseMasterURLs(*masterFlag)
 		if err != nil {
-			fmt.Fprintf(stderr, "sparkd status: --master %q: %v\n", *masterFlag, err)
+			fmt.Fprintf(stderr, "sparkd status: --master: %v\n", err)
 			return 2
 		}
 		masters = m

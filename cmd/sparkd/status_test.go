@@ -66,7 +66,7 @@ func TestStatusUsage(t *testing.T) {
 	assert.Contains(t, stderr, "no master given")
 	code, _, stderr = runCmd(t, status, "--master", "spark://a:1,,b")
 	assert.Equal(t, 2, code)
-	assert.Contains(t, stderr, "empty entry")
+	assert.Contains(t, stderr, "empty host")
 	code, _, stderr = runCmd(t, status, "--master", "spark://a:1", "extra")
 	assert.Equal(t, 2, code)
 	assert.Contains(t, stderr, "unexpected argument")

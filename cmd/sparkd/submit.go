@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,6 +22,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"sparkd/client"
+	"sparkd/conf"
 	"sparkd/protocol"
 )
 
@@ -181,9 +181,9 @@ func parseSubmit(args []string, stderr io.Writer, getenv func(string) string) (o
 	if props["spark.master"] == "" {
 		return fail("no master given: use --master spark://h1:7077,h2:7077 (or SPARK_MASTER, or spark.master)")
 	}
-	o.masters, err = client.SplitMasters(props["spark.master"])
+	o.masters, err = conf.ParseMasterURLs(props["spark.master"])
 	if err != nil {
-		return fail("--master %q: %v", props["spark.master"], err)
+		return fail("--master: %v", err)
 	}
 	o.masterList = "spark://" + strings.Join(o.masters, ",")
 	// Check every number and size now, so a typo fails before anything runs.
@@ -196,7 +196,7 @@ func parseSubmit(args []string, stderr io.Writer, getenv func(string) string) (o
 	}
 	for _, k := range []string{"spark.executor.memory", "spark.driver.memory"} {
 		if v, ok := props[k]; ok {
-			if _, err := parseMemoryMB(v); err != nil {
+			if _, err := conf.ParseMemoryMB(v); err != nil {
 				return fail("%s=%q (%s): %v", k, v, flagFor(k), err)
 			}
 		}
@@ -257,52 +257,14 @@ func loadSubmitProperties(path string, getenv func(string) string) (map[string]s
 		return nil, fmt.Errorf("--properties-file: %w", err)
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "!") {
-			continue
-		}
-		i := strings.IndexAny(line, " \t=:")
-		if i < 0 {
-			return nil, fmt.Errorf("%s:%d: %q: want 'key value'", path, n, line)
-		}
-		k := line[:i]
-		v := strings.TrimSpace(line[i+1:])
-		v = strings.TrimSpace(strings.TrimLeft(v, "=:"))
-		props[k] = v
-	}
-	if err := sc.Err(); err != nil {
+	list, err := conf.ParseProperties(f)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	for _, p := range list {
+		props[p.Key] = strings.TrimSpace(p.Value)
+	}
 	return props, nil
-}
-
-// parseMemoryMB parses a Spark memory size ("512m", "2g", "1t"; a plain
-// number is MB).
-func parseMemoryMB(s string) (int, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	t = strings.TrimSuffix(t, "b")
-	mult := 1.0
-	switch {
-	case strings.HasSuffix(t, "k"):
-		mult, t = 1.0/1024, t[:len(t)-1]
-	case strings.HasSuffix(t, "m"):
-		t = t[:len(t)-1]
-	case strings.HasSuffix(t, "g"):
-		mult, t = 1024, t[:len(t)-1]
-	case strings.HasSuffix(t, "t"):
-		mult, t = 1024*1024, t[:len(t)-1]
-	}
-	n, err := strconv.ParseFloat(t, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("%q is not a memory size like 512m or 2g", s)
-	}
-	mb := int(n * mult)
-	if mb < 1 {
-		return 0, fmt.Errorf("%q is less than 1 MB", s)
-	}
-	return mb, nil
 }
 
 func (o *submitOptions) intProp(key string, def int) int {
@@ -316,7 +278,7 @@ func (o *submitOptions) intProp(key string, def int) int {
 
 func (o *submitOptions) memProp(key string, def int) int {
 	if v, ok := o.props[key]; ok {
-		if n, err := parseMemoryMB(v); err == nil {
+		if n, err := conf.ParseMemoryMB(v); err == nil {
 			return n
 		}
 	}

@@ -182,7 +182,7 @@ func TestSubmitFlagErrors(t *testing.T) {
 		{[]string{"--master", "spark://a:1", "--conf", "novalue", "app"}, "want key=value"},
 		{[]string{"--master", "spark://a:1"}, "missing the application"},
 		{[]string{"--master", "spark://a:1", "--exec"}, "--exec needs a command"},
-		{[]string{"--master", "spark://a:1,,b", "app"}, "empty entry"},
+		{[]string{"--master", "spark://a:1,,b", "app"}, "empty host"},
 		{[]string{"--properties-file", props, "app"}, "spark.executor.memory=\"lots\""},
 		{[]string{"--properties-file", filepath.Join(dir, "missing.conf"), "app"}, "--properties-file"},
 		{[]string{"--master", "spark://a:1", "--kill", "x", "--status", "y"}, "exclusive"},
