@@ -88,8 +88,9 @@ func Start(t testing.TB, n int) *Ensemble {
 	var lastErr error
 	for attempt := 1; attempt <= 3; attempt++ {
 		e := &Ensemble{t: t, java: java, cp: cp}
+		root := t.TempDir() // before Cleanup(teardown): cleanups run last-in first-out
 		t.Cleanup(e.teardown)
-		if err := e.setup(n, t.TempDir()); err != nil {
+		if err := e.setup(n, root); err != nil {
 			t.Fatalf("zktest: %v", err)
 		}
 		for _, s := range e.servers {
