@@ -277,6 +277,7 @@ func (m *Master) handleWorkerLatestState(r *http.Request) (any, error) {
 	}
 	if w.needsSync {
 		m.reattachWorkerLocked(w, req)
+		m.maybeCompleteRecoveryLocked(m.term)
 		return struct{}{}, nil
 	}
 	for _, ed := range req.Executors {

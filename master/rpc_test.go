@@ -1,0 +1,149 @@
+package master
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"sparkd/protocol"
+)
+
+func TestRPCBadBodiesName400Field(t *testing.T) {
+	tm := startMaster(t, testConfig(), nil)
+	tm.el.elect(t, 1)
+	tm.waitStatus(t, protocol.MasterAlive)
+	h := tm.Handler()
+	cases := []struct {
+		name, path, body, field string
+	}{
+		{"empty body", protocol.PathRegisterWorker, ``, "body"},
+		{"not JSON", protocol.PathRegisterWorker, `{nope`, "body"},
+		{"worker without host", protocol.PathRegisterWorker, `{"id":"w","port":1,"url":"http://x","cores":1,"memoryMb":1}`, "host"},
+		{"worker wrong type", protocol.PathRegisterWorker, `{"id":"w","host":"h","port":"seven"}`, "port"},
+		{"worker zero cores", protocol.PathRegisterWorker, `{"id":"w","host":"h","port":1,"url":"http://x","cores":0,"memoryMb":1}`, "cores"},
+		{"app without client", protocol.PathRegisterApp, `{"app":{"name":"x","command":["a"],"executorMemoryMb":1}}`, "clientUrl"},
+		{"app without name", protocol.PathRegisterApp, `{"clientUrl":"http://c","app":{"command":["a"],"executorMemoryMb":1}}`, "app.name"},
+		{"driver without command", protocol.PathSubmitDriver, `{"cores":1,"memoryMb":1}`, "command"},
+		{"executor state without app", "/v1/workers/w/executor-state", `{"executorId":1,"state":"RUNNING"}`, "appId"},
+		{"driver state without state", "/v1/workers/w/driver-state", `{"driverId":"d"}`, "state"},
+		{"negative executors", "/v1/apps/a/executors", `{"total":-1}`, "total"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, c.path, strings.NewReader(c.body)))
+			assert.Equal(t, http.StatusBadRequest, rec.Code, rec.Body.String())
+			var eb protocol.ErrorBody
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &eb))
+			assert.True(t, strings.HasPrefix(eb.Error, c.field), "error %q names field %q", eb.Error, c.field)
+		})
+	}
+}
+
+func TestRPCStandbyAnswers503WithHint(t *testing.T) {
+	tm := startMaster(t, testConfig(), nil)
+	tm.el.otherLeader(t, "spark://leader:7077", 4)
+	h := tm.Handler()
+	for _, c := range []struct{ path, body string }{
+		{protocol.PathRegisterWorker, `{"id":"w","host":"h","port":1,"url":"http://x","cores":1,"memoryMb":1}`},
+		{protocol.PathRegisterApp, `{"clientUrl":"http://c","app":{"name":"x","command":["a"],"executorMemoryMb":1}}`},
+		{protocol.PathSubmitDriver, `{"command":["a"],"cores":1,"memoryMb":1}`},
+		{"/v1/workers/w/heartbeat", `{"workerId":"w","epoch":1}`},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, c.path, strings.NewReader(c.body)))
+		assert.Equal(t, http.StatusServiceUnavailable, rec.Code, c.path)
+		var eb protocol.ErrorBody
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &eb))
+		require.NotNil(t, eb.Hint, c.path)
+		assert.Equal(t, "spark://leader:7077", eb.Hint.LeaderURL)
+		assert.EqualValues(t, 4, eb.Hint.Epoch)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, protocol.PathLeader, nil))
+	assert.Equal(t, http.StatusOK, rec.Code)
+	var li protocol.LeaderInfo
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &li))
+	assert.Equal(t, protocol.MasterStandby, li.State)
+	assert.Equal(t, "spark://leader:7077", li.LeaderURL)
+}
+
+func TestRPCRecoveringAcceptsReregistration(t *testing.T) {
+	store := newMemStore()
+	hang := make(chan struct{})
+	silent := newPeer(t, func(string, []byte) (int, any) { <-hang; return 200, struct{}{} })
+	t.Cleanup(func() { close(hang) })
+	const wid = "worker-x"
+	seed(store, silent, wid, nil, "")
+	cfg := testConfig()
+	cfg.RPCTimeout = 30e9
+	tm := startMaster(t, cfg, store)
+	tm.el.elect(t, 2)
+	tm.waitStatus(t, protocol.MasterRecovering)
+	// New submissions wait for ALIVE; re-registration is accepted (SPARK-46346).
+	_, err := tm.SubmitDriver(t.Context(), protocol.DriverSpec{Command: []string{"x"}, Cores: 1, MemoryMB: 1})
+	var na *NotAliveError
+	require.ErrorAs(t, err, &na)
+	assert.Equal(t, protocol.MasterRecovering, na.State)
+	var resp protocol.RegisteredWorker
+	require.NoError(t, tm.call(http.MethodPost, protocol.PathRegisterWorker, protocol.RegisterWorker{ID: wid, Host: "127.0.0.1",
+		Port: 7000, URL: silent.url(), Cores: 8, MemoryMB: 8192}, &resp))
+	assert.True(t, resp.Duplicate)
+	// Its state report completes recovery without waiting for the timeout.
+	require.NoError(t, tm.call(http.MethodPost, "/v1/workers/"+wid+"/latest-state", protocol.WorkerLatestState{WorkerID: wid}, nil))
+	tm.waitStatus(t, protocol.MasterAlive)
+	assert.Equal(t, protocol.WorkerAlive, tm.View().Workers[0].State)
+}
+
+func TestRPCAppLifecycle(t *testing.T) {
+	tm := startMaster(t, testConfig(), nil)
+	tm.el.elect(t, 1)
+	tm.waitStatus(t, protocol.MasterAlive)
+	w := newPeer(t, nil)
+	tm.registerWorker(t, "worker-a", w, 8, 8192)
+	client := newPeer(t, nil)
+	id := tm.registerApp(t, "pi", client, 2, 1024)
+	assert.Regexp(t, `^app-\d{14}-0000$`, id)
+	assert.True(t, tm.logged("Registered app pi with ID "+id))
+	// Registering again from the same client is idempotent.
+	assert.Equal(t, id, tm.registerApp(t, "pi", client, 2, 1024))
+	eventually(t, "4 executors of 2 cores", func() bool { return len(w.got(protocol.PathLaunchExecutor)) == 4 })
+	eventually(t, "driver told of executors", func() bool { return len(client.got(protocol.PathExecutorAdded)) == 4 })
+	require.NoError(t, tm.call(http.MethodPost, "/v1/apps/"+id+"/executors", protocol.RequestExecutors{Total: 2}, nil))
+	var hb protocol.AppHeartbeatResponse
+	require.NoError(t, tm.call(http.MethodPost, "/v1/apps/"+id+"/heartbeat", protocol.AppHeartbeat{AppID: id, Epoch: 1}, &hb))
+	assert.Equal(t, protocol.AppRunning, hb.State)
+	require.NoError(t, tm.call(http.MethodPost, "/v1/apps/"+id+"/unregister", protocol.UnregisterApplication{AppID: id}, nil))
+	eventually(t, "executors killed", func() bool { return len(w.got(protocol.PathKillExecutor)) == 4 })
+	eventually(t, "worker told app finished", func() bool { return len(w.got(protocol.PathApplicationFinished)) == 1 })
+	v := tm.View()
+	assert.Empty(t, v.ActiveApps)
+	require.Len(t, v.CompletedApps, 1)
+	assert.Equal(t, protocol.AppFinished, v.CompletedApps[0].State)
+	assert.Equal(t, 0, v.Workers[0].CoresUsed)
+	err := tm.call(http.MethodPost, "/v1/apps/nope/kill", struct{}{}, nil)
+	var se *protocol.StatusError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, http.StatusNotFound, se.Code)
+}
+
+func TestRetainedApplicationsTrimmed(t *testing.T) {
+	cfg := testConfig()
+	cfg.RetainedApplications = 10
+	tm := startMaster(t, cfg, nil)
+	tm.el.elect(t, 1)
+	tm.waitStatus(t, protocol.MasterAlive)
+	for range 12 {
+		client := newPeer(t, nil)
+		id := tm.registerApp(t, "a", client, 1, 1)
+		require.NoError(t, tm.KillApp(t.Context(), id))
+	}
+	n := len(tm.View().CompletedApps)
+	assert.LessOrEqual(t, n, 10)
+	assert.GreaterOrEqual(t, n, 9)
+}
