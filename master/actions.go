@@ -16,13 +16,13 @@ func (m *Master) View() View {
 	lastContact := m.elector.LastContact()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	v := View{ID: m.id, URL: m.url, WebUIURL: m.webUIURL, RESTURL: m.restURL, Status: m.status, HA: m.ha}
+	v := View{ID: m.id, URL: m.url, WebUIURL: m.webUIURL, RESTURL: m.restURL, Status: m.statusLocked(), HA: m.ha}
 	v.HA.LastZKContact = lastContact
 	if m.leaderKnown {
 		v.Epoch = m.leader.Epoch
 		v.LeaderID, v.LeaderURL, v.LeaderWebUIURL, v.LeaderSince = m.leader.ID, m.leader.RPCURL, m.leader.WebUIURL, m.leader.Since
 	}
-	if t := m.term; t != nil {
+	if t := m.term; t != nil && v.Status != protocol.MasterStandby {
 		v.Epoch = t.epoch
 		v.LeaderID, v.LeaderURL, v.LeaderWebUIURL, v.LeaderSince = m.id, m.url, m.webUIURL, t.elected
 	}

@@ -54,6 +54,7 @@ type testElector struct {
 	leader   recovery.LeaderInfo
 	ok       bool
 	me       recovery.Candidate
+	contact  time.Time
 }
 
 func newTestElector() *testElector { return &testElector{ready: make(chan struct{})} }
@@ -127,7 +128,13 @@ func (e *testElector) Leader() (recovery.LeaderInfo, bool) {
 	return e.leader, e.ok
 }
 
-func (e *testElector) LastContact() time.Time { return time.Time{} }
+func (e *testElector) LastContact() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.contact
+}
+
+func (e *testElector) setContact(t time.Time) { e.mu.Lock(); e.contact = t; e.mu.Unlock() }
 
 // ---- in-memory Store with failure injection ----
 

@@ -56,6 +56,10 @@ func (m *Master) goTerm(t *term, fn func()) {
 // send delivers one message of term t. A 409 from the receiver means it has
 // seen a newer epoch: this master is deposed and steps down.
 func (m *Master) send(t *term, base, path string, req, resp any) error {
+	if m.contactStale() {
+		return fmt.Errorf("master: not sending %s to %s: no contact with the coordination service for over %s (self-fenced)",
+			path, base, m.cfg.SelfFenceAfter)
+	}
 	err := m.client.Call(t.ctx, http.MethodPost, base, path, req, resp)
 	var se *protocol.StatusError
 	if errors.As(err, &se) && se.Code == http.StatusConflict {

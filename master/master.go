@@ -66,6 +66,12 @@ type Config struct {
 	AuthSecret            string        // spark.authenticate.secret; "" = no authentication
 	ZKEnabled             bool          // recovery mode is ZOOKEEPER (shown in HA stats)
 
+	// SelfFenceAfter: when the Elector's last contact with the coordination
+	// service (ZooKeeper) is older than this, the master stops acting and
+	// reporting as leader at once, without waiting for the Elector to revoke
+	// (e.g. right after the process resumes from SIGSTOP). 0 disables it.
+	SelfFenceAfter time.Duration
+
 	// RPCTimeout bounds every message the master sends (default 10s).
 	RPCTimeout time.Duration
 	// Now is the clock; nil = time.Now. Tests inject a fake.

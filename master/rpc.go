@@ -17,9 +17,29 @@ import (
 // (a 400 names the bad field), takes the state lock for in-memory work only,
 // and waits for store writes with the lock released.
 
+// contactStale reports whether this master has not heard from the
+// coordination service for longer than Config.SelfFenceAfter: it must not
+// act or report as leader, whatever its term says.
+func (m *Master) contactStale() bool {
+	if m.cfg.SelfFenceAfter <= 0 {
+		return false
+	}
+	lc := m.elector.LastContact()
+	return !lc.IsZero() && time.Since(lc) > m.cfg.SelfFenceAfter
+}
+
+// statusLocked is the state this master reports: STANDBY while its contact
+// with the coordination service is stale.
+func (m *Master) statusLocked() protocol.MasterState {
+	if m.status != protocol.MasterStandby && m.contactStale() {
+		return protocol.MasterStandby
+	}
+	return m.status
+}
+
 // hintLocked is the leader hint a non-ALIVE master gives.
 func (m *Master) hintLocked() protocol.LeaderHint {
-	h := protocol.LeaderHint{State: m.status}
+	h := protocol.LeaderHint{State: m.statusLocked()}
 	if m.leaderKnown {
 		h.LeaderURL, h.LeaderWebUI, h.LeaderREST, h.Epoch = m.leader.RPCURL, m.leader.WebUIURL, m.leader.RESTURL, m.leader.Epoch
 	}
@@ -32,10 +52,11 @@ func (m *Master) hintLocked() protocol.LeaderHint {
 // notAliveLocked is the error for a request this master cannot serve in its
 // state. allowRecovering admits RECOVERING (re-registrations, SPARK-46346).
 func (m *Master) notAliveLocked(allowRecovering bool) *NotAliveError {
-	if m.term != nil && (m.status == protocol.MasterAlive || allowRecovering && m.status == protocol.MasterRecovering) {
+	st := m.statusLocked()
+	if m.term != nil && (st == protocol.MasterAlive || allowRecovering && st == protocol.MasterRecovering) {
 		return nil
 	}
-	return &NotAliveError{State: m.status, Hint: m.hintLocked()}
+	return &NotAliveError{State: st, Hint: m.hintLocked()}
 }
 
 // rpcErr maps master errors to RPC statuses: not ALIVE → 503 plus the
@@ -73,7 +94,7 @@ func decode[T interface{ Validate() error }](r *http.Request) (T, error) {
 
 func (m *Master) handleLeader(r *http.Request) (any, error) {
 	m.mu.Lock()
-	li := protocol.LeaderInfo{ID: m.id, URL: m.url, State: m.status}
+	li := protocol.LeaderInfo{ID: m.id, URL: m.url, State: m.statusLocked()}
 	if m.leaderKnown {
 		li.LeaderID, li.LeaderURL, li.LeaderWebUI, li.LeaderREST = m.leader.ID, m.leader.RPCURL, m.leader.WebUIURL, m.leader.RESTURL
 		li.Epoch = m.leader.Epoch
@@ -81,7 +102,7 @@ func (m *Master) handleLeader(r *http.Request) (any, error) {
 			li.LeaderSince = m.leader.Since.UTC().Format(time.RFC3339)
 		}
 	}
-	if m.term != nil {
+	if m.term != nil && li.State != protocol.MasterStandby {
 		li.Epoch = m.term.epoch
 		li.LeaderID, li.LeaderURL, li.LeaderWebUI, li.LeaderREST = m.id, m.url, m.webUIURL, m.restURL
 		li.LeaderSince = m.term.elected.UTC().Format(time.RFC3339)

@@ -392,3 +392,24 @@ func TestRunLeavesNoGoroutines(t *testing.T) {
 	require.NoError(t, tm.Close())
 	require.NoError(t, tm.Close(), "Close is idempotent")
 }
+
+func TestStaleContactNeverReportsAlive(t *testing.T) {
+	cfg := testConfig()
+	cfg.SelfFenceAfter = 500 * time.Millisecond
+	tm := startMaster(t, cfg, nil)
+	tm.el.setContact(time.Now())
+	tm.el.elect(t, 5)
+	tm.waitStatus(t, protocol.MasterAlive)
+	// As after SIGSTOP/SIGCONT: the term is not yet revoked, but ZooKeeper
+	// has been silent for longer than the self-fence bound.
+	tm.el.setContact(time.Now().Add(-time.Second))
+	assert.Equal(t, protocol.MasterStandby, tm.status())
+	var li protocol.LeaderInfo
+	require.NoError(t, tm.call(http.MethodGet, protocol.PathLeader, nil, &li))
+	assert.Equal(t, protocol.MasterStandby, li.State)
+	_, err := tm.SubmitDriver(t.Context(), protocol.DriverSpec{Command: []string{"x"}, Cores: 1, MemoryMB: 1})
+	var na *NotAliveError
+	require.ErrorAs(t, err, &na)
+	tm.el.setContact(time.Now())
+	assert.Equal(t, protocol.MasterAlive, tm.status())
+}
