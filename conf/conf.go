@@ -195,8 +195,11 @@ func (c *Config) Keys() []string {
 // Print writes every effective key, its value and its source, one per line
 // and aligned, for --print-config. Secrets are masked.
 func (c *Config) Print(w io.Writer) {
-	fmt.Fprintf(w, "# sparkd %s configuration; precedence, lowest first: default, properties file, TOML, SPARK_DAEMON_JAVA_OPTS, %s, environment, flag\n",
-		c.role, roleOptsVar(c.role))
+	order := "default, properties file, TOML, SPARK_DAEMON_JAVA_OPTS, " + roleOptsVar(c.role) + ", environment, flag"
+	if c.role == RoleClient {
+		order = "default, properties file, TOML, environment, flag"
+	}
+	fmt.Fprintf(w, "# sparkd %s configuration; precedence, lowest first: %s\n", c.role, order)
 	env := c.envFile
 	if env == "" {
 		env = "(not sourced)"
@@ -376,6 +379,8 @@ func Load(opts Options) (*Config, error) {
 		set(k, fv.Value, Source{Kind: SourceFlag, Name: fv.Flag})
 	}
 
+	warnMisspelled(c.values, log)
+
 	// Derived default: recoveryTimeout falls back to spark.worker.timeout.
 	if opts.Role == RoleMaster {
 		if v := c.values[KeyRecoveryTimeout]; !v.IsSet() {
@@ -426,4 +431,26 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// warnMisspelled warns about set keys that differ from a known key only in
+// case ("spark.deploy.recoverymode"): Spark keys are case-sensitive, so such
+// a key would be silently ignored.
+func warnMisspelled(values map[string]Value, log *logrus.Entry) {
+	known := map[string]string{}
+	for _, r := range []Role{RoleMaster, RoleWorker, RoleClient} {
+		for k := range defaults(r, "") {
+			known[strings.ToLower(k)] = k
+		}
+	}
+	known[strings.ToLower(KeyRecoveryTimeout)] = KeyRecoveryTimeout
+	for _, k := range sortedKeys(values) {
+		v := values[k]
+		if !v.IsSet() {
+			continue
+		}
+		if want, ok := known[strings.ToLower(k)]; ok && want != k {
+			log.WithField("source", v.Source.String()).Warnf("%s is not a key sparkd knows (keys are case-sensitive); did you mean %s?", k, want)
+		}
+	}
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -509,4 +511,23 @@ SPARK_MASTER_WEBUI_PORT=8180
 		}
 		assert.Equal(t, col, i, l)
 	}
+}
+
+func TestLogLines(t *testing.T) {
+	logger, hook := logtest.NewNullLogger()
+	logger.SetLevel(logrus.DebugLevel)
+	dir := home(t, map[string]string{
+		"conf/spark-env.sh":        "echo noisy script\n[ -n \"$UNSET\" ] && X=1\n",
+		"conf/spark-defaults.conf": "spark.deploy.recoverymode ZOOKEEPER\n",
+	})
+	_, err := Load(Options{Role: RoleMaster, Home: dir, Environ: baseEnv("SPARK_DAEMON_JAVA_OPTS=-Xmx1g -Dspark.a=1"), Log: logrus.NewEntry(logger)})
+	require.NoError(t, err)
+	var msgs []string
+	for _, e := range hook.AllEntries() {
+		msgs = append(msgs, e.Level.String()+": "+e.Message)
+	}
+	assert.Contains(t, msgs, `debug: ignoring JVM option "-Xmx1g" (only -Dspark.* options are read)`)
+	assert.Contains(t, msgs, "warning: spark-env.sh: noisy script")
+	assert.Contains(t, msgs, "warning: spark-env.sh: last command returned status 1 (ignored, as Spark does)")
+	assert.Contains(t, msgs, "warning: spark.deploy.recoverymode is not a key sparkd knows (keys are case-sensitive); did you mean spark.deploy.recoveryMode?")
 }

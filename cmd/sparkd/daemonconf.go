@@ -99,6 +99,11 @@ func loadDaemonEnv(role conf.Role, fs *flag.FlagSet, args, environ []string, std
 	logger := logrus.New()
 	logger.SetOutput(stderr)
 	logger.SetLevel(logrus.WarnLevel)
+	if f := fs.Lookup("log-level"); f != nil { // the caller's --log-level, if it has one
+		if lvl, err := logrus.ParseLevel(f.Value.String()); err == nil {
+			logger.SetLevel(lvl)
+		}
+	}
 	cfg, err := conf.Load(conf.Options{
 		Role:           role,
 		PropertiesFile: *propsFile,
