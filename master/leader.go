@@ -260,7 +260,7 @@ func (m *Master) onElected(ctx context.Context, epoch int64) {
 		m.endTermLocked(errors.New("a new term started"))
 	}
 	tctx, cancel := context.WithCancel(ctx)
-	t := &term{epoch: epoch, ctx: tctx, cancel: cancel, elected: m.now()}
+	t := &term{epoch: epoch, ctx: tctx, cancel: cancel, elected: m.now(), sched: make(chan struct{}, 1)}
 	t.persist = m.newPersister(t)
 	m.term = t
 	m.st = newState()
@@ -346,6 +346,12 @@ func (m *Master) lead(t *term) {
 			return
 		case <-tk.C:
 			m.onTick(t)
+		case <-t.sched:
+			m.mu.Lock()
+			if m.term == t {
+				m.scheduleNowLocked()
+			}
+			m.unlock()
 		}
 	}
 }
@@ -407,8 +413,21 @@ func (m *Master) becomeAliveLocked(t *term) {
 	m.scheduleSafeLocked()
 }
 
-// scheduleSafeLocked schedules, and logs instead of crashing on a bug.
+// scheduleSafeLocked asks for a scheduling pass. Passes run on the term's
+// loop, so that a burst of registrations costs one pass, not one each.
 func (m *Master) scheduleSafeLocked() {
+	if m.term == nil {
+		return
+	}
+	select {
+	case m.term.sched <- struct{}{}:
+	default:
+	}
+}
+
+// scheduleNowLocked runs a scheduling pass, and logs instead of crashing on
+// a bug.
+func (m *Master) scheduleNowLocked() {
 	defer func() {
 		if r := recover(); r != nil {
 			m.log.Errorf("scheduling failed: %v", r)

@@ -166,7 +166,7 @@ type term struct {
 	elected   time.Time
 	recoverBy time.Time // RECOVERING ends by this time at the latest
 	persist   *persister
-	wg        sync.WaitGroup // effects of this term
+	sched     chan struct{} // a scheduling pass is wanted (size 1: requests coalesce)
 }
 
 // New validates cfg and binds the RPC, web UI and (if enabled) REST
