@@ -547,7 +547,9 @@ func restKill(ctx context.Context, o *submitOptions, stdout, stderr io.Writer) i
 // is done. Done: at least `want` executors were granted, none is launching
 // or running, and the application was not removed. Success: every executor
 // that finished did so as EXITED with exit code 0 (an EXITED report without
-// a code counts as 0).
+// a code counts as 0). Once `want` executors are granted, runExecApp sets the
+// application's executor limit to 0, so an executor that exits is not
+// replaced (a Spark master otherwise relaunches executors of a live app).
 type execTracker struct {
 	mu        sync.Mutex
 	want      int
@@ -555,6 +557,7 @@ type execTracker struct {
 	removed   *client.Event
 	failures  []string
 	succeeded int
+	frozen    bool
 }
 
 type execInfo struct {
@@ -634,6 +637,19 @@ func (t *execTracker) handle(e client.Event) string {
 	return ""
 }
 
+// freeze reports, once, that the target number of executors has been
+// granted: the caller then sets the application's executor limit to 0 so
+// that the master launches no replacement when an executor exits.
+func (t *execTracker) freeze() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.frozen || len(t.execs) < t.want {
+		return false
+	}
+	t.frozen = true
+	return true
+}
+
 func (t *execTracker) exec(id int) *execInfo {
 	x, ok := t.execs[id]
 	if !ok {
@@ -689,6 +705,7 @@ func runExecApp(ctx context.Context, o *submitOptions, stdout, stderr io.Writer,
 		ExecutorCores: o.intProp("spark.executor.cores", 0),
 		ExecutorMemMB: o.memProp("spark.executor.memory", client.DefaultExecutorMemoryMB),
 		MaxCores:      o.intProp("spark.cores.max", 0),
+		InitialLimit:  o.executors,
 	}
 	tr := newExecTracker(o.executors)
 	var outMu sync.Mutex
@@ -698,6 +715,7 @@ func runExecApp(ctx context.Context, o *submitOptions, stdout, stderr io.Writer,
 		fmt.Fprintf(stdout, format, a...)
 	}
 	changed := make(chan struct{}, 1)
+	freeze := make(chan struct{}, 1)
 	cfg := client.Config{Masters: o.masters, App: app, Secret: o.props["spark.authenticate.secret"],
 		RegisterTimeout: o.wait, Logger: log}
 	if h := o.props["spark.driver.host"]; h != "" {
@@ -706,6 +724,9 @@ func runExecApp(ctx context.Context, o *submitOptions, stdout, stderr io.Writer,
 	c, err := client.New(cfg, func(e client.Event) {
 		if line := tr.handle(e); line != "" {
 			printf("%s\n", line)
+		}
+		if tr.freeze() {
+			freeze <- struct{}{}
 		}
 		select {
 		case changed <- struct{}{}:
@@ -750,6 +771,14 @@ func runExecApp(ctx context.Context, o *submitOptions, stdout, stderr io.Writer,
 		}
 		select {
 		case <-changed:
+		case <-freeze:
+			go func() {
+				fctx, cancel := context.WithTimeout(ctx, o.wait)
+				defer cancel()
+				if err := c.RequestExecutors(fctx, 0); err != nil {
+					log.WithError(err).Warn("could not stop the master from replacing executors that exit")
+				}
+			}()
 		case <-ctx.Done():
 			fmt.Fprintf(stderr, "interrupted: killing application %s\n", c.AppID())
 			cctx, cancel := closeCtx()

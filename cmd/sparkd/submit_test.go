@@ -37,6 +37,8 @@ type fakeCluster struct {
 	unreg    []string
 	creates  []restCreateRequest
 	onReg    func(id, clientURL string)
+	regCalls int
+	limits   []int
 	stateDoc string
 }
 
@@ -73,6 +75,7 @@ func newFakeCluster(t *testing.T, state protocol.MasterState, epoch int64) *fake
 		}
 		f.mu.Lock()
 		defer f.mu.Unlock()
+		f.regCalls++
 		if err := notAlive(); err != nil {
 			return nil, err
 		}
@@ -96,6 +99,19 @@ func newFakeCluster(t *testing.T, state protocol.MasterState, epoch int64) *fake
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.killed = append(f.killed, mux.Vars(r)["id"])
+		return nil, nil
+	})).Methods(http.MethodPost)
+	r.Handle(protocol.PathRequestExecutors, protocol.Handle(func(r *http.Request) (any, error) {
+		var req protocol.RequestExecutors
+		if err := protocol.DecodeBody(r, &req); err != nil {
+			return nil, err
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if err := notAlive(); err != nil {
+			return nil, err
+		}
+		f.limits = append(f.limits, req.Total)
 		return nil, nil
 	})).Methods(http.MethodPost)
 	r.Handle(protocol.PathUnregisterApp, protocol.Handle(func(r *http.Request) (any, error) {
@@ -271,6 +287,18 @@ func TestSubmitExecSucceedsThroughFailover(t *testing.T) {
 	b := newFakeCluster(t, protocol.MasterStandby, 1)
 	zero := 0
 	a.onReg = func(id, clientURL string) {
+		// The client registers with both masters at once: let b refuse
+		// (it is a standby) before it takes office.
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			b.mu.Lock()
+			n := b.regCalls
+			b.mu.Unlock()
+			if n > 0 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
 		st := a.stamp()
 		for i := 0; i < 2; i++ {
 			assert.NoError(t, a.push(clientURL, protocol.PathExecutorAdded, protocol.ExecutorAdded{Stamp: st, ExecutorID: i, WorkerID: "worker-1", HostPort: "127.0.0.1:9", Cores: 1, MemoryMB: 64}))
@@ -288,6 +316,14 @@ func TestSubmitExecSucceedsThroughFailover(t *testing.T) {
 		assert.NoError(t, b.push(clientURL, protocol.PathAppMasterChanged, protocol.MasterChanged{Stamp: sb}))
 		// A late command from the old leader is refused.
 		assert.Error(t, a.push(clientURL, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: st, ExecutorID: 0, State: protocol.ExecutorKilled}))
+		// Both executors were granted: the client asks for no replacements.
+		assert.Eventually(t, func() bool {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			return len(a.limits)+len(b.limits) > 0
+		}, 5*time.Second, time.Millisecond)
 		for i := 0; i < 2; i++ {
 			assert.NoError(t, b.push(clientURL, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: sb, ExecutorID: i, State: protocol.ExecutorExited, ExitCode: &zero}))
 		}
@@ -300,8 +336,14 @@ func TestSubmitExecSucceedsThroughFailover(t *testing.T) {
 	assert.Contains(t, stdout, "executor 1 EXITED (exit code 0)")
 	assert.Contains(t, stdout, "2 executor(s): 2 exited 0, 0 failed")
 	b.mu.Lock()
-	assert.Equal(t, []string{"app-0"}, b.unreg, "unregistered with the new leader")
+	assert.Equal(t, []string{"app-0"}, b.unreg, "unregistered with the new leader; a got %v; stdout %s stderr %s", a.unreg, stdout, stderr)
 	b.mu.Unlock()
+	a.mu.Lock()
+	b.mu.Lock()
+	assert.Equal(t, []int{0}, append(a.limits, b.limits...), "no replacement executors once 2 were granted")
+	b.mu.Unlock()
+	a.mu.Unlock()
+	assert.Equal(t, 2, a.apps["app-0"].App.InitialLimit)
 	assert.Equal(t, "sleepy", a.apps["app-0"].App.Name)
 	assert.Equal(t, []string{"/bin/sleep", "1"}, a.apps["app-0"].App.Command)
 	assert.Equal(t, 64, a.apps["app-0"].App.ExecutorMemMB)

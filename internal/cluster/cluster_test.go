@@ -12,8 +12,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"sparkd/internal/testbin"
 )
 
 func TestFreePortsDistinct(t *testing.T) {
@@ -87,25 +85,13 @@ func procState(pid int) string {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-// requireDaemons skips when bin/sparkd's master or worker subcommand is
-// still the placeholder that only prints its usage.
-func requireDaemons(t *testing.T) {
-	bin := testbin.Path(t)
-	for _, role := range []string{"master", "worker"} {
-		out, _ := exec.Command(bin, role, "--print-config").CombinedOutput()
-		if strings.Contains(string(out), "Usage: sparkd "+role+" [flags]") && !strings.Contains(string(out), "=") {
-			t.Skipf("`sparkd %s` is not wired into cmd/sparkd yet", role)
-		}
-	}
-}
-
 // TestClusterSmoke starts a real 1-node ZooKeeper, 2 masters and 2 workers,
 // and checks leadership moves on SIGTERM and comes back as STANDBY.
 func TestClusterSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts ZooKeeper and sparkd processes")
 	}
-	requireDaemons(t)
+	RequireDaemons(t)
 	c := Start(t, Options{Masters: 2, Workers: 2, ZooKeeper: 1})
 	i, li, err := c.WaitLeader(10 * time.Second)
 	require.NoError(t, err)

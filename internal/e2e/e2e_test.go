@@ -1,0 +1,295 @@
+// Package e2e holds sparkd's end-to-end tests: a real 3-node ZooKeeper, two
+// masters and three workers, each a separate bin/sparkd process started by
+// internal/cluster, driven with `sparkd submit` and checked through the
+// masters' /json and PathLeader.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"sparkd/internal/cluster"
+	"sparkd/internal/zktest"
+	"sparkd/protocol"
+)
+
+// sessionTimeout is the masters' ZooKeeper session timeout in these tests.
+const sessionTimeout = 2 * time.Second
+
+// holdScript is the executor (and driver) program: it records its pid in
+// $1 and runs until the file $2 exists, then exits 0.
+const holdScript = `#!/bin/sh
+echo $$ > "$1/$$"
+while [ ! -e "$2" ]; do sleep 0.1; done
+exit 0
+`
+
+// syncBuffer is a bytes.Buffer safe for a process writing while a test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// job is a long-running program on the cluster: pids appear in PidDir;
+// creating Release makes every copy exit 0.
+type job struct {
+	Script, PidDir, Release string
+}
+
+func newJob(t *testing.T, c *cluster.Cluster) job {
+	dir := t.TempDir()
+	j := job{Script: filepath.Join(dir, "hold.sh"), PidDir: filepath.Join(dir, "pids"), Release: filepath.Join(dir, "release")}
+	require.NoError(t, os.MkdirAll(j.PidDir, 0o755))
+	require.NoError(t, os.WriteFile(j.Script, []byte(holdScript), 0o755))
+	c.TrackPids(j.PidDir)
+	return j
+}
+
+func (j job) argv() []string { return []string{"/bin/sh", j.Script, j.PidDir, j.Release} }
+
+func (j job) waitPids(t *testing.T, n int, timeout time.Duration) []int {
+	t.Helper()
+	var pids []int
+	require.Eventually(t, func() bool { pids = cluster.ReadPids(j.PidDir); return len(pids) >= n },
+		timeout, 50*time.Millisecond, "%d processes started", n)
+	sort.Ints(pids)
+	return pids
+}
+
+func (j job) release(t *testing.T) { require.NoError(t, os.WriteFile(j.Release, nil, 0o644)) }
+
+func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+
+// execApp runs `sparkd submit --exec` with one 1-core executor per worker.
+type execApp struct {
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	errOut *syncBuffer
+	done   chan error
+}
+
+func startExecApp(t *testing.T, c *cluster.Cluster, name string, executors int, j job) *execApp {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	args := append([]string{"submit", "--master", c.MasterURLs(), "--name", name, "--executor-cores", "1",
+		"--total-executor-cores", fmt.Sprint(executors), "--executors", fmt.Sprint(executors),
+		"--executor-memory", "64m", "--exec", "--"}, j.argv()...)
+	a := &execApp{cmd: c.Command(ctx, args...), out: &syncBuffer{}, errOut: &syncBuffer{}, done: make(chan error, 1)}
+	a.cmd.Stdout, a.cmd.Stderr = a.out, a.errOut
+	require.NoError(t, a.cmd.Start())
+	go func() { a.done <- a.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = a.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-a.done:
+		case <-time.After(15 * time.Second):
+			_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
+		}
+		if t.Failed() {
+			t.Logf("---- sparkd submit stdout ----\n%s\n---- stderr ----\n%s", a.out, a.errOut)
+		}
+	})
+	return a
+}
+
+func (a *execApp) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case err := <-a.done:
+		a.done <- err
+		return a.cmd.ProcessState.ExitCode()
+	case <-time.After(timeout):
+		t.Fatalf("sparkd submit did not exit within %s\nstdout:\n%s\nstderr:\n%s", timeout, a.out, a.errOut)
+		return -1
+	}
+}
+
+// appState finds the named application in the leader's /json.
+func appState(c *cluster.Cluster, leader int, name string) (cluster.AppState, bool) {
+	st, err := c.State(leader)
+	if err != nil {
+		return cluster.AppState{}, false
+	}
+	for _, a := range st.ActiveApps {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	return cluster.AppState{}, false
+}
+
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: starts ZooKeeper and sparkd processes")
+	}
+	cluster.RequireDaemons(t)
+	zk := zktest.Start(t, 3)
+	opts := func() cluster.Options {
+		return cluster.Options{Ensemble: zk, Masters: 2, Workers: 3, SessionTimeout: sessionTimeout,
+			WorkerTimeout: 6 * time.Second, WorkerCores: 2, WorkerMemory: "512m"}
+	}
+	t.Run("leader SIGKILL", func(t *testing.T) { failover(t, cluster.Start(t, opts()), syscall.SIGKILL) })
+	t.Run("leader SIGTERM", func(t *testing.T) { failover(t, cluster.Start(t, opts()), syscall.SIGTERM) })
+	t.Run("supervised driver relaunch", func(t *testing.T) { supervisedDriver(t, cluster.Start(t, opts())) })
+}
+
+// failover: an --exec app with long-running executors survives the loss of
+// the leader; the standby takes office in bounded time, re-attaches every
+// worker and the app, the executors keep their pids, no executor is launched
+// twice, the app finishes with exit 0, and the old leader comes back as
+// STANDBY.
+func failover(t *testing.T, c *cluster.Cluster, sig syscall.Signal) {
+	j := newJob(t, c)
+	const name = "e2e-failover"
+	app := startExecApp(t, c, name, 3, j)
+	pids := j.waitPids(t, 3, 60*time.Second)
+	old, oldInfo, err := c.Leader()
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { a, ok := appState(c, old, name); return ok && a.State == string(protocol.AppRunning) },
+		30*time.Second, 50*time.Millisecond, "app RUNNING before the failover")
+
+	start := time.Now()
+	if sig == syscall.SIGKILL {
+		c.Masters[old].Kill()
+	} else {
+		require.NoError(t, c.Masters[old].Signal(syscall.SIGTERM))
+	}
+	bound := sessionTimeout + 10*time.Second // generous: a loaded 2-core machine
+	if sig == syscall.SIGTERM {
+		bound = 8 * time.Second
+	}
+	leader, info, err := c.WaitNewLeader(old, oldInfo.Epoch, bound)
+	require.NoError(t, err, "standby ALIVE within %s", bound)
+	tookOffice := time.Since(start)
+	require.NoError(t, c.WaitWorkers(3, 30*time.Second), "all workers re-attached")
+	workersBack := time.Since(start)
+	require.Eventually(t, func() bool { a, ok := appState(c, leader, name); return ok && a.State == string(protocol.AppRunning) },
+		30*time.Second, 20*time.Millisecond, "app re-attached and RUNNING on the new leader")
+	appBack := time.Since(start)
+	t.Logf("failover by %s (session timeout %s): new leader %s ALIVE at epoch %d after %s; workers re-attached after %s; app after %s",
+		sig, sessionTimeout, c.Masters[leader].Name, info.Epoch, tookOffice.Round(time.Millisecond),
+		workersBack.Round(time.Millisecond), appBack.Round(time.Millisecond))
+	if sig == syscall.SIGTERM {
+		require.NoError(t, c.Masters[old].WaitExit(30*time.Second))
+	}
+
+	for _, pid := range pids {
+		assert.True(t, alive(pid), "executor pid %d survived the failover", pid)
+	}
+	assert.Len(t, cluster.ReadPids(j.PidDir), 3, "no executor launched twice")
+	assert.Eventually(t, func() bool { return strings.Contains(app.out.String(), "master changed") },
+		10*time.Second, 50*time.Millisecond, "submit saw the new master")
+
+	j.release(t)
+	assert.Equal(t, 0, app.wait(t, 60*time.Second), "app exit code\nstdout:\n%s\nstderr:\n%s", app.out, app.errOut)
+	assert.Contains(t, app.out.String(), "3 exited 0, 0 failed")
+
+	// (d) The old leader, restarted, comes back as STANDBY.
+	c.RestartMaster(old)
+	require.Eventually(t, func() bool {
+		l, err := c.LeaderInfo(old)
+		return err == nil && l.State == protocol.MasterStandby && l.Epoch >= info.Epoch
+	}, 30*time.Second, 50*time.Millisecond, "restarted master is STANDBY")
+	now, _, err := c.Leader()
+	require.NoError(t, err)
+	assert.Equal(t, leader, now, "leadership did not move back")
+}
+
+// supervisedDriver: a supervised cluster-mode driver whose worker dies is
+// relaunched on another worker under a new driver id.
+func supervisedDriver(t *testing.T, c *cluster.Cluster) {
+	j := newJob(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	args := append([]string{"submit", "--master", c.MasterURLs(), "--deploy-mode", "cluster", "--supervise",
+		"--driver-cores", "1", "--driver-memory", "64m", "--name", "e2e-driver"}, j.argv()...)
+	out, err := c.Command(ctx, args...).Output()
+	require.NoError(t, err, "%s", out)
+	driverID := strings.TrimSpace(string(out))
+	require.NotEmpty(t, driverID)
+
+	leader, _, err := c.Leader()
+	require.NoError(t, err)
+	var workerID string
+	require.Eventually(t, func() bool {
+		st, err := c.State(leader)
+		if err != nil {
+			return false
+		}
+		for _, d := range st.Drivers {
+			if d.ID == driverID && d.State == string(protocol.DriverRunning) {
+				workerID = d.Worker
+				return true
+			}
+		}
+		return false
+	}, 60*time.Second, 50*time.Millisecond, "driver %s RUNNING", driverID)
+	firstPids := j.waitPids(t, 1, 30*time.Second)
+
+	// The driver's host dies: its worker and the driver process.
+	st, err := c.State(leader)
+	require.NoError(t, err)
+	victim := -1
+	for _, w := range st.Workers {
+		if w.ID == workerID {
+			for k, p := range c.Workers {
+				if p.Port == w.Port {
+					victim = k
+				}
+			}
+		}
+	}
+	require.GreaterOrEqual(t, victim, 0, "worker %s of driver %s", workerID, driverID)
+	c.Workers[victim].Kill()
+	for _, pid := range firstPids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+
+	var newID, newWorker string
+	require.Eventually(t, func() bool {
+		l, _, err := c.Leader()
+		if err != nil {
+			return false
+		}
+		st, err := c.State(l)
+		if err != nil {
+			return false
+		}
+		for _, d := range st.Drivers {
+			if d.ID != driverID && d.State == string(protocol.DriverRunning) {
+				newID, newWorker = d.ID, d.Worker
+				return true
+			}
+		}
+		return false
+	}, 90*time.Second, 100*time.Millisecond, "driver relaunched")
+	assert.NotEqual(t, workerID, newWorker, "relaunched on another worker")
+	t.Logf("driver %s on %s relaunched as %s on %s", driverID, workerID, newID, newWorker)
+	j.release(t)
+}
