@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"sort"
 	"sync"
 	"testing"
@@ -354,7 +353,7 @@ func TestCutProxyExpiresSessionOnce(t *testing.T) {
 	assert.Equal(t, zkutil.Disconnected, c.State())
 	assert.Equal(t, old, c.SessionID(), "session may still be alive")
 	lastContact := c.LastContact()
-	assert.Less(t, lastContact.Sub(cutAt), 100*time.Millisecond, "no contact after the cut")
+	assert.Less(t, lastContact.Sub(cutAt), 500*time.Millisecond, "no contact after the cut")
 
 	// The server expires the session after its timeout: the ephemeral vanishes.
 	eventually(t, "server to expire the session", 5*session, func() bool {
@@ -467,5 +466,3 @@ func indexOf(t *testing.T, e *zktest.Ensemble, addr string) int {
 	t.Fatalf("client server %q not in ensemble %s", addr, e.Connect())
 	return -1
 }
-
-var _ = fmt.Sprintf
