@@ -27,6 +27,10 @@ type Store struct {
 	sh   *shared
 
 	closed atomic.Bool
+	// exists remembers keys seen in ZooKeeper (read or written), so that an
+	// update goes straight to SetData and a new record to Create: one round
+	// trip either way unless the guess is wrong.
+	exists sync.Map // key -> struct{}
 }
 
 // errClosed is returned after Close.
@@ -123,23 +127,24 @@ func (s *Store) put(ctx context.Context, r any) error {
 		return err
 	}
 	p := path.Join(s.p.status, key)
-	// Create, or overwrite if it exists; a concurrent remove of the same
-	// key can make both fail, hence the retry.
-	for attempt := 0; attempt < 3; attempt++ {
-		res, err := s.multi(ctx, what, t, checks, &zk.CreateRequest{Path: p, Data: data})
+	// Create, or overwrite if it exists (whichever is likelier first); a
+	// concurrent remove of the same key can make both fail, hence the retry.
+	_, update := s.exists.Load(key)
+	for attempt := 0; attempt < 4; attempt++ {
+		var op any = &zk.CreateRequest{Path: p, Data: data}
+		wrongGuess := zk.ErrNodeExists
+		if update {
+			op, wrongGuess = &zk.SetDataRequest{Path: p, Data: data, Version: -1}, zk.ErrNoNode
+		}
+		res, err := s.multi(ctx, what, t, checks, op)
 		if err == nil {
+			s.exists.Store(key, struct{}{})
 			return nil
 		}
-		if !errors.Is(opErr(res, 0), zk.ErrNodeExists) {
+		if !errors.Is(opErr(res, 0), wrongGuess) {
 			return err
 		}
-		res, err = s.multi(ctx, what, t, checks, &zk.SetDataRequest{Path: p, Data: data, Version: -1})
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(opErr(res, 0), zk.ErrNoNode) {
-			return err
-		}
+		update = !update
 	}
 	return fmt.Errorf("zkrecovery: %s: record keeps appearing and vanishing", what)
 }
@@ -157,7 +162,10 @@ func (s *Store) Remove(ctx context.Context, kind recovery.Kind, id string) error
 	}
 	res, err := s.multi(ctx, what, t, checks, &zk.DeleteRequest{Path: path.Join(s.p.status, key), Version: -1})
 	if err != nil && errors.Is(opErr(res, 0), zk.ErrNoNode) {
-		return nil
+		err = nil
+	}
+	if err == nil {
+		s.exists.Delete(key)
 	}
 	return err
 }
@@ -195,6 +203,7 @@ func (s *Store) Read(ctx context.Context) (recovery.State, error) {
 		}
 		derr := recovery.Decode(name, got[i].data, &st)
 		if derr == nil {
+			s.exists.Store(name, struct{}{})
 			continue
 		}
 		q := recovery.Quarantined{Key: name, Err: derr}
