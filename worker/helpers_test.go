@@ -143,6 +143,7 @@ type fakeMaster struct {
 	reregister  bool // answer heartbeats with Reregister
 	failReports bool // answer state reports with 503
 	msgs        []recorded
+	newConns    int // connections accepted
 }
 
 func newFakeMaster(t *testing.T, epoch int64) *fakeMaster {
@@ -188,7 +189,15 @@ func newFakeMaster(t *testing.T, epoch int64) *fakeMaster {
 	handle("latest-state", protocol.PathWorkerLatestState, ok)
 	handle("decommission", protocol.PathWorkerDecommission, ok)
 	handle("unregister", protocol.PathWorkerUnregister, ok)
-	m.srv = httptest.NewServer(r)
+	m.srv = httptest.NewUnstartedServer(r)
+	m.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			m.mu.Lock()
+			m.newConns++
+			m.mu.Unlock()
+		}
+	}
+	m.srv.Start()
 	t.Cleanup(m.srv.Close)
 	return m
 }

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -212,4 +213,22 @@ func TestCloseIsIdempotent(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after Close")
 	}
+}
+
+// Every registration attempt dials afresh (no pooled connection), so a
+// master's DNS name is resolved again on each attempt.
+func TestRegistrationDialsEveryAttempt(t *testing.T) {
+	clock := newFakeClock()
+	m := newFakeMaster(t, 1)
+	m.set(func(m *fakeMaster) { m.hint = &protocol.LeaderHint{State: protocol.MasterStandby} })
+	startWorker(t, testConfig(t, "localhost:"+strings.Split(m.addr(), ":")[1]), clock)
+	for i := 1; i <= 3; i++ {
+		eventually(t, 5*time.Second, func() bool { return m.count("register") == i }, "attempt %d", i)
+		clock.waitPending(t, 750*time.Millisecond)
+		clock.Advance(750 * time.Millisecond)
+	}
+	eventually(t, 5*time.Second, func() bool { return m.count("register") == 4 }, "attempt 4")
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	assert.Equal(t, 4, m.newConns, "one new connection per attempt")
 }

@@ -177,6 +177,7 @@ func TestWorkerAgainstRealMasters(t *testing.T) {
 	}
 
 	// Kill the leader: the worker follows the new one; executors survive.
+	killed := time.Now()
 	c.Masters[leader].Kill()
 	newLeader, nli, err := c.WaitNewLeader(leader, li.Epoch, 60*time.Second)
 	require.NoError(t, err)
@@ -185,6 +186,7 @@ func TestWorkerAgainstRealMasters(t *testing.T) {
 		doc, err = getWorkerJSON(ports[1])
 		return err == nil && doc.State == "ALIVE" && doc.MasterURL == c.Masters[newLeader].URL() && doc.Epoch == nli.Epoch
 	}, "worker not re-attached to the new leader")
+	t.Logf("leader SIGKILLed -> worker attached to the new leader (epoch %d) in %v", nli.Epoch, time.Since(killed).Round(time.Millisecond))
 	require.NoError(t, c.WaitWorkers(1, 30*time.Second))
 	for id, pid := range pids {
 		assert.True(t, pidAlive(pid), "executor %d (pid %d) died in the failover", id, pid)
