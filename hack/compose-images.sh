@@ -135,13 +135,22 @@ EOF
 	log "base image $BASE_IMAGE ready ($((SECONDS - t0))s)"
 }
 
+# quiet_build ARGS...: docker build, showing its output only if it fails.
+quiet_build() {
+	local out
+	if ! out=$(docker build "$@" 2>&1); then
+		printf '%s\n' "$out" | tail -n 40 >&2
+		die "docker build $* failed"
+	fi
+}
+
 build_zookeeper() {
 	if have_image "$ZK_IMAGE" && [[ ${FORCE_ZK:-0} != 1 ]]; then
 		log "ZooKeeper image $ZK_IMAGE exists; skipping (FORCE_ZK=1 rebuilds it)"
 		return
 	fi
 	log "building $ZK_IMAGE from Debian's zookeeper package (docker/zookeeper)"
-	docker build -q --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$ZK_IMAGE" docker/zookeeper >/dev/null
+	quiet_build --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$ZK_IMAGE" docker/zookeeper
 	log "ZooKeeper image $ZK_IMAGE ready"
 }
 
@@ -153,7 +162,7 @@ build_sparkd() {
 		die "bin/sparkd is not statically linked ($file_info); build with CGO_ENABLED=0"
 	fi
 	log "building $SPARKD_IMAGE from ./Dockerfile (FROM $BASE_IMAGE)"
-	docker build -q --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$SPARKD_IMAGE" . >/dev/null
+	quiet_build --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$SPARKD_IMAGE" .
 	log "sparkd image $SPARKD_IMAGE ready"
 }
 
