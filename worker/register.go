@@ -126,14 +126,14 @@ func normAddr(a string) string {
 // hints, and adopts the first acceptance whose epoch is not stale. The other
 // requests are cancelled and joined before it returns.
 func (w *Worker) tryRegisterAll(ctx context.Context) bool {
-	ctx, cancel := context.WithCancel(ctx)
+	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	targets := w.registrationTargets()
 	results := make(chan regResult, len(targets))
 	var wg sync.WaitGroup
 	for _, t := range targets {
 		wg.Go(func() {
-			if r, ok := w.registerWith(ctx, t); ok {
+			if r, ok := w.registerWith(rctx, t); ok {
 				results <- r
 			}
 		})
@@ -218,7 +218,7 @@ func (w *Worker) afterRegistration(ctx context.Context) {
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
 	defer cancel()
 	st := w.schedulerState()
 	if err := w.client.Call(ctx, http.MethodPost, addr, w.masterPath(protocol.PathWorkerLatestState), st, nil); err != nil {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -281,4 +282,28 @@ func TestDecommission(t *testing.T) {
 	require.NoError(t, err)
 	defer w2.Close()
 	assert.ErrorIs(t, w2.Decommission(context.Background()), ErrDecommissionDisabled)
+}
+
+// Run leaves no goroutine behind.
+func TestRunLeavesNoGoroutines(t *testing.T) {
+	m := newFakeMaster(t, 1)
+	cfg := testConfig(t, m.sparkURL())
+	cfg.Timeout = 400 * time.Millisecond // heartbeats every 100ms
+	cfg.CleanupEnabled, cfg.CleanupInterval = true, 50*time.Millisecond
+	before := runtime.NumGoroutine()
+	w, err := newWorker(cfg, testLogger(t), realClock{})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- w.Run(ctx) }()
+	eventually(t, 10*time.Second, func() bool { return m.count("heartbeat") >= 2 }, "no heartbeats")
+	cancel()
+	select {
+	case err := <-errc:
+		require.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	eventually(t, 10*time.Second, func() bool { return runtime.NumGoroutine() <= before }, "goroutines: %d before, %d after",
+		before, runtime.NumGoroutine())
 }
