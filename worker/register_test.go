@@ -232,3 +232,16 @@ func TestRegistrationDialsEveryAttempt(t *testing.T) {
 	defer m.mu.Unlock()
 	assert.Equal(t, 4, m.newConns, "one new connection per attempt")
 }
+
+// ReconnectWorker from the current master makes the worker register again.
+func TestReconnectWorkerReregisters(t *testing.T) {
+	clock := newFakeClock()
+	m := newFakeMaster(t, 2)
+	r := startWorker(t, testConfig(t, m.sparkURL()), clock)
+	r.waitRegistered(t, m.sparkURL())
+	eventually(t, 5*time.Second, func() bool { return m.count("latest-state") == 1 }, "no WorkerLatestState")
+	code, _ := post(t, r.w, protocol.PathReconnectWorker, protocol.ReconnectWorker{Stamp: protocol.Stamp{Epoch: 2, MasterURL: m.sparkURL()}})
+	require.Equal(t, 200, code)
+	eventually(t, 5*time.Second, func() bool { return m.count("register") == 2 && m.count("latest-state") == 2 }, "no re-registration")
+	r.waitRegistered(t, m.sparkURL())
+}
