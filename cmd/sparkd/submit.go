@@ -650,6 +650,12 @@ func (t *execTracker) freeze() bool {
 	return true
 }
 
+func (t *execTracker) isFrozen() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.frozen
+}
+
 func (t *execTracker) exec(id int) *execInfo {
 	x, ok := t.execs[id]
 	if !ok {
@@ -725,8 +731,13 @@ func runExecApp(ctx context.Context, o *submitOptions, stdout, stderr io.Writer,
 		if line := tr.handle(e); line != "" {
 			printf("%s\n", line)
 		}
-		if tr.freeze() {
-			freeze <- struct{}{}
+		// Freeze once the target is granted, and again with every new
+		// leader (which may not have recovered the limit).
+		if tr.freeze() || (tr.isFrozen() && (e.Kind == client.EventMasterChanged || e.Kind == client.EventReregistered)) {
+			select {
+			case freeze <- struct{}{}:
+			default:
+			}
 		}
 		select {
 		case changed <- struct{}{}:

@@ -689,3 +689,89 @@ func (p *Proc) LogContains(s string) bool {
 	data, err := os.ReadFile(p.LogPath)
 	return err == nil && strings.Contains(string(data), s)
 }
+
+// Failover is what Cluster.Failover measured, each duration from the moment
+// the leader was signalled.
+type Failover struct {
+	Old, New   int   // master indexes
+	OldEpoch   int64 //
+	Epoch      int64 // the new leader's epoch
+	Alive      time.Duration
+	Workers    time.Duration            // until every running worker is ALIVE on the new leader
+	WorkerSeen map[string]time.Duration // worker id -> when it was first seen ALIVE on the new leader
+	App        time.Duration            // until App is RUNNING on the new leader (0 if no app named)
+}
+
+// Failover signals the leader (SIGKILL or SIGTERM) and measures how long
+// until another master is ALIVE with a higher epoch, until every running
+// worker is ALIVE on it, and until the application named app is RUNNING on
+// it (skipped when app is ""). It polls every few milliseconds and gives up
+// after timeout. The old leader is left stopped.
+func (c *Cluster) Failover(sig syscall.Signal, app string, timeout time.Duration) (Failover, error) {
+	old, info, err := c.Leader()
+	if err != nil {
+		return Failover{}, err
+	}
+	f := Failover{Old: old, New: -1, OldEpoch: info.Epoch, WorkerSeen: map[string]time.Duration{}}
+	running := 0
+	for _, w := range c.Workers {
+		if w.Running() {
+			running++
+		}
+	}
+	start := time.Now()
+	if err := c.Masters[old].Signal(sig); err != nil {
+		return f, err
+	}
+	deadline := start.Add(timeout)
+	for {
+		now := time.Since(start)
+		if f.New < 0 {
+			for i := range c.Masters {
+				if i == old || !c.Masters[i].Running() {
+					continue
+				}
+				if li, err := c.LeaderInfo(i); err == nil && li.State == protocol.MasterAlive && li.Epoch > info.Epoch {
+					f.New, f.Epoch, f.Alive = i, li.Epoch, time.Since(start)
+				}
+			}
+		}
+		if f.New >= 0 {
+			if st, err := c.State(f.New); err == nil {
+				alive := 0
+				for _, w := range st.Workers {
+					if w.State == string(protocol.WorkerAlive) {
+						alive++
+						if _, ok := f.WorkerSeen[w.ID]; !ok {
+							f.WorkerSeen[w.ID] = now
+						}
+					}
+				}
+				if f.Workers == 0 && alive >= running && st.Status == string(protocol.MasterAlive) {
+					f.Workers = now
+				}
+				if f.App == 0 && app != "" {
+					for _, a := range st.ActiveApps {
+						if a.Name == app && a.State == string(protocol.AppRunning) && st.Status == string(protocol.MasterAlive) {
+							f.App = now
+						}
+					}
+				}
+			}
+			if f.Workers > 0 && (app == "" || f.App > 0) {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return f, fmt.Errorf("cluster: failover by %s not complete after %s: new leader %d after %s, workers %s, app %s",
+				sig, timeout, f.New, f.Alive, f.Workers, f.App)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if sig == syscall.SIGKILL {
+		_ = c.Masters[old].WaitExit(10 * time.Second)
+	} else if err := c.Masters[old].WaitExit(30 * time.Second); err != nil {
+		return f, err
+	}
+	return f, nil
+}
