@@ -63,6 +63,9 @@ type Config struct {
 	// the UI (spark.worker.ui.retainedExecutors/Drivers, default 1000).
 	RetainedExecutors int
 	RetainedDrivers   int
+	// Clock drives registration backoff, heartbeats, report retries, kill
+	// grace periods and cleanup (nil = real time; tests pass a fake).
+	Clock Clock
 }
 
 // Defaults returns sparkd's worker defaults. Cores, MemoryMB, Masters and

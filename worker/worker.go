@@ -86,7 +86,11 @@ type Worker struct {
 // (cfg.Host:cfg.Port) and the web UI listener (cfg.WebUIPort). Port 0 binds a
 // random port; ID, URL and WebUIURL report the real ones.
 func New(cfg Config, log *logrus.Entry) (*Worker, error) {
-	return newWorker(cfg, log, realClock{})
+	clock := cfg.Clock
+	if clock == nil {
+		clock = realClock{}
+	}
+	return newWorker(cfg, log, clock)
 }
 
 func newWorker(cfg Config, log *logrus.Entry, clock Clock) (*Worker, error) {
