@@ -53,8 +53,8 @@ func (m *Master) goTerm(t *term, fn func()) {
 	}()
 }
 
-// send delivers one message of term t. A 409 from the receiver means it has
-// seen a newer epoch: this master is deposed and steps down.
+// send delivers one message of term t. Nothing is sent while the contact
+// with the coordination service is stale (self-fence).
 func (m *Master) send(t *term, base, path string, req, resp any) error {
 	if m.contactStale() {
 		return fmt.Errorf("master: not sending %s to %s: no contact with the coordination service for over %s (self-fenced)",
@@ -63,7 +63,10 @@ func (m *Master) send(t *term, base, path string, req, resp any) error {
 	err := m.client.Call(t.ctx, http.MethodPost, base, path, req, resp)
 	var se *protocol.StatusError
 	if errors.As(err, &se) && se.Code == http.StatusConflict {
-		m.fenced(t, fmt.Errorf("%s%s refused epoch %d: %s", base, path, t.epoch, se.Message))
+		// A peer has seen a newer epoch. That is not authoritative (only the
+		// store's fenced write and the Elector are), so the master does not
+		// step down on it; the Elector revokes the term if it is over.
+		m.log.Warnf("%s refused %s from epoch %d: %s", base, path, t.epoch, se.Message)
 	}
 	return err
 }

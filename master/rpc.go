@@ -193,11 +193,13 @@ func (m *Master) handleHeartbeat(r *http.Request) (any, error) {
 		return nil, rpcErr(na)
 	}
 	if req.Epoch > m.term.epoch {
-		// The worker has seen a newer leader: this term is over.
-		t := m.term
-		m.ha.FencedWrites++
-		m.endTermLocked(fmt.Errorf("worker %s has seen epoch %d, newer than %d", id, req.Epoch, t.epoch))
-		return nil, rpcErr(&NotAliveError{State: m.status, Hint: m.hintLocked()})
+		// The worker has seen a newer leader. Not authoritative on its own
+		// (the Elector and fenced writes are); refuse it and let the worker
+		// follow the newer leader.
+		m.log.Warnf("Worker %s has seen epoch %d, newer than this master's %d", id, req.Epoch, m.term.epoch)
+		h := m.hintLocked()
+		return nil, &protocol.StatusError{Code: http.StatusServiceUnavailable,
+			Message: fmt.Sprintf("worker has seen epoch %d, newer than %d", req.Epoch, m.term.epoch), Hint: &h}
 	}
 	w := m.st.workers[id]
 	if w == nil || w.state == protocol.WorkerDead {
