@@ -9,7 +9,7 @@ export CGO_ENABLED ?= 0
 export SPARKD_BIN := $(CURDIR)/bin/sparkd
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build deps test vet fmt bench clean
+.PHONY: all build deps test vet fmt bench failover-bench fuzz demo compose-images test-compose clean
 
 all: build
 
@@ -32,8 +32,36 @@ test: deps build vet
 	  if [[ -n "$$unformatted" ]]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
+# Benchmarks: recovery store reads/writes against the raw ZooKeeper limit,
+# the scheduler, worker registration throughput, master memory.
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./recovery/... ./zkutil/ ./master/
+	$(GO) test -run '^$$' -bench BenchmarkMaster -benchtime 1x -timeout 60m ./cmd/sparkd/
+
+# Failover timings (SIGKILL and SIGTERM, 2 s and 10 s sessions, 20 runs each):
+# median and p95 until the standby is ALIVE, workers re-registered, app re-attached.
+failover-bench: deps build
+	$(GO) run ./internal/cmd/failoverbench $(FAILOVER_ARGS)
+
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./conf/ -run '^$$' -fuzz FuzzParseProperties -fuzztime $(FUZZTIME) -parallel 1
+	$(GO) test ./conf/ -run '^$$' -fuzz FuzzSplitOptions -fuzztime $(FUZZTIME) -parallel 1
+	$(GO) test ./conf/ -run '^$$' -fuzz FuzzParseMasterURLs -fuzztime $(FUZZTIME) -parallel 1
+	$(GO) test ./master/ -run '^$$' -fuzz FuzzDecodeCreateRequest -fuzztime $(FUZZTIME) -parallel 1
+
+# The main job: a local HA cluster (3 ZooKeeper servers, 2 masters, 3 workers)
+# on loopback, an application, SIGKILL of the leading master, and a timeline.
+demo:
+	@bash hack/demo.sh
+
+# docker-compose: build every image locally (no registry needed), then run
+# the failover drill against the compose ensemble.
+compose-images: build
+	@bash hack/compose-images.sh
+
+test-compose: build
+	@bash hack/test-compose.sh
 
 clean:
 	rm -rf bin
