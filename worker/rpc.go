@@ -44,6 +44,27 @@ func (w *Worker) admit(what string, s protocol.Stamp) error {
 			w.changeMaster(s, "")
 		}
 	}
+	if testHookAdmitted != nil {
+		testHookAdmitted(what)
+	}
+	return nil
+}
+
+// testHookAdmitted, when set by a test, runs after a command was admitted
+// by the epoch guard and before it acts (to widen the race with a newer
+// epoch's MasterChanged).
+var testHookAdmitted func(what string)
+
+// stillCurrentLocked re-checks an admitted command's stamp under w.mu, just
+// before it acts. A newer epoch may have been admitted since, and its
+// MasterChanged answered from w's state (also under w.mu): acting now would
+// change that state behind the new leader's back (a launch it never learns
+// of), so the command is refused as stale after all (409).
+func (w *Worker) stillCurrentLocked(what string, s protocol.Stamp) error {
+	if _, err := w.guard.Admit(s); err != nil {
+		w.log.Warnf("Refusing %s from master %s: a newer epoch arrived while it was admitted (%v)", what, s.MasterURL, err)
+		return err
+	}
 	return nil
 }
 
@@ -131,8 +152,7 @@ func (w *Worker) handleKillExecutor(r *http.Request) (any, error) {
 	if err := w.admit("KillExecutor", m.Stamp); err != nil {
 		return nil, err
 	}
-	w.killExecutor(m.AppID, m.ExecutorID)
-	return nil, nil
+	return nil, w.killExecutor(m.Stamp, m.AppID, m.ExecutorID)
 }
 
 func (w *Worker) handleLaunchDriver(r *http.Request) (any, error) {
@@ -176,8 +196,7 @@ func (w *Worker) handleKillDriver(r *http.Request) (any, error) {
 	if err := w.admit("KillDriver", m.Stamp); err != nil {
 		return nil, err
 	}
-	w.killDriver(m.DriverID)
-	return nil, nil
+	return nil, w.killDriver(m.Stamp, m.DriverID)
 }
 
 func (w *Worker) handleApplicationFinished(r *http.Request) (any, error) {

@@ -180,6 +180,9 @@ func (w *Worker) errRefused(what string) error {
 func (w *Worker) launchExecutor(m protocol.LaunchExecutor) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if err := w.stillCurrentLocked("LaunchExecutor", m.Stamp); err != nil {
+		return err
+	}
 	if w.stopping || w.decommissioned {
 		return w.errRefused("executors")
 	}
@@ -280,20 +283,24 @@ func (w *Worker) retireExecutorLocked(e *executor) {
 }
 
 // killExecutor kills a running executor in the background.
-func (w *Worker) killExecutor(appID string, execID int) {
+func (w *Worker) killExecutor(s protocol.Stamp, appID string, execID int) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if err := w.stillCurrentLocked("KillExecutor", s); err != nil {
+		return err
+	}
 	key := execKey(appID, execID)
 	e, ok := w.executors[key]
 	if !ok {
 		w.log.Warnf("Asked to kill unknown executor %s", key)
-		return
+		return nil
 	}
 	if w.stopping {
-		return // shutdown kills everything
+		return nil // shutdown kills everything
 	}
 	w.log.Infof("Asked to kill executor %s", key)
 	w.procs.Go(e.proc.kill)
+	return nil
 }
 
 // launchDriver starts a cluster-mode driver. The worker never relaunches a
@@ -301,6 +308,9 @@ func (w *Worker) killExecutor(appID string, execID int) {
 func (w *Worker) launchDriver(m protocol.LaunchDriver) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if err := w.stillCurrentLocked("LaunchDriver", m.Stamp); err != nil {
+		return err
+	}
 	if w.stopping || w.decommissioned {
 		return w.errRefused("drivers")
 	}
@@ -398,17 +408,21 @@ func (w *Worker) retireDriverLocked(d *driver) {
 	}
 }
 
-func (w *Worker) killDriver(id string) {
+func (w *Worker) killDriver(s protocol.Stamp, id string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if err := w.stillCurrentLocked("KillDriver", s); err != nil {
+		return err
+	}
 	d, ok := w.drivers[id]
 	if !ok {
 		w.log.Warnf("Asked to kill unknown driver %s", id)
-		return
+		return nil
 	}
 	if w.stopping {
-		return
+		return nil
 	}
 	w.log.Infof("Asked to kill driver %s", id)
 	w.procs.Go(d.proc.kill)
+	return nil
 }
