@@ -146,8 +146,11 @@ type memStore struct {
 	workers map[string]recovery.WorkerRecord
 	fail    error         // returned by every write while set
 	gate    chan struct{} // writes wait for it while set
-	reads   int
-	writes  int
+	// putDriver, when set, is consulted before a PutDriver is applied; a
+	// non-nil error fails that write.
+	putDriver func(r recovery.DriverRecord) error
+	reads     int
+	writes    int
 }
 
 func newMemStore() *memStore {
@@ -181,6 +184,14 @@ func (s *memStore) PutApp(ctx context.Context, r recovery.AppRecord) error {
 	return s.write(ctx, func() { s.apps[r.ID] = r })
 }
 func (s *memStore) PutDriver(ctx context.Context, r recovery.DriverRecord) error {
+	s.mu.Lock()
+	hook := s.putDriver
+	s.mu.Unlock()
+	if hook != nil {
+		if err := hook(r); err != nil {
+			return err
+		}
+	}
 	return s.write(ctx, func() { s.drivers[r.ID] = r })
 }
 func (s *memStore) PutWorker(ctx context.Context, r recovery.WorkerRecord) error {

@@ -2,6 +2,7 @@ package master
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -324,6 +325,7 @@ func (m *Master) launchDriverLocked(w *workerInfo, d *driverInfo) {
 	t := m.term
 	m.persistLocked(recovery.KindDriver, d.id, func(ctx context.Context, s recovery.Store) error {
 		if err := s.PutDriver(ctx, rec); err != nil {
+			m.driverAssignFailed(t, w, d, err)
 			return err
 		}
 		m.goTerm(t, func() {
@@ -333,4 +335,50 @@ func (m *Master) launchDriverLocked(w *workerInfo, d *driverInfo) {
 		})
 		return nil
 	})
+}
+
+// driverLaunchRetry is how long a driver whose assignment could not be
+// persisted waits before the next scheduling pass tries again.
+var driverLaunchRetry = time.Second
+
+// driverAssignFailed undoes the assignment of d to w when it could not be
+// persisted: LaunchDriver is never sent then, so without this the driver
+// would stay RUNNING on w for the rest of the term with no process behind
+// it (an acknowledged submission that never runs). It waits again, first in
+// line, and a scheduling pass is retried after driverLaunchRetry. A fenced
+// or revoked term needs nothing: the successor recovers the record.
+//
+// The failed write may still have committed (a ZooKeeper timeout is
+// ambiguous): the next assignment overwrites it, and a successor that finds
+// the driver missing on w treats it as lost, as for any assignment.
+func (m *Master) driverAssignFailed(t *term, w *workerInfo, d *driverInfo, err error) {
+	if errors.Is(err, recovery.ErrFenced) || errors.Is(err, recovery.ErrNotLeader) {
+		return
+	}
+	m.mu.Lock()
+	defer m.unlock()
+	if m.term != t || m.st.drivers[d.id] != d || d.worker != w || d.state != protocol.DriverRunning {
+		return
+	}
+	m.log.WithError(err).Warnf("Could not persist the assignment of driver %s to worker %s; it waits again", d.id, w.id)
+	w.removeDriver(d)
+	d.worker = nil
+	d.state = protocol.DriverSubmitted
+	m.st.waitingDrivers = append([]*driverInfo{d}, removeDrv(m.st.waitingDrivers, d)...)
+	m.bg.Add(1)
+	go func() {
+		defer m.bg.Done()
+		timer := time.NewTimer(driverLaunchRetry)
+		defer timer.Stop()
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-timer.C:
+		}
+		m.mu.Lock()
+		defer m.unlock()
+		if m.term == t {
+			m.scheduleSafeLocked()
+		}
+	}()
 }
