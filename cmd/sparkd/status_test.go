@@ -2,13 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"sparkd/internal/zktest"
 	"sparkd/protocol"
+	"sparkd/recovery"
+	"sparkd/zkutil"
 )
 
 func status(args []string, out, errb *bytes.Buffer) int { return runStatus(args, out, errb) }
@@ -70,4 +76,42 @@ func TestStatusUsage(t *testing.T) {
 	code, _, stderr = runCmd(t, status, "--master", "spark://a:1", "extra")
 	assert.Equal(t, 2, code)
 	assert.Contains(t, stderr, "unexpected argument")
+}
+
+// TestStatusFromZooKeeper finds the masters from the candidate nodes under
+// <dir>/leader_election in a real ZooKeeper and reads <dir>/epoch.
+func TestStatusFromZooKeeper(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts ZooKeeper")
+	}
+	zk := zktest.Start(t, 1)
+	leader := newFakeCluster(t, protocol.MasterAlive, 7)
+	leader.stateDoc = sampleState
+	standby := newFakeCluster(t, protocol.MasterStandby, 7)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := zkutil.Connect(ctx, zkutil.Config{Connect: zk.Connect()})
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.EnsurePath(ctx, "/sp/leader_election"))
+	for i, m := range []*fakeCluster{standby, leader} {
+		data, _ := json.Marshal(recovery.Candidate{ID: fmt.Sprint("m", i), RPCURL: m.url})
+		_, err := conn.Create(ctx, fmt.Sprintf("/sp/leader_election/latch-%010d", i), data, 0)
+		require.NoError(t, err)
+	}
+	_, err = conn.Create(ctx, "/sp/leader_election/garbage", []byte("{not json"), 0)
+	require.NoError(t, err)
+	_, err = conn.Create(ctx, "/sp/epoch", []byte(`{"epoch":7,"leader":"m1"}`), 0)
+	require.NoError(t, err)
+
+	code, stdout, stderr := runCmd(t, status, "--zk", zk.Connect(), "--zk-dir", "/sp")
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	assert.Contains(t, stdout, "Leader:  "+leader.url+"  ALIVE  epoch 7")
+	assert.Contains(t, stdout, "ZooKeeper epoch: 7 (leader m1)")
+	assert.Contains(t, stdout, standby.url)
+	assert.Contains(t, stdout, "Problem: zookeeper: candidate node(s) garbage")
+
+	code, stdout, _ = runCmd(t, status, "--zk", zk.Connect(), "--zk-dir", "/nothing-here")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stdout, "Problem: zookeeper")
 }

@@ -567,10 +567,12 @@ type MasterState struct {
 
 // WorkerState is one worker in /json.
 type WorkerState struct {
-	ID    string `json:"id"`
-	Host  string `json:"host"`
-	Port  int    `json:"port"`
-	State string `json:"state"`
+	ID        string `json:"id"`
+	Host      string `json:"host"`
+	Port      int    `json:"port"`
+	State     string `json:"state"`
+	Cores     int    `json:"cores"`
+	CoresUsed int    `json:"coresused"`
 }
 
 // AppState is one application in /json.
@@ -725,7 +727,6 @@ func (c *Cluster) Failover(sig syscall.Signal, app string, timeout time.Duration
 	}
 	deadline := start.Add(timeout)
 	for {
-		now := time.Since(start)
 		if f.New < 0 {
 			for i := range c.Masters {
 				if i == old || !c.Masters[i].Running() {
@@ -738,6 +739,8 @@ func (c *Cluster) Failover(sig syscall.Signal, app string, timeout time.Duration
 		}
 		if f.New >= 0 {
 			if st, err := c.State(f.New); err == nil {
+				// Observed now, and never before the leader was seen ALIVE.
+				now := max(time.Since(start), f.Alive)
 				alive := 0
 				for _, w := range st.Workers {
 					if w.State == string(protocol.WorkerAlive) {

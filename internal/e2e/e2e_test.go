@@ -157,6 +157,39 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("leader SIGKILL", func(t *testing.T) { failover(t, cluster.Start(t, opts()), syscall.SIGKILL) })
 	t.Run("leader SIGTERM", func(t *testing.T) { failover(t, cluster.Start(t, opts()), syscall.SIGTERM) })
 	t.Run("supervised driver relaunch", func(t *testing.T) { supervisedDriver(t, cluster.Start(t, opts())) })
+	t.Run("Ctrl-C kills the app", func(t *testing.T) { interrupt(t, cluster.Start(t, opts())) })
+}
+
+// interrupt: SIGINT to `sparkd submit --exec` kills the application, its
+// executors stop and its cores are free again.
+func interrupt(t *testing.T, c *cluster.Cluster) {
+	j := newJob(t, c)
+	const name = "e2e-interrupt"
+	app := startExecApp(t, c, name, 3, j)
+	pids := j.waitPids(t, 3, 60*time.Second)
+	leader, _, err := c.Leader()
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { _, ok := appState(c, leader, name); return ok }, 30*time.Second, 50*time.Millisecond)
+
+	require.NoError(t, app.cmd.Process.Signal(os.Interrupt))
+	assert.Equal(t, 130, app.wait(t, 30*time.Second))
+	assert.Contains(t, app.errOut.String(), "killed")
+	require.Eventually(t, func() bool {
+		st, err := c.State(leader)
+		if err != nil {
+			return false
+		}
+		used := 0
+		for _, w := range st.Workers {
+			used += w.CoresUsed
+		}
+		_, active := appState(c, leader, name)
+		return !active && used == 0
+	}, 30*time.Second, 50*time.Millisecond, "app gone and its cores free")
+	for _, pid := range pids {
+		pid := pid
+		assert.Eventually(t, func() bool { return !alive(pid) }, 30*time.Second, 50*time.Millisecond, "executor %d stopped", pid)
+	}
 }
 
 // failover: an --exec app with long-running executors survives the loss of

@@ -90,7 +90,7 @@ func main() {
 				}
 				r.s = append(r.s, sample{f.Alive, f.Workers, f.App})
 				if *verbose {
-					fmt.Fprintf(os.Stderr, "session %s %s #%d: ALIVE %s, workers %s, app %s\n", st, sig, i+1,
+					fmt.Fprintf(os.Stderr, "session %s %s #%d: ALIVE %s, workers %s, app %s\n", st, sigName(sig), i+1,
 						f.Alive.Round(time.Millisecond), f.Workers.Round(time.Millisecond), f.App.Round(time.Millisecond))
 				}
 				c.RestartMaster(f.Old)
@@ -117,7 +117,7 @@ func main() {
 			}
 			return fmt.Sprintf("%s / %s", pct(ds, 50), pct(ds, 95))
 		}
-		fmt.Printf("| %-7s | %10s | %-19s | %-21s | %-19s |\n", r.sig.String(), r.session,
+		fmt.Printf("| %-7s | %10s | %-19s | %-21s | %-19s |\n", sigName(r.sig), r.session,
 			pick(func(s sample) time.Duration { return s.alive }),
 			pick(func(s sample) time.Duration { return s.workers }),
 			pick(func(s sample) time.Duration { return s.app }))
@@ -185,4 +185,11 @@ func startApp(tb *cluster.TB, c *cluster.Cluster) func() {
 		case <-time.After(60 * time.Second):
 		}
 	}
+}
+
+func sigName(s syscall.Signal) string {
+	if s == syscall.SIGKILL {
+		return "SIGKILL"
+	}
+	return "SIGTERM"
 }
