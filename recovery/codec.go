@@ -1,7 +1,6 @@
 package recovery
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -110,52 +109,50 @@ func ParseKey(key string) (Kind, string, error) {
 // Decode decodes the record stored under key and appends it to st. Every
 // failure wraps ErrBadRecord and names the key and what was wrong. Unknown
 // JSON fields are ignored (a newer sparkd may add fields within a format).
+// It is safe to call concurrently with distinct st.
 func Decode(key string, data []byte, st *State) error {
 	kind, id, err := ParseKey(key)
 	if err != nil {
 		return err
 	}
-	var head struct {
-		Format *int   `json:"format"`
-		ID     string `json:"id"`
-	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrBadRecord, key, err)
-	}
-	switch {
-	case head.Format == nil:
-		return fmt.Errorf("%w: %s: missing field \"format\"", ErrBadRecord, key)
-	case *head.Format < 1 || *head.Format > FormatVersion:
-		return fmt.Errorf("%w: %s: format %d is not supported (this sparkd reads 1..%d)", ErrBadRecord, key, *head.Format, FormatVersion)
-	case head.ID != id:
-		return fmt.Errorf("%w: %s: field \"id\" is %q, want %q", ErrBadRecord, key, head.ID, id)
-	}
-	dec := func(v any) error {
-		d := json.NewDecoder(bytes.NewReader(data))
-		if err := d.Decode(v); err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrBadRecord, key, err)
-		}
-		return nil
-	}
+	var (
+		format int
+		gotID  string
+		add    func()
+	)
 	switch kind {
 	case KindApp:
 		var r AppRecord
-		if err := dec(&r); err != nil {
-			return err
-		}
-		st.Apps = append(st.Apps, r)
+		err = json.Unmarshal(data, &r)
+		format, gotID, add = r.Format, r.ID, func() { st.Apps = append(st.Apps, r) }
 	case KindDriver:
 		var r DriverRecord
-		if err := dec(&r); err != nil {
-			return err
-		}
-		st.Drivers = append(st.Drivers, r)
+		err = json.Unmarshal(data, &r)
+		format, gotID, add = r.Format, r.ID, func() { st.Drivers = append(st.Drivers, r) }
 	case KindWorker:
 		var r WorkerRecord
-		if err := dec(&r); err != nil {
-			return err
-		}
-		st.Workers = append(st.Workers, r)
+		err = json.Unmarshal(data, &r)
+		format, gotID, add = r.Format, r.ID, func() { st.Workers = append(st.Workers, r) }
 	}
+	if err != nil {
+		// A record of a newer format may not fit this version's types; say so.
+		var head struct {
+			Format int `json:"format"`
+		}
+		if json.Unmarshal(data, &head) == nil && head.Format > FormatVersion {
+			format = head.Format
+		} else {
+			return fmt.Errorf("%w: %s: %w", ErrBadRecord, key, err)
+		}
+	}
+	switch {
+	case format == 0:
+		return fmt.Errorf("%w: %s: missing field \"format\"", ErrBadRecord, key)
+	case format < 1 || format > FormatVersion:
+		return fmt.Errorf("%w: %s: format %d is not supported (this sparkd reads 1..%d)", ErrBadRecord, key, format, FormatVersion)
+	case gotID != id:
+		return fmt.Errorf("%w: %s: field \"id\" is %q, want %q", ErrBadRecord, key, gotID, id)
+	}
+	add()
 	return nil
 }

@@ -109,14 +109,17 @@ const FormatVersion = 1
 
 // AppRecord is everything a new leader needs to recover an application.
 type AppRecord struct {
-	Format       int                     `json:"format"`
-	ID           string                  `json:"id"`
-	Desc         protocol.AppDescription `json:"desc"`
-	ClientURL    string                  `json:"clientUrl"`
-	SubmitTime   time.Time               `json:"submitTime"`
-	State        protocol.AppState       `json:"state"`
-	NextExecID   int                     `json:"nextExecutorId"`
-	ExecutorGoal int                     `json:"executorLimit,omitempty"`
+	Format     int                     `json:"format"`
+	ID         string                  `json:"id"`
+	Desc       protocol.AppDescription `json:"desc"`
+	ClientURL  string                  `json:"clientUrl"`
+	SubmitTime time.Time               `json:"submitTime"`
+	State      protocol.AppState       `json:"state"`
+	NextExecID int                     `json:"nextExecutorId"`
+	// ExecutorLimit is the total the application asked for with
+	// RequestExecutors; nil when it never asked. 0 is a real limit ("no
+	// more executors") and must survive a failover.
+	ExecutorLimit *int `json:"executorLimit,omitempty"`
 }
 
 // DriverRecord is everything a new leader needs to recover a driver,

@@ -23,7 +23,9 @@ func testLog(t testing.TB, id string) *logrus.Entry {
 	l := logrus.New()
 	l.SetOutput(os.Stderr)
 	l.SetLevel(logrus.WarnLevel)
-	if testing.Verbose() {
+	if _, bench := t.(*testing.B); bench {
+		l.SetLevel(logrus.ErrorLevel)
+	} else if testing.Verbose() {
 		l.SetLevel(logrus.InfoLevel)
 	}
 	return logrus.NewEntry(l).WithFields(logrus.Fields{"test": t.Name(), "master": id})

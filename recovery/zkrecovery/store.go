@@ -174,6 +174,8 @@ type fetched struct {
 	data []byte
 	st   *zk.Stat
 	gone bool
+	rec  recovery.State // the decoded record, when err is nil
+	err  error          // why it could not be decoded
 }
 
 // Read returns every record under master_status/, fetching them with up to
@@ -201,8 +203,12 @@ func (s *Store) Read(ctx context.Context) (recovery.State, error) {
 		if got[i].gone {
 			continue
 		}
-		derr := recovery.Decode(name, got[i].data, &st)
+		derr := got[i].err
 		if derr == nil {
+			r := got[i].rec
+			st.Apps = append(st.Apps, r.Apps...)
+			st.Drivers = append(st.Drivers, r.Drivers...)
+			st.Workers = append(st.Workers, r.Workers...)
 			s.exists.Store(name, struct{}{})
 			continue
 		}
@@ -220,8 +226,8 @@ func (s *Store) Read(ctx context.Context) (recovery.State, error) {
 	return st, nil
 }
 
-// fetchAll gets every name concurrently (bounded) and returns results in
-// order. The first error cancels the rest.
+// fetchAll gets and decodes every name concurrently (bounded) and returns
+// results in order. The first error cancels the rest.
 func (s *Store) fetchAll(ctx context.Context, names []string) ([]fetched, error) {
 	out := make([]fetched, len(names))
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -246,7 +252,9 @@ func (s *Store) fetchAll(ctx context.Context, names []string) ([]fetched, error)
 					cancel(fmt.Errorf("zkrecovery: read %s: %w", names[i], err))
 					return
 				default:
+					// Decoding here overlaps it with the other Gets' round trips.
 					out[i] = fetched{data: data, st: st}
+					out[i].err = recovery.Decode(names[i], data, &out[i].rec)
 				}
 			}
 		}()

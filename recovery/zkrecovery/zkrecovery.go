@@ -32,7 +32,7 @@ var (
 // Defaults.
 const (
 	// DefaultReadConcurrency is how many Gets Read keeps in flight.
-	DefaultReadConcurrency = 128
+	DefaultReadConcurrency = 256
 	// DefaultSelfFenceFraction of the negotiated session timeout is the
 	// self-fence bound: pings go out every third of the timeout, so a healthy
 	// session is never silent for more than about a third.
@@ -60,7 +60,7 @@ func WithSelfFenceAfter(d time.Duration) Option {
 	return func(o *options) { o.selfFenceAfter = d }
 }
 
-// WithReadConcurrency sets how many Gets Read keeps in flight (default 128).
+// WithReadConcurrency sets how many Gets Read keeps in flight (default 256).
 func WithReadConcurrency(n int) Option { return func(o *options) { o.readConc = n } }
 
 // paths of the layout under dir.
