@@ -5,11 +5,32 @@
 // these interfaces (master) never link ZooKeeper code.
 //
 // Guarantees (all implementations):
+//
 //   - A Store write returns nil only once the record is durable; callers
 //     acknowledge a registration only after that.
+//
 //   - Writes made while not leader fail with ErrNotLeader; writes by a
 //     deposed leader fail with ErrFenced (ZOOKEEPER).
+//
 //   - Undecodable records are quarantined and reported, never deleted.
+//
+//   - Records over MaxRecordSize are refused with ErrTooLarge in every mode.
+//
+//   - Epochs strictly increase: per election in ZOOKEEPER, per start of the
+//     master in FILESYSTEM (kept in <dir>/epoch); NONE always uses epoch 1.
+//
+// Per mode:
+//   - NONE keeps nothing: writes are validated and discarded, Read is empty.
+//   - FILESYSTEM is for one master: it is always elected, and an exclusive
+//     flock on <dir>/.lock makes a second master on the same directory fail
+//     with ErrLocked. The lock is advisory and only as good as the file
+//     system's flock (local disks yes; some network file systems no). There
+//     is no fencing beyond it.
+//   - ZOOKEEPER (recovery/zkrecovery) elects among many masters and fences
+//     every write with the epoch; see that package for its guarantees.
+//
+// Read may be called outside a term (a standby may read); it then reports
+// undecodable records without moving them, since moving is a write.
 //
 // Not guaranteed: that a write which returned an error did not commit (a
 // ZooKeeper connection loss after the request was sent is ambiguous); callers
