@@ -334,3 +334,16 @@ func TestDecodeErrors(t *testing.T) {
 	require.NoError(t, Decode("app_1", []byte(`{"format":1,"id":"1","futureField":true}`), &st))
 	assert.Len(t, st.Apps, 1)
 }
+
+func TestParseMode(t *testing.T) {
+	for in, want := range map[string]Mode{"": ModeNone, "none": ModeNone, "FILESYSTEM": ModeFilesystem, " zookeeper ": ModeZooKeeper} {
+		got, err := ParseMode(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"ROCKSDB", "CUSTOM", "zk"} {
+		_, err := ParseMode(in)
+		require.ErrorIs(t, err, ErrBadMode, in)
+		assert.Contains(t, err.Error(), in)
+	}
+}
