@@ -297,6 +297,12 @@ func (r *runState) candidates(ctx context.Context) ([]candidate, error) {
 	if err != nil {
 		return nil, err
 	}
+	return sortCandidates(names), nil
+}
+
+// sortCandidates orders candidate node names by sequence number, dropping
+// names without one.
+func sortCandidates(names []string) []candidate {
 	out := make([]candidate, 0, len(names))
 	for _, n := range names {
 		if seq, ok := parseSeq(n); ok {
@@ -304,7 +310,7 @@ func (r *runState) candidates(ctx context.Context) ([]candidate, error) {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].seq < out[j].seq })
-	return out, nil
+	return out
 }
 
 // step runs one round of the campaign: make sure we have a candidate node,

@@ -110,6 +110,19 @@ func testElectionOrder(t *testing.T, addr string) {
 	})
 	require.Equal(t, "m0", order[0])
 	leader := waitLeader(t, 5*time.Second, ms...)
+
+	// Observers (sparkd status --zk) see the same order and leader.
+	cands, err := Candidates(context.Background(), obs, dir)
+	require.NoError(t, err)
+	require.Len(t, cands, 3)
+	for i, c := range cands {
+		assert.Equal(t, order[i], c.ID)
+		assert.NoError(t, c.Err)
+	}
+	waitFor(t, 5*time.Second, "observer sees m0 in office", func() bool {
+		l, ok, err := CurrentLeader(context.Background(), obs, dir)
+		return err == nil && ok && l.ID == "m0" && l.WebUIURL == "http://m0:8080"
+	})
 	require.Equal(t, "m0", leader.id)
 	_, epoch0 := leader.isLeading()
 
