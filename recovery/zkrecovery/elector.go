@@ -348,6 +348,7 @@ func (r *runState) step(ctx context.Context) error {
 		}
 		r.node, r.session = node, sid
 		e.log.WithField("node", node).Info("campaigning for leadership")
+		r.sweepOrphans(ctx, sid)
 	}
 
 	cands, err := r.candidates(ctx)
@@ -384,6 +385,32 @@ func (r *runState) step(ctx context.Context) error {
 	}
 	e.log.WithFields(logrus.Fields{"position": own, "watching": cands[own-1].name}).Debug("standing by")
 	return r.waitFor(ctx, predCh, epochCh)
+}
+
+// sweepOrphans deletes candidate nodes of this session other than r.node.
+// They come from a create whose reply was lost (a call that timed out but
+// happened): left alone, such a node could become the lowest and stall the
+// election until the session ends, since nobody would take office for it.
+func (r *runState) sweepOrphans(ctx context.Context, sid int64) {
+	conn := r.e.conn
+	names, _, err := conn.Children(ctx, r.e.p.election)
+	if err != nil {
+		return // tried again with the next candidate node
+	}
+	for _, n := range names {
+		p := path.Join(r.e.p.election, n)
+		if p == r.node {
+			continue
+		}
+		ok, st, err := conn.Exists(ctx, p)
+		if err != nil || !ok || st.EphemeralOwner != sid {
+			continue
+		}
+		r.e.log.WithField("node", n).Warn("deleting an orphan candidate node of this session")
+		if err := conn.Delete(ctx, p, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			r.e.log.WithError(err).WithField("node", n).Warn("cannot delete orphan candidate node")
+		}
+	}
 }
 
 // setup creates the directory layout and the epoch znode.

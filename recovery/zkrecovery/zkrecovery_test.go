@@ -64,6 +64,23 @@ func TestSingleServer(t *testing.T) {
 	t.Run("ZombieLeader", func(t *testing.T) { testZombieLeader(t, ens.Servers()[0].Addr()) })
 	t.Run("CorruptRecord", func(t *testing.T) { testCorruptRecord(t, addr) })
 	t.Run("Records", func(t *testing.T) { testRecords(t, addr) })
+	t.Run("OrphanCandidate", func(t *testing.T) { testOrphanCandidate(t, addr) })
+}
+
+// testOrphanCandidate: a candidate node of this session that the elector
+// does not know (a create whose reply was lost) must not stall the election.
+func testOrphanCandidate(t *testing.T, addr string) {
+	dir := testDir()
+	conn := connect(t, addr, "m")
+	ctx := context.Background()
+	require.NoError(t, conn.EnsurePath(ctx, dir+"/leader_election"))
+	orphan, err := conn.CreateProtectedEphemeralSequential(ctx, dir+"/leader_election/latch-", []byte(`{"id":"m"}`))
+	require.NoError(t, err)
+	m := startMasterOn(t, conn, dir, "m")
+	waitLeader(t, 10*time.Second, m)
+	ok, _, err := conn.Exists(ctx, orphan)
+	require.NoError(t, err)
+	assert.False(t, ok, "orphan candidate node deleted")
 }
 
 func testElectionOrder(t *testing.T, addr string) {
