@@ -33,10 +33,15 @@ func testLog(t testing.TB, id string) *logrus.Entry {
 
 func connect(t testing.TB, addr string, id string) *zkutil.Conn {
 	t.Helper()
+	return connectSession(t, addr, id, testSession)
+}
+
+func connectSession(t testing.TB, addr string, id string, session time.Duration) *zkutil.Conn {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := zkutil.Connect(ctx, zkutil.Config{
-		Connect: addr, SessionTimeout: testSession, CallTimeout: 2 * time.Second,
+		Connect: addr, SessionTimeout: session, CallTimeout: 2 * time.Second,
 		Logger: testLog(t, id).WithField("component", "zkutil"),
 	})
 	require.NoError(t, err)

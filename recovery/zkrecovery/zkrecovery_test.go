@@ -65,6 +65,35 @@ func TestSingleServer(t *testing.T) {
 	t.Run("CorruptRecord", func(t *testing.T) { testCorruptRecord(t, addr) })
 	t.Run("Records", func(t *testing.T) { testRecords(t, addr) })
 	t.Run("OrphanCandidate", func(t *testing.T) { testOrphanCandidate(t, addr) })
+	t.Run("ShortBlip", func(t *testing.T) { testShortBlip(t, ens.Servers()[0].Addr()) })
+}
+
+// testShortBlip: a connection blip well within the self-fence bound does
+// not cost the leader its term (unlike Spark's and Flink's defaults).
+func testShortBlip(t *testing.T, serverAddr string) {
+	dir := testDir()
+	proxy := zktest.NewProxy(t, serverAddr)
+	// go-zookeeper waits 1 s before it retries the same server (this client
+	// knows only one), so the blip costs about 1.5 s of silence: use a 4 s
+	// session (self-fence bound 2.7 s).
+	m := startMasterOn(t, connectSession(t, proxy.Addr(), "m", 4*time.Second), dir, "m")
+	waitLeader(t, 10*time.Second, m)
+	_, epoch := m.isLeading()
+	proxy.Cut()
+	time.Sleep(400 * time.Millisecond) // the fault's duration, not a synchronisation
+	proxy.Restore()
+	ctx := context.Background()
+	waitFor(t, 10*time.Second, "a write after the blip", func() bool { return m.st.PutApp(ctx, app("after-blip")) == nil })
+	ok, e := m.isLeading()
+	assert.True(t, ok)
+	assert.Equal(t, epoch, e, "same term after a short blip")
+	assert.Empty(t, func() []event {
+		_, ok := m.lastEvent("revoked")
+		if ok {
+			return m.eventList()
+		}
+		return nil
+	}())
 }
 
 // testOrphanCandidate: a candidate node of this session that the elector
