@@ -94,8 +94,7 @@ func (e *Elector) Resign(ctx context.Context) error {
 	}
 }
 
-// callbacks wraps recovery.Callbacks, tolerating nil fields and tracking
-// the leader view.
+// runState is the state of one Run: the campaign's own goroutine owns it.
 type runState struct {
 	e    *Elector
 	me   recovery.Candidate
@@ -179,8 +178,8 @@ func (r *runState) setLeader(info recovery.LeaderInfo, ok bool) {
 	}
 }
 
-// handleResign ends the candidacy (the term, if any, has been revoked by
-// the caller) and waits for ctx.
+// resigned ends the candidacy (the term, if any, has been revoked by the
+// caller), answers reply, and waits for ctx.
 func (r *runState) resigned(ctx context.Context, reply chan error) error {
 	e := r.e
 	e.sh.clear()
