@@ -2,6 +2,7 @@ package master
 
 import (
 	"errors"
+	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -54,4 +55,57 @@ func TestDriverAssignmentPersistFailureRetries(t *testing.T) {
 	assert.Equal(t, protocol.DriverRunning, v.ActiveDrivers[0].State)
 	require.Len(t, v.Workers, 1)
 	assert.Equal(t, 1, v.Workers[0].CoresUsed, "the failed assignments released their cores")
+}
+
+// A recovered worker that took the new leader's MasterChanged but whose
+// answer was lost (it was paused past the RPC timeout) heartbeats the new
+// leader while still UNKNOWN. It must be asked to re-register, and be
+// re-attached from its WorkerLatestState, instead of being removed at the
+// recovery timeout with everything it runs (executors reported lost,
+// supervised drivers relaunched while they still run).
+func TestUnknownWorkerHeartbeatReattachesIt(t *testing.T) {
+	store := newMemStore()
+	const wid, aid = "worker-20261120110000-127.0.0.1-7000", "app-20261120110000-0000"
+	hang := make(chan struct{})
+	w := newPeer(t, func(path string, _ []byte) (int, any) {
+		if path == protocol.PathWorkerMasterChanged {
+			<-hang // paused: the answer never reaches the master in time
+		}
+		return 200, struct{}{}
+	})
+	t.Cleanup(func() { close(hang) }) // before the peer's Close (cleanups run last-in first-out)
+	a := appPeer(t, aid)
+	spec := protocol.DriverSpec{Command: []string{"d"}, Cores: 1, MemoryMB: 512, Supervise: true}
+	seed(store, w, wid, a, aid, recovery.DriverRecord{Format: 1, ID: "driver-1", Spec: spec, State: protocol.DriverRunning, WorkerID: wid})
+
+	cfg := testConfig()
+	cfg.RPCTimeout = 200 * time.Millisecond
+	tm := startMaster(t, cfg, store)
+	tm.el.elect(t, 4)
+	tm.waitStatus(t, protocol.MasterRecovering)
+	eventually(t, "MasterChanged given up", func() bool { return tm.logged("did not answer MasterChanged") })
+
+	var hb protocol.HeartbeatResponse
+	require.NoError(t, tm.call(http.MethodPost, "/v1/workers/"+wid+"/heartbeat", protocol.Heartbeat{WorkerID: wid, Epoch: 4}, &hb))
+	assert.True(t, hb.Reregister, "an UNKNOWN worker that heartbeats must be asked to re-register")
+
+	// What the real worker does next: register again, then report its state.
+	port := 7000
+	require.NoError(t, tm.call(http.MethodPost, protocol.PathRegisterWorker, protocol.RegisterWorker{
+		ID: wid, Host: "127.0.0.1", Port: port, URL: w.url(), WebUIURL: "http://127.0.0.1:8081", Cores: 8, MemoryMB: 8192}, nil))
+	require.NoError(t, tm.call(http.MethodPost, "/v1/workers/"+wid+"/latest-state", protocol.WorkerLatestState{WorkerID: wid,
+		Executors: []protocol.ExecutorDescription{{AppID: aid, ExecutorID: 2, Cores: 4, MemoryMB: 1024, State: protocol.ExecutorRunning}},
+		Drivers:   []protocol.DriverDescription{{DriverID: "driver-1", Cores: 1, MemoryMB: 512, State: protocol.DriverRunning}}}, nil))
+
+	// No clock advance: recovery completes because nothing is UNKNOWN.
+	tm.waitStatus(t, protocol.MasterAlive)
+	v := tm.View()
+	require.Len(t, v.Workers, 1)
+	assert.Equal(t, protocol.WorkerAlive, v.Workers[0].State)
+	require.Len(t, v.ActiveApps, 1)
+	assert.Equal(t, 1, v.ActiveApps[0].Executors, "the executor is kept, not reported lost")
+	require.Len(t, v.ActiveDrivers, 1)
+	assert.Equal(t, "driver-1", v.ActiveDrivers[0].ID, "the driver is re-attached, not relaunched")
+	assert.Empty(t, w.got(protocol.PathKillExecutor))
+	assert.Empty(t, w.got(protocol.PathKillDriverOnWorker))
 }

@@ -206,6 +206,16 @@ func (m *Master) handleHeartbeat(r *http.Request) (any, error) {
 		m.log.Warnf("Got heartbeat from unregistered worker %s. Asking it to re-register.", id)
 		return protocol.HeartbeatResponse{Stamp: m.stampLocked(), Reregister: true}, nil
 	}
+	if w.state == protocol.WorkerUnknown {
+		// It heartbeats this master, so it took our MasterChanged, but its
+		// answer (what it runs) never arrived, e.g. it was paused past the
+		// RPC timeout; MasterChanged is not re-sent. Left UNKNOWN it would
+		// be removed at the recovery timeout, its executors reported lost
+		// and its supervised drivers relaunched while they still run.
+		// Re-registering re-attaches it from its WorkerLatestState.
+		m.log.Infof("Worker %s heartbeats but has not reported what it runs; asking it to re-register", id)
+		return protocol.HeartbeatResponse{Stamp: m.stampLocked(), Reregister: true}, nil
+	}
 	w.lastHeartbeat = m.now()
 	m.log.Debugf("heartbeat from %s", id)
 	return protocol.HeartbeatResponse{Stamp: m.stampLocked()}, nil
