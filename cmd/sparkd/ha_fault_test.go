@@ -1,0 +1,275 @@
+package main
+
+// HA fault tests (the HA-safety review): real ZooKeeper, real master and
+// worker processes, SIGSTOP/SIGCONT and SIGKILL, and recording stand-ins for
+// application clients. Each checks DESIGN.md's invariants from the outside.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"sparkd/internal/cluster"
+	"sparkd/internal/zktest"
+	"sparkd/protocol"
+)
+
+// push is one message a master pushed to a recording application client.
+type push struct {
+	at    time.Time
+	path  string
+	stamp protocol.Stamp
+}
+
+// recApp is an application client stand-in: it fences pushes by epoch like
+// the real client and records every push it receives.
+type recApp struct {
+	srv   *httptest.Server
+	guard protocol.EpochGuard
+	mu    sync.Mutex
+	appID string
+	got   []push
+}
+
+func newRecApp(t *testing.T) *recApp {
+	a := &recApp{}
+	a.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var s protocol.Stamp
+		_ = json.Unmarshal(body, &s)
+		a.mu.Lock()
+		a.got = append(a.got, push{at: time.Now(), path: r.URL.Path, stamp: s})
+		id := a.appID
+		a.mu.Unlock()
+		if _, err := a.guard.Admit(s); err != nil {
+			protocol.WriteError(rw, http.StatusConflict, err.Error(), nil)
+			return
+		}
+		if r.URL.Path == protocol.PathAppMasterChanged {
+			protocol.WriteJSON(rw, 200, protocol.MasterChangeAcknowledged{AppID: id})
+			return
+		}
+		protocol.WriteJSON(rw, 200, struct{}{})
+	}))
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+// pushesSince returns the pushes received at or after since.
+func (a *recApp) pushesSince(since time.Time) []push {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []push
+	for _, p := range a.got {
+		if !p.at.Before(since) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (a *recApp) register(t *testing.T, c *cluster.Cluster, leader int, desc protocol.AppDescription) {
+	t.Helper()
+	cli := protocol.NewClient(5*time.Second, "")
+	var ra protocol.RegisteredApplication
+	require.NoError(t, cli.Call(ctxT(t, 10*time.Second), http.MethodPost, c.Masters[leader].Addr(), protocol.PathRegisterApp,
+		protocol.RegisterApplication{App: desc, ClientURL: a.srv.URL}, &ra))
+	a.mu.Lock()
+	a.appID = ra.AppID
+	a.mu.Unlock()
+}
+
+func requireZK(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: needs ZooKeeper and real processes")
+	}
+	if _, _, err := zktest.Classpath(); err != nil {
+		t.Skipf("ZooKeeper not installed: %v", err)
+	}
+}
+
+// pidCommand is a command that records its pid in dir and then sleeps, so
+// that a test can count the live copies of a launch (and teardown can kill
+// them: workers start them in their own process groups).
+func pidCommand(dir string) []string {
+	return []string{"/bin/sh", "-c", fmt.Sprintf("echo $$ > %s/$$; exec sleep 120", dir)}
+}
+
+// livePids counts the processes named by the pid files in dir that are
+// still alive (a zombie that is not yet reaped counts as dead).
+func livePids(dir string) []int {
+	var out []int
+	for _, pid := range cluster.ReadPids(dir) {
+		if syscall.Kill(pid, 0) != nil {
+			continue
+		}
+		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+			if f := strings.Fields(string(st)); len(f) > 2 && f[2] == "Z" {
+				continue
+			}
+		}
+		out = append(out, pid)
+	}
+	return out
+}
+
+// haWait polls cond every 20ms until it holds or within passes.
+func haWait(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// probe is one answer of a master's PathLeader.
+type probe struct {
+	sent time.Time
+	li   protocol.LeaderInfo
+}
+
+// probeLeader asks master i for PathLeader from n goroutines until stop is
+// closed, recording every answer with the time its request was sent.
+func probeLeader(c *cluster.Cluster, i, n int, stop <-chan struct{}) func() []probe {
+	var mu sync.Mutex
+	var got []probe
+	var wg sync.WaitGroup
+	cli := protocol.NewClient(15*time.Second, "")
+	for range n {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				sent := time.Now()
+				var li protocol.LeaderInfo
+				ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+				err := cli.Call(ctx, http.MethodGet, c.Masters[i].Addr(), protocol.PathLeader, nil, &li)
+				cancel()
+				if err == nil {
+					mu.Lock()
+					got = append(got, probe{sent: sent, li: li})
+					mu.Unlock()
+				}
+				time.Sleep(2 * time.Millisecond) // pacing, not synchronisation
+			}
+		})
+	}
+	return func() []probe {
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		return got
+	}
+}
+
+// A leader paused (SIGSTOP) past the session timeout and past
+// spark.worker.timeout, then resumed, is a zombie: when it wakes up its
+// worker looks dead to it and its term is over. Invariants 1, 3, 4 and 5:
+// it never reports ALIVE for its old epoch once the successor is ALIVE,
+// pushes nothing to applications or workers, and the executor it granted
+// keeps running exactly once. Invariant 7: afterwards there is exactly one
+// leader and the worker is registered with it.
+func TestHAFaultZombieLeaderResumes(t *testing.T) {
+	requireZK(t)
+	c := cluster.Start(t, cluster.Options{Masters: 2, Workers: 1, ZooKeeper: 3, SessionTimeout: 2 * time.Second,
+		WorkerTimeout: 4 * time.Second})
+	pids := filepath.Join(c.Dir, "pids")
+	require.NoError(t, os.MkdirAll(pids, 0o755))
+	c.TrackPids(pids)
+
+	old, li, err := c.WaitLeader(30 * time.Second)
+	require.NoError(t, err)
+	app := newRecApp(t)
+	app.register(t, c, old, protocol.AppDescription{Name: "zombie-probe", Command: pidCommand(pids),
+		ExecutorCores: 1, ExecutorMemMB: 64, MaxCores: 1})
+	haWait(t, 20*time.Second, "the executor never started", func() bool { return len(livePids(pids)) == 1 })
+
+	stopProbes := make(chan struct{})
+	probes := probeLeader(c, old, 4, stopProbes)
+	stopped := true
+	c.Masters[old].Stop()
+	t.Cleanup(func() {
+		if stopped {
+			c.Masters[old].Cont()
+		}
+	})
+	pausedAt := time.Now()
+	nu, nli, err := c.WaitNewLeader(old, li.Epoch, 30*time.Second)
+	require.NoError(t, err)
+	successorAlive := time.Now()
+	t.Logf("%s paused; %s ALIVE at epoch %d after %s", c.Masters[old].Name, c.Masters[nu].Name, nli.Epoch,
+		successorAlive.Sub(pausedAt).Round(time.Millisecond))
+	// Stay paused past spark.worker.timeout, so that the zombie, on waking,
+	// finds its worker silent and wants to act on it.
+	haWait(t, 30*time.Second, "the new leader never re-attached the worker and the app", func() bool {
+		st, err := c.State(nu)
+		return err == nil && st.AliveWorkers == 1 && len(st.ActiveApps) == 1 && st.ActiveApps[0].State == "RUNNING" &&
+			time.Since(pausedAt) > c.Opts.WorkerTimeout+time.Second
+	})
+
+	resumed := time.Now()
+	c.Masters[old].Cont()
+	stopped = false
+	haWait(t, 20*time.Second, "the resumed master never settled as STANDBY behind the new leader", func() bool {
+		got, err := c.LeaderInfo(old)
+		return err == nil && got.State == protocol.MasterStandby && got.LeaderURL == c.Masters[nu].URL()
+	})
+	// Keep probing a little longer after it settled.
+	settle := time.Now().Add(time.Second)
+	haWait(t, 5*time.Second, "", func() bool { return time.Now().After(settle) })
+	close(stopProbes)
+
+	// Invariant 4: no ALIVE for the old epoch once the successor was ALIVE.
+	var late, aliveOld int
+	for _, p := range probes() {
+		if p.sent.Before(successorAlive) {
+			continue
+		}
+		late++
+		if p.li.State != protocol.MasterStandby && p.li.Epoch <= li.Epoch {
+			aliveOld++
+			t.Errorf("resumed master answered %s for epoch %d (request sent %s after the successor was ALIVE)",
+				p.li.State, p.li.Epoch, p.sent.Sub(successorAlive).Round(time.Millisecond))
+		}
+	}
+	t.Logf("%d answers of the zombie after the successor was ALIVE, %d of them non-STANDBY for the old epoch", late, aliveOld)
+	assert.Positive(t, late, "the probes never reached the resumed master")
+
+	// Invariant 3: the zombie pushed nothing after it woke up.
+	for _, p := range app.pushesSince(resumed) {
+		assert.Greater(t, p.stamp.Epoch, li.Epoch, "the resumed master pushed %s with its old epoch %d", p.path, p.stamp.Epoch)
+	}
+	assert.False(t, c.Workers[0].LogContains("Refusing "), "the worker had to refuse a stale command:\n%s",
+		cluster.Tail(c.Workers[0].LogPath, 20))
+
+	// Invariants 5 and 7: one leader, the worker registered with it, the
+	// executor granted by the old leader running exactly once.
+	i, cur, err := c.Leader()
+	require.NoError(t, err)
+	assert.Equal(t, nu, i)
+	assert.Equal(t, nli.Epoch, cur.Epoch)
+	st, err := c.State(nu)
+	require.NoError(t, err)
+	assert.Equal(t, 1, st.AliveWorkers)
+	assert.Len(t, livePids(pids), 1, "the executor granted before the failover must run exactly once")
+}
