@@ -59,6 +59,7 @@ compose() { "${COMPOSE[@]}" "$@"; }
 
 TMP=$(mktemp -d)
 SUBMIT_PID=""
+STARTED=0
 cleanup() {
 	local rc=$?
 	set +e
@@ -66,7 +67,7 @@ cleanup() {
 		kill "$SUBMIT_PID" 2>/dev/null
 		wait "$SUBMIT_PID" 2>/dev/null
 	fi
-	if [[ $rc -ne 0 ]]; then
+	if [[ $rc -ne 0 && $STARTED == 1 ]]; then
 		echo "----- submit output -----" >&2
 		tail -n 40 "$TMP/submit.log" >&2 2>/dev/null
 		for s in master1 master2 worker zk1; do
@@ -197,10 +198,11 @@ since() { calc "$(now) - $1"; }
 
 if [[ ${SKIP_IMAGES:-0} != 1 ]]; then
 	say "building images (hack/compose-images.sh)"
-	hack/compose-images.sh
+	hack/compose-images.sh || fail "building the images failed (hack/compose-images.sh)"
 fi
 
 say "starting project $PROJECT: zk1 zk2 zk3, master1 master2, $WORKERS workers (${COMPOSE[*]})"
+STARTED=1
 compose up -d --scale "worker=$WORKERS" >"$TMP/up.log" 2>&1 || {
 	cat "$TMP/up.log" >&2
 	fail "compose up failed"
