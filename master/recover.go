@@ -36,8 +36,8 @@ func (m *Master) beginRecoveryLocked(stored recovery.State) []recoveryTarget {
 		}
 		a := &appInfo{id: r.ID, desc: r.Desc, clientURL: r.ClientURL, submitTime: r.SubmitTime,
 			state: protocol.AppUnknown, executors: map[int]*executorInfo{}, nextExecID: r.NextExecID}
-		if r.ExecutorGoal > 0 {
-			a.limit, a.limitSet = r.ExecutorGoal, true
+		if r.ExecutorLimit != nil {
+			a.limit, a.limitSet = *r.ExecutorLimit, true
 		}
 		st.apps[a.id] = a
 		st.appByClient[a.clientURL] = a

@@ -99,12 +99,13 @@ type appInfo struct {
 }
 
 func (a *appInfo) record() recovery.AppRecord {
-	limit := 0
+	r := recovery.AppRecord{Format: recovery.FormatVersion, ID: a.id, Desc: a.desc, ClientURL: a.clientURL,
+		SubmitTime: a.submitTime, State: a.state, NextExecID: a.nextExecID}
 	if a.limitSet {
-		limit = a.limit
+		limit := a.limit
+		r.ExecutorLimit = &limit
 	}
-	return recovery.AppRecord{Format: recovery.FormatVersion, ID: a.id, Desc: a.desc, ClientURL: a.clientURL,
-		SubmitTime: a.submitTime, State: a.state, NextExecID: a.nextExecID, ExecutorGoal: limit}
+	return r
 }
 
 func (a *appInfo) addExecutor(e *executorInfo) {
