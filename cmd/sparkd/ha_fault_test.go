@@ -273,3 +273,173 @@ func TestHAFaultZombieLeaderResumes(t *testing.T) {
 	assert.Equal(t, 1, st.AliveWorkers)
 	assert.Len(t, livePids(pids), 1, "the executor granted before the failover must run exactly once")
 }
+
+// submitDriver submits a cluster-mode driver to master i over RPC.
+func submitDriver(t *testing.T, c *cluster.Cluster, i int, spec protocol.DriverSpec) string {
+	t.Helper()
+	cli := protocol.NewClient(5*time.Second, "")
+	var sd protocol.SubmitDriverResponse
+	require.NoError(t, cli.Call(ctxT(t, 10*time.Second), http.MethodPost, c.Masters[i].Addr(), protocol.PathSubmitDriver, spec, &sd))
+	return sd.DriverID
+}
+
+// waitRecovering waits until a master other than old is the elected leader
+// (any state but STANDBY) with an epoch above oldEpoch.
+func waitRecovering(t *testing.T, c *cluster.Cluster, old int, oldEpoch int64) (int, protocol.LeaderInfo) {
+	t.Helper()
+	var (
+		idx int
+		got protocol.LeaderInfo
+	)
+	haWait(t, 30*time.Second, "no new leader took office", func() bool {
+		for i := range c.Masters {
+			if i == old || !c.Masters[i].Running() {
+				continue
+			}
+			li, err := c.LeaderInfo(i)
+			if err == nil && li.State != protocol.MasterStandby && li.Epoch > oldEpoch {
+				idx, got = i, li
+				return true
+			}
+		}
+		return false
+	})
+	return idx, got
+}
+
+// driverWorker is the id of the worker master i says runs driver id.
+func driverWorker(c *cluster.Cluster, i int, id string) string {
+	st, err := c.State(i)
+	if err != nil {
+		return ""
+	}
+	for _, d := range st.Drivers {
+		if d.ID == id && d.State == "RUNNING" {
+			return d.Worker
+		}
+	}
+	return ""
+}
+
+// workerIndex maps a worker id (worker-<time>-<host>-<port>) to its Proc.
+func workerIndex(c *cluster.Cluster, id string) int {
+	for i, w := range c.Workers {
+		if strings.HasSuffix(id, fmt.Sprintf("-%d", w.Port)) {
+			return i
+		}
+	}
+	return -1
+}
+
+// A worker paused while the leader dies, past the new leader's RPC timeout
+// (so its answer to MasterChanged is lost) but not past the recovery
+// timeout, is re-attached when it resumes: the supervised driver it runs
+// keeps its id and runs once (invariant 5), and recovery completes without
+// waiting for the recovery timeout (invariant 6, 7).
+func TestHAFaultWorkerPausedAcrossFailoverIsReattached(t *testing.T) {
+	requireZK(t)
+	c := cluster.Start(t, cluster.Options{Masters: 2, Workers: 1, ZooKeeper: 3, SessionTimeout: 2 * time.Second,
+		WorkerTimeout: 40 * time.Second})
+	pids := filepath.Join(c.Dir, "pids")
+	require.NoError(t, os.MkdirAll(pids, 0o755))
+	c.TrackPids(pids)
+	old, li, err := c.WaitLeader(30 * time.Second)
+	require.NoError(t, err)
+	id := submitDriver(t, c, old, protocol.DriverSpec{Command: pidCommand(pids), Cores: 1, MemoryMB: 64, Supervise: true})
+	haWait(t, 20*time.Second, "the driver never started", func() bool { return len(livePids(pids)) == 1 })
+
+	c.Workers[0].Stop()
+	paused := true
+	t.Cleanup(func() {
+		if paused {
+			c.Workers[0].Cont()
+		}
+	})
+	c.Masters[old].Kill()
+	nu, nli := waitRecovering(t, c, old, li.Epoch)
+	elected := time.Now()
+	t.Logf("%s took office at epoch %d (%s)", c.Masters[nu].Name, nli.Epoch, nli.State)
+	// The master's RPC timeout (10s) passes: the MasterChanged answer is lost.
+	haWait(t, 30*time.Second, "the new leader never gave up on MasterChanged", func() bool {
+		return c.Masters[nu].LogContains("did not answer MasterChanged")
+	})
+	c.Workers[0].Cont()
+	paused = false
+	resumed := time.Now()
+
+	haWait(t, 25*time.Second, "recovery did not complete after the worker resumed", func() bool {
+		got, err := c.LeaderInfo(nu)
+		return err == nil && got.State == protocol.MasterAlive
+	})
+	t.Logf("ALIVE %s after the worker resumed (%s after taking office; recovery timeout %s)",
+		time.Since(resumed).Round(time.Millisecond), time.Since(elected).Round(time.Millisecond), c.Opts.WorkerTimeout)
+	assert.Less(t, time.Since(elected), c.Opts.WorkerTimeout, "recovery waited for the recovery timeout")
+	st, err := c.State(nu)
+	require.NoError(t, err)
+	assert.Equal(t, 1, st.AliveWorkers)
+	require.Len(t, st.Drivers, 1)
+	assert.Equal(t, id, st.Drivers[0].ID, "the driver was relaunched instead of re-attached")
+	assert.Len(t, livePids(pids), 1, "the driver must run exactly once")
+}
+
+// A worker paused past the recovery timeout is indistinguishable from a
+// dead one: the new leader relaunches its supervised driver elsewhere
+// (under a new id, as Spark does). When the worker resumes, the original
+// driver must be killed so that exactly one copy runs again, and the worker
+// must end up registered with the leader (invariant 7). The time both
+// copies ran is logged: it is the design's known window.
+func TestHAFaultWorkerPausedPastRecoveryConverges(t *testing.T) {
+	requireZK(t)
+	c := cluster.Start(t, cluster.Options{Masters: 2, Workers: 2, ZooKeeper: 3, SessionTimeout: 2 * time.Second,
+		WorkerTimeout: 4 * time.Second})
+	pids := filepath.Join(c.Dir, "pids")
+	require.NoError(t, os.MkdirAll(pids, 0o755))
+	c.TrackPids(pids)
+	old, li, err := c.WaitLeader(30 * time.Second)
+	require.NoError(t, err)
+	id := submitDriver(t, c, old, protocol.DriverSpec{Command: pidCommand(pids), Cores: 1, MemoryMB: 64, Supervise: true})
+	var wid string
+	haWait(t, 20*time.Second, "the driver never started", func() bool {
+		wid = driverWorker(c, old, id)
+		return wid != "" && len(livePids(pids)) == 1
+	})
+	wi := workerIndex(c, wid)
+	require.GreaterOrEqual(t, wi, 0, "worker %s not found", wid)
+	first := livePids(pids)[0]
+
+	c.Workers[wi].Stop()
+	paused := true
+	t.Cleanup(func() {
+		if paused {
+			c.Workers[wi].Cont()
+		}
+	})
+	c.Masters[old].Kill()
+	nu, nli, err := c.WaitNewLeader(old, li.Epoch, 30*time.Second)
+	require.NoError(t, err)
+	t.Logf("%s ALIVE at epoch %d", c.Masters[nu].Name, nli.Epoch)
+	haWait(t, 20*time.Second, "the supervised driver was not relaunched on the other worker", func() bool {
+		return len(livePids(pids)) == 2
+	})
+	relaunched := time.Now()
+	c.Workers[wi].Cont()
+	paused = false
+
+	haWait(t, 30*time.Second, "the original driver still runs beside its relaunch", func() bool {
+		return len(livePids(pids)) == 1
+	})
+	t.Logf("two copies of the supervised driver ran for %s (the worker was paused, then re-registered)",
+		time.Since(relaunched).Round(time.Millisecond))
+	assert.NotContains(t, livePids(pids), first, "the original copy should be the one killed")
+	haWait(t, 30*time.Second, "the resumed worker never registered with the leader", func() bool {
+		st, err := c.State(nu)
+		return err == nil && st.AliveWorkers == 2
+	})
+	i, _, err := c.Leader()
+	require.NoError(t, err)
+	assert.Equal(t, nu, i, "exactly one leader, the same one")
+	st, err := c.State(nu)
+	require.NoError(t, err)
+	require.Len(t, st.Drivers, 1)
+	assert.NotEqual(t, id, st.Drivers[0].ID)
+}
