@@ -34,8 +34,11 @@ test: deps build vet
 
 # Benchmarks: recovery store reads/writes against the raw ZooKeeper limit,
 # the scheduler, worker registration throughput, master memory.
+# Failover benchmarks repeat whole failovers, so they get few iterations.
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./recovery/... ./zkutil/ ./master/
+	$(GO) test -run '^$$' -bench 'Read|Failover' -benchtime 5x -timeout 60m ./recovery/zkrecovery/
+	$(GO) test -run '^$$' -bench 'Write' -benchtime 2000x -timeout 60m ./recovery/zkrecovery/
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./zkutil/ ./master/
 	$(GO) test -run '^$$' -bench BenchmarkMaster -benchtime 1x -timeout 60m ./cmd/sparkd/
 
 # Failover timings (SIGKILL and SIGTERM, 2 s and 10 s sessions, 20 runs each):

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path"
-	"sort"
 	"strings"
 	"time"
 
@@ -19,7 +18,7 @@ import (
 	"sparkd/client"
 	"sparkd/conf"
 	"sparkd/protocol"
-	"sparkd/recovery"
+	"sparkd/recovery/zkrecovery"
 	"sparkd/zkutil"
 )
 
@@ -150,7 +149,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "sparkd status: no master given: use --master spark://h1:7077,h2:7077 or --zk host:2181")
 			return 2
 		}
-		rep.Problems = append(rep.Problems, "no master candidates registered in ZooKeeper")
+		rep.Problems = append(rep.Problems, fmt.Sprintf("no master candidates registered in ZooKeeper under %s/leader_election (is --zk-dir spark.deploy.zookeeper.dir?)", *zkDir))
 	}
 	gatherStatus(ctx, protocol.NewClient(*timeout, *secret), masters, &rep)
 	if *asJSON {
@@ -194,28 +193,20 @@ func mastersFromZK(ctx context.Context, connect, dir string, timeout time.Durati
 			ep = &e
 		}
 	}
-	election := path.Join(dir, "leader_election")
-	names, _, err := conn.Children(ctx, election)
+	cands, err := zkrecovery.Candidates(ctx, conn, dir)
 	if err != nil {
-		return nil, ep, fmt.Errorf("zookeeper %s: list %s: %w", connect, election, err)
+		return nil, ep, fmt.Errorf("zookeeper %s: list candidates under %s: %w", connect, dir, err)
 	}
-	sort.Strings(names)
-	var out []string
-	var bad []string
-	for _, n := range names {
-		data, _, err := conn.Get(ctx, path.Join(election, n))
-		if err != nil {
-			continue // the candidate went away meanwhile
-		}
-		var c recovery.Candidate
-		if json.Unmarshal(data, &c) != nil || c.RPCURL == "" {
-			bad = append(bad, n)
+	var out, bad []string
+	for _, c := range cands { // election order: the first leads or is about to
+		if c.Err != nil || c.RPCURL == "" {
+			bad = append(bad, c.Name)
 			continue
 		}
 		out = append(out, strings.TrimPrefix(c.RPCURL, "spark://"))
 	}
 	if len(bad) > 0 {
-		return out, ep, fmt.Errorf("zookeeper: candidate node(s) %s under %s have no readable rpcUrl", strings.Join(bad, ", "), election)
+		return out, ep, fmt.Errorf("zookeeper: candidate node(s) %s under %s/leader_election have no readable rpcUrl", strings.Join(bad, ", "), dir)
 	}
 	return out, ep, nil
 }

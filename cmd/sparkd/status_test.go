@@ -99,6 +99,10 @@ func TestStatusFromZooKeeper(t *testing.T) {
 		_, err := conn.Create(ctx, fmt.Sprintf("/sp/leader_election/latch-%010d", i), data, 0)
 		require.NoError(t, err)
 	}
+	// A candidate node whose data is not readable is reported; a node that is
+	// not a candidate at all is ignored.
+	_, err = conn.Create(ctx, "/sp/leader_election/latch-0000000009", []byte("{not json"), 0)
+	require.NoError(t, err)
 	_, err = conn.Create(ctx, "/sp/leader_election/garbage", []byte("{not json"), 0)
 	require.NoError(t, err)
 	_, err = conn.Create(ctx, "/sp/epoch", []byte(`{"epoch":7,"leader":"m1"}`), 0)
@@ -109,9 +113,10 @@ func TestStatusFromZooKeeper(t *testing.T) {
 	assert.Contains(t, stdout, "Leader:  "+leader.url+"  ALIVE  epoch 7")
 	assert.Contains(t, stdout, "ZooKeeper epoch: 7 (leader m1)")
 	assert.Contains(t, stdout, standby.url)
-	assert.Contains(t, stdout, "Problem: zookeeper: candidate node(s) garbage")
+	assert.Contains(t, stdout, "Problem: zookeeper: candidate node(s) latch-0000000009")
+	assert.NotContains(t, stdout, "garbage")
 
 	code, stdout, _ = runCmd(t, status, "--zk", zk.Connect(), "--zk-dir", "/nothing-here")
 	assert.Equal(t, 1, code)
-	assert.Contains(t, stdout, "Problem: zookeeper")
+	assert.Contains(t, stdout, "Problem: no master candidates registered in ZooKeeper under /nothing-here/leader_election")
 }
