@@ -13,18 +13,23 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"sparkd/internal/cluster"
 	"sparkd/internal/zktest"
+	"sparkd/master"
 	"sparkd/protocol"
+	"sparkd/recovery/zkrecovery"
+	"sparkd/zkutil"
 )
 
 // push is one message a master pushed to a recording application client.
@@ -442,4 +447,167 @@ func TestHAFaultWorkerPausedPastRecoveryConverges(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, st.Drivers, 1)
 	assert.NotEqual(t, id, st.Drivers[0].ID)
+}
+
+// inProcMaster is a master wired as serveMaster wires it (ZooKeeper elector
+// and store, self-fence bound 2/3 of the negotiated session timeout), run
+// in-process so that its ZooKeeper connection can go through a proxy.
+type inProcMaster struct {
+	m    *master.Master
+	conn *zkutil.Conn
+}
+
+func startInProcMaster(t *testing.T, connect, dir string, session time.Duration) *inProcMaster {
+	t.Helper()
+	lg := logrus.New()
+	lg.SetOutput(io.Discard)
+	log := logrus.NewEntry(lg)
+	conn, err := zkutil.Connect(ctxT(t, 20*time.Second), zkutil.Config{Connect: connect, SessionTimeout: session})
+	require.NoError(t, err)
+	el, store, err := zkrecovery.New(conn, dir, log)
+	require.NoError(t, err)
+	cfg := master.DefaultConfig()
+	cfg.Host, cfg.Port, cfg.WebUIPort, cfg.RESTEnabled = "127.0.0.1", 0, -1, false
+	cfg.WorkerTimeout = time.Minute
+	cfg.RPCTimeout = 2 * time.Second
+	cfg.ZKEnabled = true
+	cfg.SelfFenceAfter = conn.NegotiatedTimeout() * 2 / 3
+	m, err := master.New(cfg, el, store, log)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Errorf("master %s did not stop", m.URL())
+		}
+		conn.Close()
+	})
+	return &inProcMaster{m: m, conn: conn}
+}
+
+// sample is one observation of a master's reported state: the view was
+// taken somewhere between before and after.
+type sample struct {
+	before, after time.Time
+	status        protocol.MasterState
+	epoch         int64
+}
+
+// Split brain: the leader loses ZooKeeper (its connection goes silent) but
+// still reaches its worker. Invariant 4: it stops reporting ALIVE before the
+// standby reports ALIVE (self-fence below the session timeout); invariant 3:
+// it pushes nothing with its epoch after the successor took office; and
+// after the partition heals there is exactly one leader (invariant 7).
+func TestHAFaultLeaderCutFromZooKeeper(t *testing.T) {
+	requireZK(t)
+	zke := zktest.Start(t, 1)
+	proxy := zktest.NewProxy(t, zke.Connect())
+	const session = 2 * time.Second
+	dir := "/sparkd-cut-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	a := startInProcMaster(t, proxy.Addr(), dir, session)
+	haWait(t, 20*time.Second, "the first master never became ALIVE", func() bool {
+		return a.m.View().Status == protocol.MasterAlive
+	})
+	b := startInProcMaster(t, zke.Connect(), dir, session)
+	haWait(t, 20*time.Second, "the standby never saw the leader", func() bool {
+		v := b.m.View()
+		return v.Status == protocol.MasterStandby && v.LeaderURL == a.m.URL()
+	})
+	epochA := a.m.View().Epoch
+
+	// A worker and an application attached to the leader, recording pushes.
+	w := newRecApp(t)
+	port, _ := strconv.Atoi(w.srv.URL[strings.LastIndex(w.srv.URL, ":")+1:])
+	cli := protocol.NewClient(5*time.Second, "")
+	require.NoError(t, cli.Call(ctxT(t, 10*time.Second), http.MethodPost, a.m.Addr(), protocol.PathRegisterWorker, protocol.RegisterWorker{
+		ID: "worker-20261120000000-127.0.0.1-" + strconv.Itoa(port), Host: "127.0.0.1", Port: port, URL: w.srv.URL,
+		WebUIURL: "http://127.0.0.1:1", Cores: 4, MemoryMB: 4096}, nil))
+	app := newRecApp(t)
+	var ra protocol.RegisteredApplication
+	require.NoError(t, cli.Call(ctxT(t, 10*time.Second), http.MethodPost, a.m.Addr(), protocol.PathRegisterApp,
+		protocol.RegisterApplication{App: protocol.AppDescription{Name: "cut", Command: []string{"/bin/true"}, ExecutorCores: 1,
+			ExecutorMemMB: 64}, ClientURL: app.srv.URL}, &ra))
+	app.mu.Lock()
+	app.appID = ra.AppID
+	app.mu.Unlock()
+
+	var mu sync.Mutex
+	obs := map[string][]sample{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for name, im := range map[string]*inProcMaster{"a": a, "b": b} {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				before := time.Now()
+				v := im.m.View()
+				s := sample{before: before, after: time.Now(), status: v.Status, epoch: v.Epoch}
+				mu.Lock()
+				obs[name] = append(obs[name], s)
+				mu.Unlock()
+				time.Sleep(time.Millisecond) // pacing, not synchronisation
+			}
+		})
+	}
+	t.Cleanup(func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		wg.Wait()
+	})
+
+	cut := time.Now()
+	proxy.Cut()
+	haWait(t, 30*time.Second, "the standby never took over", func() bool { return b.m.View().Status == protocol.MasterAlive })
+	bAlive := time.Now()
+	t.Logf("standby ALIVE %s after the cut (session timeout %s)", bAlive.Sub(cut).Round(time.Millisecond), session)
+	proxy.Restore()
+	haWait(t, 30*time.Second, "the cut-off master never settled as STANDBY behind the new leader", func() bool {
+		v := a.m.View()
+		return v.Status == protocol.MasterStandby && v.LeaderURL == b.m.URL()
+	})
+	close(stop)
+	wg.Wait()
+
+	// Invariant 4 (observable): every ALIVE (or recovering) view of the
+	// old leader ended before the first ALIVE view of the new one began.
+	var lastA, firstB time.Time
+	for _, s := range obs["a"] {
+		if s.status != protocol.MasterStandby && s.epoch == epochA && s.after.After(lastA) {
+			lastA = s.after
+		}
+	}
+	for _, s := range obs["b"] {
+		if s.status == protocol.MasterAlive && (firstB.IsZero() || s.before.Before(firstB)) {
+			firstB = s.before
+		}
+	}
+	require.False(t, firstB.IsZero())
+	t.Logf("old leader last seen leading %s after the cut; new leader first ALIVE %s after the cut",
+		lastA.Sub(cut).Round(time.Millisecond), firstB.Sub(cut).Round(time.Millisecond))
+	assert.True(t, lastA.Before(firstB), "two masters reported leading at once: old until +%s, new from +%s",
+		lastA.Sub(cut), firstB.Sub(cut))
+	assert.Less(t, lastA.Sub(cut), session, "the old leader did not fence itself before its session could expire")
+
+	// Invariant 3: nothing pushed with the old epoch once the new leader led.
+	for _, r := range []*recApp{w, app} {
+		for _, p := range r.pushesSince(firstB) {
+			assert.NotEqual(t, epochA, p.stamp.Epoch, "old leader pushed %s after the new leader took office", p.path)
+		}
+	}
+	// Invariant 7: exactly one leader after the heal.
+	va, vb := a.m.View(), b.m.View()
+	assert.Equal(t, protocol.MasterStandby, va.Status)
+	assert.Equal(t, protocol.MasterAlive, vb.Status)
+	assert.Greater(t, vb.Epoch, epochA)
 }
