@@ -2,6 +2,7 @@ package master
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"sparkd/protocol"
@@ -125,6 +126,9 @@ func (m *Master) SubmitDriver(_ context.Context, spec protocol.DriverSpec) (stri
 	done := m.persistLocked(recovery.KindDriver, d.id, func(ctx context.Context, s recovery.Store) error { return s.PutDriver(ctx, rec) })
 	m.unlock()
 	perr := waitPersist(done, "driver "+d.id)
+	if perr != nil {
+		m.undoAmbiguous(t, recovery.KindDriver, d.id, perr)
+	}
 
 	m.mu.Lock()
 	defer m.unlock()
@@ -193,4 +197,34 @@ func (m *Master) ClearCompleted(_ context.Context) error {
 	m.st.completedApps = nil
 	m.st.completedDrvs = nil
 	return nil
+}
+
+// undoAmbiguous removes the record of a registration or submission whose
+// write failed without a verdict (a ZooKeeper timeout or connection loss:
+// the write may still have committed). The caller is told to retry, and a
+// retry creates a new id; left in the store, the first record would be an
+// orphan that a successor recovers and launches too (the same submission
+// run twice) or prefers over the acknowledged one (same client address).
+// The remove is queued behind the failed write on the same key, so it is
+// applied after it. It is best effort: when it fails too, or the term ends
+// first, the orphan remains and is logged.
+func (m *Master) undoAmbiguous(t *term, kind recovery.Kind, id string, cause error) {
+	if errors.Is(cause, recovery.ErrFenced) || errors.Is(cause, recovery.ErrNotLeader) {
+		return // the write did not commit
+	}
+	m.mu.Lock()
+	var undo <-chan error
+	if m.term == t {
+		undo = m.persistLocked(kind, id, func(ctx context.Context, s recovery.Store) error { return s.Remove(ctx, kind, id) })
+	}
+	m.unlock()
+	if undo == nil {
+		m.log.Warnf("The write of %s failed ambiguously and the term ended; a successor may recover it", recovery.Key(kind, id))
+		return
+	}
+	if err := <-undo; err != nil {
+		m.log.WithError(err).Warnf("The write of %s failed ambiguously and could not be undone; a successor may recover it", recovery.Key(kind, id))
+		return
+	}
+	m.log.Infof("Removed %s, whose write failed ambiguously, so that a retry does not duplicate it", recovery.Key(kind, id))
 }

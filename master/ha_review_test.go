@@ -109,3 +109,50 @@ func TestUnknownWorkerHeartbeatReattachesIt(t *testing.T) {
 	assert.Empty(t, w.got(protocol.PathKillExecutor))
 	assert.Empty(t, w.got(protocol.PathKillDriverOnWorker))
 }
+
+// A submission or registration whose write failed ambiguously (it
+// committed, but the store answered with a timeout) is not acknowledged, so
+// the client retries under a new id. The first record must not stay in the
+// store: a successor would recover it and launch the same driver a second
+// time, or prefer the orphan app over the acknowledged one.
+func TestAmbiguousWriteIsUndoneBeforeTheRetry(t *testing.T) {
+	tm := startMaster(t, testConfig(), nil)
+	tm.el.elect(t, 1)
+	tm.waitStatus(t, protocol.MasterAlive)
+	var once atomic.Bool
+	tm.store.mu.Lock()
+	tm.store.ambiguous = func(recovery.Kind, string) error {
+		if once.CompareAndSwap(false, true) {
+			return errors.New("zkutil: multi: zkutil: call deadline exceeded")
+		}
+		return nil
+	}
+	tm.store.mu.Unlock()
+
+	spec := protocol.DriverSpec{Command: []string{"x"}, Cores: 1, MemoryMB: 1}
+	_, err := tm.SubmitDriver(t.Context(), spec)
+	require.Error(t, err, "an ambiguous write must not be acknowledged")
+	id, err := tm.SubmitDriver(t.Context(), spec) // the client's retry
+	require.NoError(t, err)
+	tm.store.mu.Lock()
+	var stored []string
+	for k := range tm.store.drivers {
+		stored = append(stored, k)
+	}
+	tm.store.mu.Unlock()
+	assert.Equal(t, []string{id}, stored, "only the acknowledged submission may be stored")
+
+	once.Store(false)
+	client := newPeer(t, nil)
+	var ra protocol.RegisteredApplication
+	req := protocol.RegisterApplication{App: protocol.AppDescription{Name: "x", Command: []string{"x"}, ExecutorMemMB: 1}, ClientURL: client.url()}
+	require.Error(t, tm.call(http.MethodPost, protocol.PathRegisterApp, req, &ra))
+	require.NoError(t, tm.call(http.MethodPost, protocol.PathRegisterApp, req, &ra))
+	tm.store.mu.Lock()
+	var apps []string
+	for k := range tm.store.apps {
+		apps = append(apps, k)
+	}
+	tm.store.mu.Unlock()
+	assert.Equal(t, []string{ra.AppID}, apps, "only the acknowledged application may be stored")
+}

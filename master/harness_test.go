@@ -149,6 +149,9 @@ type memStore struct {
 	// putDriver, when set, is consulted before a PutDriver is applied; a
 	// non-nil error fails that write.
 	putDriver func(r recovery.DriverRecord) error
+	// ambiguous, when set, is consulted after a PutApp or PutDriver was
+	// applied; a non-nil error is returned although the write committed.
+	ambiguous func(kind recovery.Kind, id string) error
 	reads     int
 	writes    int
 }
@@ -181,7 +184,20 @@ func (s *memStore) write(ctx context.Context, fn func()) error {
 func (s *memStore) setFail(err error) { s.mu.Lock(); s.fail = err; s.mu.Unlock() }
 
 func (s *memStore) PutApp(ctx context.Context, r recovery.AppRecord) error {
-	return s.write(ctx, func() { s.apps[r.ID] = r })
+	if err := s.write(ctx, func() { s.apps[r.ID] = r }); err != nil {
+		return err
+	}
+	return s.afterPut(recovery.KindApp, r.ID)
+}
+
+func (s *memStore) afterPut(kind recovery.Kind, id string) error {
+	s.mu.Lock()
+	hook := s.ambiguous
+	s.mu.Unlock()
+	if hook != nil {
+		return hook(kind, id)
+	}
+	return nil
 }
 func (s *memStore) PutDriver(ctx context.Context, r recovery.DriverRecord) error {
 	s.mu.Lock()
@@ -192,7 +208,10 @@ func (s *memStore) PutDriver(ctx context.Context, r recovery.DriverRecord) error
 			return err
 		}
 	}
-	return s.write(ctx, func() { s.drivers[r.ID] = r })
+	if err := s.write(ctx, func() { s.drivers[r.ID] = r }); err != nil {
+		return err
+	}
+	return s.afterPut(recovery.KindDriver, r.ID)
 }
 func (s *memStore) PutWorker(ctx context.Context, r recovery.WorkerRecord) error {
 	return s.write(ctx, func() { s.workers[r.ID] = r })

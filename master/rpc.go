@@ -405,6 +405,9 @@ func (m *Master) handleRegisterApp(r *http.Request) (any, error) {
 	done := m.persistLocked(recovery.KindApp, a.id, func(ctx context.Context, s recovery.Store) error { return s.PutApp(ctx, rec) })
 	m.unlock()
 	perr := waitPersist(done, "application "+a.id)
+	if perr != nil {
+		m.undoAmbiguous(t, recovery.KindApp, a.id, perr)
+	}
 
 	m.mu.Lock()
 	defer m.unlock()
