@@ -1,9 +1,11 @@
 package master
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -90,6 +92,34 @@ func decode[T interface{ Validate() error }](r *http.Request) (T, error) {
 		return v, err
 	}
 	return v, v.Validate()
+}
+
+// decodeOptional decodes a body that older senders may leave out: an empty
+// body is accepted as the zero value; anything else must be valid JSON of
+// v's shape (400 naming the field otherwise).
+func decodeOptional(r *http.Request, v any) error {
+	raw, err := io.ReadAll(io.LimitReader(r.Body, protocol.MaxBodyBytes))
+	if err != nil {
+		return &protocol.FieldError{Field: "body", Reason: "could not be read: " + err.Error()}
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil
+	}
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	return protocol.DecodeBody(r, v)
+}
+
+// matchPathID checks that an id named in the body (field) is the one in the
+// URL path; required says whether the body must name it at all. A message
+// about one worker or application must never act on another.
+func matchPathID(field, inBody, inPath string, required bool) error {
+	switch {
+	case inBody == "" && required:
+		return &protocol.FieldError{Field: field, Reason: "is required"}
+	case inBody != "" && inBody != inPath:
+		return &protocol.FieldError{Field: field, Reason: fmt.Sprintf("%q does not match %q in the path", inBody, inPath)}
+	}
+	return nil
 }
 
 func (m *Master) handleLeader(r *http.Request) (any, error) {
@@ -187,6 +217,9 @@ func (m *Master) handleHeartbeat(r *http.Request) (any, error) {
 		return nil, err
 	}
 	id := mux.Vars(r)["id"]
+	if err := matchPathID("workerId", req.WorkerID, id, true); err != nil {
+		return nil, err
+	}
 	m.mu.Lock()
 	defer m.unlock()
 	if na := m.notAliveLocked(true); na != nil {
@@ -337,6 +370,13 @@ func (m *Master) handleWorkerLatestState(r *http.Request) (any, error) {
 
 func (m *Master) handleWorkerDecommission(r *http.Request) (any, error) {
 	id := mux.Vars(r)["id"]
+	var req protocol.WorkerDecommissioning
+	if err := decodeOptional(r, &req); err != nil {
+		return nil, err
+	}
+	if err := matchPathID("workerId", req.WorkerID, id, true); err != nil {
+		return nil, err
+	}
 	m.mu.Lock()
 	defer m.unlock()
 	if na := m.notAliveLocked(true); na != nil {
@@ -362,6 +402,13 @@ func (m *Master) handleWorkerDecommission(r *http.Request) (any, error) {
 
 func (m *Master) handleWorkerUnregister(r *http.Request) (any, error) {
 	id := mux.Vars(r)["id"]
+	var req protocol.WorkerDecommissioning
+	if err := decodeOptional(r, &req); err != nil {
+		return nil, err
+	}
+	if err := matchPathID("workerId", req.WorkerID, id, false); err != nil {
+		return nil, err
+	}
 	m.mu.Lock()
 	defer m.unlock()
 	if na := m.notAliveLocked(true); na != nil {
@@ -440,6 +487,13 @@ func (m *Master) appLocked(id string) (*appInfo, error) {
 
 func (m *Master) handleUnregisterApp(r *http.Request) (any, error) {
 	id := mux.Vars(r)["id"]
+	var req protocol.UnregisterApplication
+	if err := decodeOptional(r, &req); err != nil {
+		return nil, err
+	}
+	if err := matchPathID("appId", req.AppID, id, false); err != nil {
+		return nil, err
+	}
 	m.mu.Lock()
 	defer m.unlock()
 	a, err := m.appLocked(id)
@@ -456,10 +510,18 @@ func (m *Master) handleKillApp(r *http.Request) (any, error) {
 }
 
 func (m *Master) handleRequestExecutors(r *http.Request) (any, error) {
-	var req protocol.RequestExecutors
-	if err := protocol.DecodeBody(r, &req); err != nil {
+	// total is required: a body without it must not read as "no executors"
+	// (the zero value), which would stop the application's scheduling.
+	var body struct {
+		Total *int `json:"total"`
+	}
+	if err := protocol.DecodeBody(r, &body); err != nil {
 		return nil, err
 	}
+	if body.Total == nil {
+		return nil, &protocol.FieldError{Field: "total", Reason: "is required"}
+	}
+	req := protocol.RequestExecutors{Total: *body.Total}
 	if req.Total < 0 {
 		return nil, &protocol.FieldError{Field: "total", Reason: fmt.Sprintf("must not be negative, got %d", req.Total)}
 	}
@@ -484,6 +546,9 @@ func (m *Master) handleAppHeartbeat(r *http.Request) (any, error) {
 		return nil, err
 	}
 	id := mux.Vars(r)["id"]
+	if err := matchPathID("appId", req.AppID, id, true); err != nil {
+		return nil, err
+	}
 	m.mu.Lock()
 	defer m.unlock()
 	if na := m.notAliveLocked(true); na != nil {

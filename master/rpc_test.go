@@ -32,6 +32,19 @@ func TestRPCBadBodiesName400Field(t *testing.T) {
 		{"executor state without app", "/v1/workers/w/executor-state", `{"executorId":1,"state":"RUNNING"}`, "appId"},
 		{"driver state without state", "/v1/workers/w/driver-state", `{"driverId":"d"}`, "state"},
 		{"negative executors", "/v1/apps/a/executors", `{"total":-1}`, "total"},
+		// Regressions: these bodies used to be accepted and acted on.
+		{"executors without total", "/v1/apps/a/executors", `{"x":1}`, "total"},
+		{"executors null body", "/v1/apps/a/executors", `null`, "total"},
+		{"decommission not JSON", "/v1/workers/w/decommission", `{`, "body"},
+		{"decommission without workerId", "/v1/workers/w/decommission", `{"x":1}`, "workerId"},
+		{"decommission of another worker", "/v1/workers/w/decommission", `{"workerId":"other"}`, "workerId"},
+		{"unregister not JSON", "/v1/workers/w/unregister", `[`, "body"},
+		{"unregister of another worker", "/v1/workers/w/unregister", `{"workerId":"other"}`, "workerId"},
+		{"heartbeat without workerId", "/v1/workers/w/heartbeat", `{"epoch":1}`, "workerId"},
+		{"heartbeat of another worker", "/v1/workers/w/heartbeat", `{"workerId":"other","epoch":1}`, "workerId"},
+		{"app unregister not JSON", "/v1/apps/a/unregister", `{`, "body"},
+		{"app unregister of another app", "/v1/apps/a/unregister", `{"appId":"b"}`, "appId"},
+		{"app heartbeat without appId", "/v1/apps/a/heartbeat", `{}`, "appId"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -43,6 +56,44 @@ func TestRPCBadBodiesName400Field(t *testing.T) {
 			assert.True(t, strings.HasPrefix(eb.Error, c.field), "error %q names field %q", eb.Error, c.field)
 		})
 	}
+}
+
+// A malformed body must not act: before the fix `{` decommissioned the
+// worker and `{"x":1}` set the application's executor target to 0.
+func TestRPCMalformedBodiesDoNotAct(t *testing.T) {
+	tm := startMaster(t, testConfig(), nil)
+	tm.el.elect(t, 1)
+	tm.waitStatus(t, protocol.MasterAlive)
+	w := newPeer(t, nil)
+	tm.registerWorker(t, "worker-a", w, 8, 8192)
+	client := newPeer(t, nil)
+	id := tm.registerApp(t, "pi", client, 2, 1024)
+	eventually(t, "4 executors", func() bool { return len(w.got(protocol.PathLaunchExecutor)) == 4 })
+	h := tm.Handler()
+	for _, c := range []struct{ path, body string }{
+		{"/v1/workers/worker-a/decommission", `{`},
+		{"/v1/workers/worker-a/decommission", `{"workerId":"worker-b"}`},
+		{"/v1/workers/worker-a/unregister", `{"workerId":"worker-b"}`},
+		{"/v1/apps/" + id + "/executors", `{"x":1}`},
+		{"/v1/apps/" + id + "/unregister", `{"appId":"app-other"}`},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, c.path, strings.NewReader(c.body)))
+		assert.Equal(t, http.StatusBadRequest, rec.Code, "%s %s: %s", c.path, c.body, rec.Body.String())
+	}
+	v := tm.View()
+	require.Len(t, v.Workers, 1)
+	assert.Equal(t, protocol.WorkerAlive, v.Workers[0].State)
+	require.Len(t, v.ActiveApps, 1)
+	assert.Empty(t, v.ActiveApps[0].WaitingReason)
+	assert.False(t, tm.logged("requested to set total executors to 0"))
+	// The real senders' bodies (and an empty one, from older senders) still work.
+	require.NoError(t, tm.call(http.MethodPost, "/v1/apps/"+id+"/executors", protocol.RequestExecutors{Total: 0}, nil))
+	require.NoError(t, tm.call(http.MethodPost, "/v1/workers/worker-a/decommission", protocol.WorkerDecommissioning{WorkerID: "worker-a"}, nil))
+	assert.Equal(t, protocol.WorkerDecommissioned, tm.View().Workers[0].State)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/workers/worker-a/unregister", nil))
+	assert.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 }
 
 func TestRPCStandbyAnswers503WithHint(t *testing.T) {
