@@ -214,7 +214,10 @@ func DecodeBody(r *http.Request, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return &FieldError{Field: te.Field, Reason: fmt.Sprintf("has the wrong type: want %s, got JSON %s", te.Type, te.Value)}
+			if te.Field == "" { // the body itself, e.g. an array
+				return &FieldError{Field: "body", Reason: "must be a JSON object, got JSON " + te.Value}
+			}
+			return &FieldError{Field: jsonFieldPath(te.Field), Reason: fmt.Sprintf("has the wrong type: want %s, got JSON %s", te.Type, te.Value)}
 		}
 		if errors.Is(err, io.EOF) {
 			return &FieldError{Field: "body", Reason: "is empty"}
@@ -222,6 +225,17 @@ func DecodeBody(r *http.Request, v any) error {
 		return &FieldError{Field: "body", Reason: "is not valid JSON: " + err.Error()}
 	}
 	return nil
+}
+
+// jsonFieldPath turns encoding/json's field path into the name a sender
+// wrote: embedded Go structs (Stamp) are flattened on the wire, so their
+// Go names are dropped ("Stamp.epoch" -> "epoch"). Wire names are camelCase.
+func jsonFieldPath(p string) string {
+	parts := strings.Split(p, ".")
+	for len(parts) > 1 && parts[0] != "" && parts[0][0] >= 'A' && parts[0][0] <= 'Z' {
+		parts = parts[1:]
+	}
+	return strings.Join(parts, ".")
 }
 
 // HandlerFunc is an RPC handler that returns a value to encode or an error.
