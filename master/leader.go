@@ -402,6 +402,9 @@ func (m *Master) onTick(t *term) {
 		}
 	case protocol.MasterAlive:
 		m.checkWorkerTimeoutsLocked(now)
+		if m.driversDueLocked(now) {
+			m.scheduleSafeLocked()
+		}
 	}
 }
 

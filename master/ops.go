@@ -92,10 +92,52 @@ func (m *Master) removeWorkerLocked(w *workerInfo, why string) {
 	m.scheduleSafeLocked()
 }
 
+// Supervised-driver relaunch backoff, as Spark's DriverRunner: 1 s after
+// the first failure, doubling while the driver keeps failing within
+// driverSuccessfulRun of its launch, at most driverMaxBackoff.
+const (
+	driverSuccessfulRun = 5 * time.Second
+	driverFirstBackoff  = time.Second
+	driverMaxBackoff    = time.Minute
+)
+
+// relaunchFailedDriverLocked relaunches a supervised driver that exited
+// non-zero, under a new id and after a backoff.
+func (m *Master) relaunchFailedDriverLocked(d *driverInfo, exception string) {
+	now := m.now()
+	failures := d.failures
+	if !d.launchedAt.IsZero() && now.Sub(d.launchedAt) >= driverSuccessfulRun {
+		failures = 0
+	}
+	delay := driverFirstBackoff
+	for i := 0; i < failures && delay < driverMaxBackoff; i++ {
+		delay *= 2
+	}
+	delay = min(delay, driverMaxBackoff)
+	m.log.Infof("Driver %s failed (%s); supervised, re-launching after %s", d.id, exception, delay)
+	d.exception = exception
+	nd := m.relaunchDriverLocked(d)
+	nd.failures = failures + 1
+	nd.notBefore = now.Add(delay)
+}
+
+// driversDueLocked reports whether a driver held back by a relaunch backoff
+// may now be scheduled, and releases it.
+func (m *Master) driversDueLocked(now time.Time) bool {
+	due := false
+	for _, d := range m.st.waitingDrivers {
+		if !d.notBefore.IsZero() && !now.Before(d.notBefore) {
+			d.notBefore = time.Time{}
+			due = true
+		}
+	}
+	return due
+}
+
 // relaunchDriverLocked ends d as RELAUNCHING and queues its spec again
 // under a new driver id (SPARK-19900), persisting the new record before
-// the old one is removed.
-func (m *Master) relaunchDriverLocked(d *driverInfo) {
+// the old one is removed. It returns the new driver.
+func (m *Master) relaunchDriverLocked(d *driverInfo) *driverInfo {
 	m.log.Infof("Re-launching %s", d.id)
 	st := m.st
 	if d.worker != nil {
@@ -118,6 +160,7 @@ func (m *Master) relaunchDriverLocked(d *driverInfo) {
 	})
 	m.log.Infof("Driver %s relaunched as %s", oldID, nd.id)
 	m.scheduleSafeLocked()
+	return nd
 }
 
 func (m *Master) addCompletedDriverLocked(d *driverInfo) {
@@ -236,7 +279,11 @@ func (m *Master) scheduleLocked() {
 		largest = max(largest, w.cores)
 	}
 	drivers := make([]SchedDriver, 0, len(st.waitingDrivers))
+	now := m.now()
 	for _, d := range st.waitingDrivers {
+		if !d.notBefore.IsZero() && now.Before(d.notBefore) {
+			continue // relaunch backoff
+		}
 		drivers = append(drivers, SchedDriver{ID: d.id, Cores: d.spec.Cores, MemMB: d.spec.MemoryMB})
 	}
 	var apps []SchedApp
@@ -317,6 +364,7 @@ func (m *Master) launchExecutorLocked(w *workerInfo, a *appInfo, cores, memMB in
 func (m *Master) launchDriverLocked(w *workerInfo, d *driverInfo) {
 	m.log.Infof("Launching driver %s on worker %s", d.id, w.id)
 	d.worker = w
+	d.launchedAt = m.now()
 	d.state = protocol.DriverRunning
 	w.addDriver(d)
 	m.st.waitingDrivers = removeDrv(m.st.waitingDrivers, d)

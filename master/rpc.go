@@ -315,7 +315,16 @@ func (m *Master) handleDriverState(r *http.Request) (any, error) {
 		return struct{}{}, nil
 	}
 	switch req.State {
-	case protocol.DriverError, protocol.DriverFinished, protocol.DriverKilled, protocol.DriverFailed:
+	case protocol.DriverFailed:
+		if d.spec.Supervise && d.worker != nil {
+			// --supervise: the master restarts a driver that exited non-zero
+			// (Spark's DriverRunner does it on the worker; here the worker
+			// never relaunches), with a backoff so a crash loop stays cheap.
+			m.relaunchFailedDriverLocked(d, req.Exception)
+			return struct{}{}, nil
+		}
+		m.removeDriverLocked(d, req.State, req.Exception)
+	case protocol.DriverError, protocol.DriverFinished, protocol.DriverKilled:
 		m.removeDriverLocked(d, req.State, req.Exception)
 	default:
 		d.state = req.State

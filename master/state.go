@@ -141,6 +141,13 @@ type driverInfo struct {
 	exception  string
 	// recoveredWorker is the worker id the stored record named (recovery only).
 	recoveredWorker string
+	// launchedAt is when the driver was last sent to a worker.
+	launchedAt time.Time
+	// failures counts the consecutive quick failures of a supervised driver
+	// (carried to its relaunches); notBefore holds a relaunch back until
+	// then (backoff). Neither is persisted: a new leader relaunches at once.
+	failures  int
+	notBefore time.Time
 }
 
 func (d *driverInfo) record() recovery.DriverRecord {

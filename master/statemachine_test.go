@@ -413,3 +413,67 @@ func TestStaleContactNeverReportsAlive(t *testing.T) {
 	tm.el.setContact(time.Now())
 	assert.Equal(t, protocol.MasterAlive, tm.status())
 }
+
+// --supervise restarts a driver that exits non-zero (Spark's DriverRunner
+// does it on the worker; in sparkd the master does), after a backoff that
+// doubles while it keeps failing quickly. Before the fix a supervised
+// driver that failed simply ended FAILED.
+func TestSupervisedDriverRelaunchedWhenItFails(t *testing.T) {
+	tm := startMaster(t, testConfig(), nil)
+	tm.el.elect(t, 1)
+	tm.waitStatus(t, protocol.MasterAlive)
+	w := newPeer(t, nil)
+	tm.registerWorker(t, "worker-a", w, 4, 4096)
+	id, err := tm.SubmitDriver(t.Context(), protocol.DriverSpec{Command: []string{"x"}, Cores: 1, MemoryMB: 1, Supervise: true})
+	require.NoError(t, err)
+	eventually(t, "driver launched", func() bool { return len(w.got(protocol.PathLaunchDriver)) == 1 })
+
+	fail := func(driverID string) {
+		t.Helper()
+		require.NoError(t, tm.call(http.MethodPost, "/v1/workers/worker-a/driver-state",
+			protocol.DriverStateChanged{WorkerID: "worker-a", DriverID: driverID, State: protocol.DriverFailed, Exception: "exit 1"}, nil))
+	}
+	active := func() DriverView {
+		t.Helper()
+		v := tm.View()
+		require.Len(t, v.ActiveDrivers, 1)
+		return v.ActiveDrivers[0]
+	}
+	fail(id)
+	st, err := tm.DriverStatus(t.Context(), id)
+	require.NoError(t, err)
+	assert.Equal(t, protocol.DriverRelaunching, st.State)
+	second := active()
+	assert.NotEqual(t, id, second.ID)
+	assert.Equal(t, protocol.DriverSubmitted, second.State)
+	assert.True(t, tm.logged("supervised, re-launching after 1s"))
+
+	// Held back for 1 s (fake clock), then launched.
+	assert.Never(t, func() bool { return len(w.got(protocol.PathLaunchDriver)) > 1 }, 200*time.Millisecond, 20*time.Millisecond)
+	tm.clock.Advance(time.Second)
+	eventually(t, "relaunch after 1s", func() bool { return len(w.got(protocol.PathLaunchDriver)) == 2 })
+
+	// A quick second failure doubles the backoff.
+	fail(second.ID)
+	third := active()
+	assert.True(t, tm.logged("supervised, re-launching after 2s"))
+	tm.clock.Advance(time.Second)
+	assert.Never(t, func() bool { return len(w.got(protocol.PathLaunchDriver)) > 2 }, 200*time.Millisecond, 20*time.Millisecond)
+	tm.clock.Advance(time.Second)
+	eventually(t, "relaunch after 2s", func() bool { return len(w.got(protocol.PathLaunchDriver)) == 3 })
+
+	// A kill is not a failure: no relaunch.
+	require.NoError(t, tm.call(http.MethodPost, "/v1/workers/worker-a/driver-state",
+		protocol.DriverStateChanged{WorkerID: "worker-a", DriverID: third.ID, State: protocol.DriverKilled}, nil))
+	assert.Empty(t, tm.View().ActiveDrivers)
+
+	// Without --supervise a failure is final.
+	plain, err := tm.SubmitDriver(t.Context(), protocol.DriverSpec{Command: []string{"x"}, Cores: 1, MemoryMB: 1})
+	require.NoError(t, err)
+	eventually(t, "plain driver launched", func() bool { return len(w.got(protocol.PathLaunchDriver)) == 4 })
+	fail(plain)
+	assert.Empty(t, tm.View().ActiveDrivers)
+	st, err = tm.DriverStatus(t.Context(), plain)
+	require.NoError(t, err)
+	assert.Equal(t, protocol.DriverFailed, st.State)
+}
