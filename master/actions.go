@@ -22,10 +22,12 @@ func (m *Master) View() View {
 	if m.leaderKnown {
 		v.Epoch = m.leader.Epoch
 		v.LeaderID, v.LeaderURL, v.LeaderWebUIURL, v.LeaderSince = m.leader.ID, m.leader.RPCURL, m.leader.WebUIURL, m.leader.Since
+		v.LeaderRESTURL = m.leader.RESTURL
 	}
 	if t := m.term; t != nil && v.Status != protocol.MasterStandby {
 		v.Epoch = t.epoch
 		v.LeaderID, v.LeaderURL, v.LeaderWebUIURL, v.LeaderSince = m.id, m.url, m.webUIURL, t.elected
+		v.LeaderRESTURL = m.restURL
 	}
 	st := m.st
 	for _, w := range workersByID(st.workers) {

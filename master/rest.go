@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/sirupsen/logrus"
@@ -103,11 +104,27 @@ func newRESTServer(a Actions, opts UIOptions, getenv func(string) string) http.H
 	r.Handle(p+"/status/", s.wrap(missingID("status"))).Methods(http.MethodGet)
 	r.Handle(p+"/kill", s.wrap(missingID("kill"))).Methods(http.MethodPost)
 	r.Handle(p+"/kill/", s.wrap(missingID("kill"))).Methods(http.MethodPost)
+	// The leader probe of the spark:// listener, also here: Spark users
+	// give spark-submit --deploy-mode cluster the REST port
+	// (spark://m1:6066,m2:6066), and sparkd's clients find the leader with
+	// this request whichever port they were given.
+	r.Handle(protocol.PathLeader, http.HandlerFunc(s.handleLeader)).Methods(http.MethodGet)
 	r.NotFoundHandler = s.wrap(s.handlePathError)
 	r.MethodNotAllowedHandler = s.wrap(func(r *http.Request) (int, restResponse) {
 		return http.StatusMethodNotAllowed, errorResponse(fmt.Sprintf("HTTP method %s is not supported by %s.", r.Method, r.URL.Path))
 	})
 	return r
+}
+
+// handleLeader answers protocol.PathLeader as the RPC listener does.
+func (s *restServer) handleLeader(w http.ResponseWriter, r *http.Request) {
+	v := s.a.View()
+	li := protocol.LeaderInfo{ID: v.ID, URL: v.URL, State: v.Status, Epoch: v.Epoch, LeaderID: v.LeaderID,
+		LeaderURL: v.LeaderURL, LeaderWebUI: v.LeaderWebUIURL, LeaderREST: v.LeaderRESTURL}
+	if !v.LeaderSince.IsZero() {
+		li.LeaderSince = v.LeaderSince.UTC().Format(time.RFC3339)
+	}
+	protocol.WriteJSON(w, http.StatusOK, li)
 }
 
 // wrap adapts a handler returning (status, response) and writes the JSON.

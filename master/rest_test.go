@@ -329,3 +329,55 @@ func FuzzDecodeCreateRequest(f *testing.F) {
 		}
 	})
 }
+
+// spark-submit users give the REST port (spark://m1:6066,m2:6066) in
+// cluster mode; sparkd's clients find the leader with protocol.PathLeader,
+// so the REST server answers it too. Before the fix it answered 400
+// "Missing the /submissions prefix" and `sparkd submit --deploy-mode
+// cluster --master spark://m1:6066` waited a minute and failed.
+func TestRESTAnswersLeaderProbe(t *testing.T) {
+	v := sampleView()
+	v.Status = protocol.MasterStandby
+	v.ID, v.URL = "master-2", "spark://m2:7077"
+	v.LeaderRESTURL = "spark://m1:6066"
+	srv := startREST(t, newFakeActions(v))
+	var li protocol.LeaderInfo
+	err := protocol.NewClient(5*time.Second, "").Call(t.Context(), http.MethodGet, strings.TrimPrefix(srv.URL, "http://"), protocol.PathLeader, nil, &li)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectEqual(t, protocol.MasterStandby, li.State)
+	expectEqual(t, "spark://m2:7077", li.URL)
+	expectEqual(t, "spark://m1:7077", li.LeaderURL)
+	expectEqual(t, "spark://m1:6066", li.LeaderREST)
+	expectEqual(t, int64(7), li.Epoch)
+	expectEqual(t, v.LeaderSince.UTC().Format(time.RFC3339), li.LeaderSince)
+	// Other unknown paths keep Spark's answer.
+	code, m := restDo(t, http.MethodGet, srv.URL+"/v1/nope", "")
+	expectEqual(t, http.StatusBadRequest, code)
+	expectEqual(t, "ErrorResponse", m["action"])
+}
+
+// The real master fills the leader's REST URL in its View, as leader and
+// as standby (from the election data).
+func TestViewNamesLeaderRESTURL(t *testing.T) {
+	cfg := testConfig()
+	cfg.RESTEnabled, cfg.RESTPort = true, 0
+	tm := startMaster(t, cfg, nil)
+	tm.el.elect(t, 1)
+	tm.waitStatus(t, protocol.MasterAlive)
+	v := tm.View()
+	if v.RESTURL == "" {
+		t.Fatal("no REST URL")
+	}
+	expectEqual(t, v.RESTURL, v.LeaderRESTURL)
+
+	standby := startMaster(t, testConfig(), nil)
+	standby.el.otherLeader(t, "spark://m1:7077", 3)
+	standby.el.mu.Lock()
+	l := standby.el.leader
+	standby.el.mu.Unlock()
+	l.Candidate.RESTURL = "spark://m1:6066"
+	standby.el.cb.OnLeaderChanged(l, true)
+	expectEqual(t, "spark://m1:6066", standby.View().LeaderRESTURL)
+}

@@ -20,6 +20,7 @@ type View struct {
 	Epoch                      int64
 	LeaderID, LeaderURL        string
 	LeaderWebUIURL             string
+	LeaderRESTURL              string // the leader's REST server, spark://host:6066, or ""
 	LeaderSince                time.Time
 	Workers                    []WorkerView
 	ActiveApps, CompletedApps  []AppView
