@@ -45,3 +45,24 @@ func TestExecutorLimitZeroSurvivesFailover(t *testing.T) {
 	assert.Equal(t, "the application requested no executors", v.ActiveApps[0].WaitingReason)
 	assert.Empty(t, w.got(protocol.PathLaunchExecutor), "no executor may be launched for an app that asked for none")
 }
+
+// `sparkd submit --exec` asks for 0 more executors once its own are granted;
+// the running application must not then show "requested no executors" as a
+// reason it is waiting (it is not waiting). Regression test.
+func TestExecutorLimitZeroWithExecutorsIsNotWaiting(t *testing.T) {
+	tm := startMaster(t, testConfig(), nil)
+	tm.el.elect(t, 1)
+	tm.waitStatus(t, protocol.MasterAlive)
+	w := newPeer(t, nil)
+	tm.registerWorker(t, "worker-a", w, 8, 8192)
+	id := tm.registerApp(t, "pi", newPeer(t, nil), 2, 1024)
+	eventually(t, "4 executors", func() bool { return len(w.got(protocol.PathLaunchExecutor)) == 4 })
+	require.NoError(t, tm.call("POST", "/v1/apps/"+id+"/executors", protocol.RequestExecutors{Total: 0}, nil))
+	tm.mu.Lock()
+	tm.scheduleNowLocked()
+	tm.mu.Unlock()
+	v := tm.View()
+	require.Len(t, v.ActiveApps, 1)
+	assert.Equal(t, protocol.AppRunning, v.ActiveApps[0].State)
+	assert.Empty(t, v.ActiveApps[0].WaitingReason)
+}

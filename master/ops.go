@@ -302,7 +302,12 @@ func (m *Master) scheduleLocked() {
 		limit := a.desc.InitialLimit
 		if a.limitSet {
 			if a.limit == 0 {
-				a.waiting = "the application requested no executors"
+				// Only a reason to wait when it has none; an application that
+				// runs executors and wants no more is not waiting.
+				a.waiting = ""
+				if len(a.executors) == 0 {
+					a.waiting = "the application requested no executors"
+				}
 				continue
 			}
 			limit = a.limit
