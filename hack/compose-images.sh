@@ -33,6 +33,10 @@ die() { printf 'compose-images: error: %s\n' "$*" >&2; exit 1; }
 
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
 
+# The debootstrap directory, removed on any exit.
+ROOTFS_DIR=""
+trap '[[ -z $ROOTFS_DIR ]] || rm -rf "$ROOTFS_DIR" "$ROOTFS_DIR.log"' EXIT
+
 command -v docker >/dev/null 2>&1 || die "docker not found"
 docker info >/dev/null 2>&1 || die "cannot talk to the Docker Engine (is it running? are you in the docker group?)"
 
@@ -92,8 +96,7 @@ build_base() {
 	read -r mirror security < <(apt_sources)
 	local dir
 	dir=$(mktemp -d /var/tmp/sparkd-rootfs.XXXXXX)
-	# shellcheck disable=SC2064 # expand $dir now
-	trap "rm -rf '$dir'" RETURN
+	ROOTFS_DIR=$dir
 	log "debootstrap --variant=minbase $SUITE from $mirror (a few minutes)"
 	local t0=$SECONDS
 	debootstrap --variant=minbase --include=ca-certificates "$SUITE" "$dir" "$mirror" >"$dir.log" 2>&1 \
@@ -132,6 +135,8 @@ EOF
 		-c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
 		-c 'CMD ["bash"]' \
 		-m "debootstrap --variant=minbase $SUITE $mirror" - "$BASE_IMAGE" >/dev/null
+	rm -rf "$dir"
+	ROOTFS_DIR=""
 	log "base image $BASE_IMAGE ready ($((SECONDS - t0))s)"
 }
 
@@ -150,7 +155,7 @@ build_zookeeper() {
 		return
 	fi
 	log "building $ZK_IMAGE from Debian's zookeeper package (docker/zookeeper)"
-	quiet_build --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$ZK_IMAGE" docker/zookeeper
+	quiet_build --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$ZK_IMAGE" "$ROOT/docker/zookeeper"
 	log "ZooKeeper image $ZK_IMAGE ready"
 }
 
@@ -162,7 +167,7 @@ build_sparkd() {
 		die "bin/sparkd is not statically linked ($file_info); build with CGO_ENABLED=0"
 	fi
 	log "building $SPARKD_IMAGE from ./Dockerfile (FROM $BASE_IMAGE)"
-	quiet_build --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$SPARKD_IMAGE" .
+	quiet_build --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$SPARKD_IMAGE" "$ROOT"
 	log "sparkd image $SPARKD_IMAGE ready"
 }
 
