@@ -176,6 +176,15 @@ type fetched struct {
 	gone bool
 	rec  recovery.State // the decoded record, when err is nil
 	err  error          // why it could not be decoded
+	// unreadable: ZooKeeper refused to return the record (its ACL denies
+	// this master). It cannot be moved either, so it stays where it is.
+	unreadable bool
+}
+
+// unreadable reports whether a Get error is about this one record and will
+// not go away by retrying (as opposed to connection loss or a timeout).
+func unreadable(err error) bool {
+	return errors.Is(err, zk.ErrNoAuth)
 }
 
 // Read returns every record under master_status/, fetching them with up to
@@ -213,6 +222,14 @@ func (s *Store) Read(ctx context.Context) (recovery.State, error) {
 			continue
 		}
 		q := recovery.Quarantined{Key: name, Err: derr}
+		if got[i].unreadable {
+			// Reported every time it is read, never deleted: an operator
+			// must fix the record's ACL or remove it.
+			s.log.WithError(derr).WithField("record", path.Join(s.p.status, name)).
+				Error("record cannot be read (ACL); left in place, recovery goes on without it")
+			st.Quarantined = append(st.Quarantined, q)
+			continue
+		}
 		if t := s.sh.current(); t != nil && !t.ended {
 			moved, err := s.quarantine(ctx, name, got[i])
 			if err != nil {
@@ -248,6 +265,10 @@ func (s *Store) fetchAll(ctx context.Context, names []string) ([]fetched, error)
 				switch {
 				case errors.Is(err, zk.ErrNoNode):
 					out[i].gone = true
+				case unreadable(err):
+					// One record this master may not read must not stop
+					// every master from recovering the rest.
+					out[i] = fetched{unreadable: true, err: fmt.Errorf("zkrecovery: read %s: %w", names[i], err)}
 				case err != nil:
 					cancel(fmt.Errorf("zkrecovery: read %s: %w", names[i], err))
 					return

@@ -63,6 +63,7 @@ func TestSingleServer(t *testing.T) {
 	t.Run("SelfFenceFakeClock", func(t *testing.T) { testSelfFenceFakeClock(t, addr) })
 	t.Run("ZombieLeader", func(t *testing.T) { testZombieLeader(t, ens.Servers()[0].Addr()) })
 	t.Run("CorruptRecord", func(t *testing.T) { testCorruptRecord(t, addr) })
+	t.Run("UnreadableRecord", func(t *testing.T) { testUnreadableRecord(t, addr) })
 	t.Run("Records", func(t *testing.T) { testRecords(t, addr) })
 	t.Run("OrphanCandidate", func(t *testing.T) { testOrphanCandidate(t, addr) })
 	t.Run("ShortBlip", func(t *testing.T) { testShortBlip(t, ens.Servers()[0].Addr()) })
@@ -351,6 +352,34 @@ func testZombieLeader(t *testing.T, serverAddr string) {
 	})
 	lead, _ := old.isLeading()
 	assert.False(t, lead)
+}
+
+// testUnreadableRecord: a record whose ACL denies reading does not stop
+// recovery (it used to fail every Read, so no master ever became ALIVE); it
+// is reported and left in place.
+func testUnreadableRecord(t *testing.T, addr string) {
+	dir := testDir()
+	m := startMaster(t, addr, dir, "m")
+	waitLeader(t, 10*time.Second, m)
+	ctx := context.Background()
+	require.NoError(t, m.st.PutApp(ctx, app("ok1")))
+	raw := connect(t, addr, "vandal")
+	key := "app_app-20261120000000-0000"
+	_, err := raw.Multi(ctx, &zk.CreateRequest{Path: dir + "/master_status/" + key, Data: []byte(`{"format":1}`),
+		Acl: zk.WorldACL(zk.PermCreate | zk.PermDelete)}) // anyone may delete it, nobody may read it
+	require.NoError(t, err)
+
+	st, err := m.st.Read(ctx)
+	require.NoError(t, err, "one unreadable record must not fail the whole read")
+	require.Len(t, st.Apps, 1)
+	assert.Equal(t, "ok1", st.Apps[0].ID)
+	require.Len(t, st.Quarantined, 1)
+	assert.Equal(t, key, st.Quarantined[0].Key)
+	assert.Empty(t, st.Quarantined[0].MovedTo, "it cannot be moved")
+	assert.ErrorIs(t, st.Quarantined[0].Err, zk.ErrNoAuth)
+	ok, _, err := raw.Exists(ctx, dir+"/master_status/"+key)
+	require.NoError(t, err)
+	assert.True(t, ok, "never deleted")
 }
 
 func testCorruptRecord(t *testing.T, addr string) {
