@@ -65,7 +65,15 @@ func startProc(argv, env []string, dir string, grace time.Duration, clock Clock)
 }
 
 // wait reaps the process and records how it ended. Call it exactly once.
+//
+// Once the process has exited, whatever is left of its process group (the
+// children of a driver or executor script, e.g. after a SIGKILL) is killed
+// before the process is reaped: the group is the unit the worker runs, and
+// left over it would keep running unseen, next to a relaunched driver.
 func (p *proc) wait() {
+	if waitExited(p.pid) == nil {
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	}
 	err := p.cmd.Wait()
 	p.mu.Lock()
 	defer p.mu.Unlock()
