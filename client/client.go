@@ -385,51 +385,43 @@ func (c *Client) register(ctx context.Context) (string, error) {
 // does). The leader accepts; standbys answer 503 with a hint. A hint naming a
 // master not in the list is followed at once.
 func (c *Client) registerOnce(ctx context.Context, req protocol.RegisterApplication) (regResult, error) {
-	targets := c.cfg.Masters
-	results := make(chan regResult, len(targets))
-	for _, m := range targets {
-		go func(m string) {
+	// The first master to accept wins and the other requests are cancelled,
+	// so a hung or blackholed master costs nothing (only a leader persists
+	// and acknowledges a registration, so at most one accepts). A leader
+	// hint naming a master not asked yet is asked at once, in parallel.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan regResult)
+	asked := map[string]bool{}
+	pending := 0
+	ask := func(m string) {
+		asked[key(m)] = true
+		pending++
+		go func() {
 			var resp protocol.RegisteredApplication
 			err := c.rpc.Call(ctx, http.MethodPost, m, protocol.PathRegisterApp, req, &resp)
-			results <- regResult{target: m, resp: resp, err: err}
-		}(m)
+			select {
+			case results <- regResult{target: m, resp: resp, err: err}:
+			case <-ctx.Done():
+			}
+		}()
 	}
-	var ok []regResult
+	for _, m := range c.cfg.Masters {
+		if !asked[key(m)] {
+			ask(m)
+		}
+	}
 	var errs []error
-	hints := map[string]bool{}
-	for range targets {
+	for pending > 0 {
 		r := <-results
+		pending--
 		if r.err == nil {
-			ok = append(ok, r)
-			continue
+			return r, nil
 		}
 		errs = append(errs, r.err)
 		var se *protocol.StatusError
-		if errors.As(r.err, &se) && se.Hint != nil && se.Hint.LeaderURL != "" {
-			hints[key(se.Hint.LeaderURL)] = true
-		}
-	}
-	if len(ok) > 0 {
-		best := ok[0]
-		for _, r := range ok[1:] {
-			if r.resp.Epoch > best.resp.Epoch {
-				best = r
-			}
-		}
-		if len(ok) > 1 {
-			c.log.Warnf("%d masters accepted the registration; keeping epoch %d at %s", len(ok), best.resp.Epoch, best.target)
-		}
-		return best, nil
-	}
-	for _, m := range targets {
-		delete(hints, key(m))
-	}
-	for h := range hints {
-		var resp protocol.RegisteredApplication
-		if err := c.rpc.Call(ctx, http.MethodPost, h, protocol.PathRegisterApp, req, &resp); err == nil {
-			return regResult{target: h, resp: resp}, nil
-		} else {
-			errs = append(errs, err)
+		if errors.As(r.err, &se) && se.Hint != nil && se.Hint.LeaderURL != "" && !asked[key(se.Hint.LeaderURL)] {
+			ask(se.Hint.LeaderURL)
 		}
 	}
 	return regResult{}, errors.Join(errs...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -99,6 +100,29 @@ func TestRegisterFollowsHintOutsideList(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, leader.hasApp(id))
 	assert.Equal(t, 1, standby.count(protocol.PathRegisterApp), "hint followed in the same attempt, no retry")
+}
+
+// A master that never answers (paused, blackholed) must not delay the
+// registration until its request times out.
+func TestRegisterDoesNotWaitForAHungMaster(t *testing.T) {
+	hung := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hung:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(hung) })
+	leader := newFakeMaster(t, protocol.MasterAlive, 4)
+	c := newTestClient(t, []string{srv.URL, leader.url}, nil)
+	c.cfg.RequestTimeout = 30 * time.Second
+	c.rpc = protocol.NewClient(30*time.Second, "")
+	start := time.Now()
+	id, err := c.Register(ctxT(t))
+	require.NoError(t, err)
+	assert.True(t, leader.hasApp(id))
+	assert.Less(t, time.Since(start), 10*time.Second, "registration waited for the hung master")
 }
 
 func TestRegisterRetriesUntilALeaderAppears(t *testing.T) {
