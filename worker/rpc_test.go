@@ -260,3 +260,16 @@ func TestCleanupWorkDir(t *testing.T) {
 		assert.Equal(t, want, err == nil, p)
 	}
 }
+
+// The worker page and log lines render memory as Spark's
+// Utils.megabytesToString and the master page do; before the fix the
+// worker showed "0.0 MiB Used" and "1.0 GiB" where the master (and Spark)
+// show "0.0 B Used" and "1024.0 MiB".
+func TestMemStringMatchesSpark(t *testing.T) {
+	for mb, want := range map[int]string{
+		0: "0.0 B", 1: "1024.0 KiB", 2: "2.0 MiB", 512: "512.0 MiB", 1024: "1024.0 MiB",
+		2048: "2.0 GiB", 15 * 1024: "15.0 GiB", 3 * 1024 * 1024: "3.0 TiB",
+	} {
+		assert.Equal(t, want, memString(mb), "%d MB", mb)
+	}
+}

@@ -323,12 +323,25 @@ func signal(ch chan struct{}) {
 
 // memString formats MB like Spark's UI (Utils.megabytesToString).
 func memString(mb int) string {
+	const (
+		kib = int64(1) << 10
+		mib = kib << 10
+		gib = mib << 10
+		tib = gib << 10
+		pib = tib << 10
+	)
+	b := int64(mb) * mib
 	switch {
-	case mb >= 1024*1024 && mb%(1024*1024) == 0:
-		return fmt.Sprintf("%d.0 TiB", mb/(1024*1024))
-	case mb >= 1024:
-		return fmt.Sprintf("%.1f GiB", float64(mb)/1024)
-	default:
-		return fmt.Sprintf("%d.0 MiB", mb)
+	case b >= 2*pib:
+		return fmt.Sprintf("%.1f PiB", float64(b)/float64(pib))
+	case b >= 2*tib:
+		return fmt.Sprintf("%.1f TiB", float64(b)/float64(tib))
+	case b >= 2*gib:
+		return fmt.Sprintf("%.1f GiB", float64(b)/float64(gib))
+	case b >= 2*mib:
+		return fmt.Sprintf("%.1f MiB", float64(b)/float64(mib))
+	case b >= 2*kib:
+		return fmt.Sprintf("%.1f KiB", float64(b)/float64(kib))
 	}
+	return fmt.Sprintf("%.1f B", float64(b))
 }
