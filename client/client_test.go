@@ -122,7 +122,9 @@ func TestRegisterDoesNotWaitForAHungMaster(t *testing.T) {
 	id, err := c.Register(ctxT(t))
 	require.NoError(t, err)
 	assert.True(t, leader.hasApp(id))
-	assert.Less(t, time.Since(start), 10*time.Second, "registration waited for the hung master")
+	// Without waiting it takes milliseconds; waiting costs the register
+	// timeout (5 s here).
+	assert.Less(t, time.Since(start), 2500*time.Millisecond, "registration waited for the hung master")
 }
 
 func TestRegisterRetriesUntilALeaderAppears(t *testing.T) {
