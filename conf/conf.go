@@ -451,6 +451,55 @@ func warnMisspelled(values map[string]Value, log *logrus.Entry) {
 		}
 		if want, ok := known[strings.ToLower(k)]; ok && want != k {
 			log.WithField("source", v.Source.String()).Warnf("%s is not a key sparkd knows (keys are case-sensitive); did you mean %s?", k, want)
+			continue
+		}
+		if _, ok := known[strings.ToLower(k)]; ok || !typoNamespace(k) {
+			continue
+		}
+		// A typo in a key of sparkd's own namespaces
+		// ("spark.deploy.zookeper.url") is otherwise silently ignored, and
+		// the error that follows names only the key it left unset.
+		best, bestDist := "", 3
+		for _, want := range sortedKeys(known) {
+			if d := editDistance(strings.ToLower(k), want); d < bestDist {
+				best, bestDist = known[want], d
+			}
+		}
+		if best != "" {
+			log.WithField("source", v.Source.String()).Warnf("%s is not a key sparkd knows; did you mean %s?", k, best)
 		}
 	}
+}
+
+// typoNamespace reports whether key is in a namespace whose every key sparkd
+// knows, so that a near miss is worth a warning. Other spark.* keys (for
+// applications) are legitimately unknown to the daemons.
+func typoNamespace(key string) bool {
+	for _, p := range []string{"spark.deploy.", "spark.master.", "spark.worker."} {
+		if strings.HasPrefix(key, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

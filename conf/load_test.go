@@ -531,3 +531,27 @@ func TestLogLines(t *testing.T) {
 	assert.Contains(t, msgs, "warning: spark-env.sh: last command returned status 1 (ignored, as Spark does)")
 	assert.Contains(t, msgs, "warning: spark.deploy.recoverymode is not a key sparkd knows (keys are case-sensitive); did you mean spark.deploy.recoveryMode?")
 }
+
+// A near-miss typo in a daemon key used to be silently ignored: with
+// -Dspark.deploy.zookeper.url the daemon only said that
+// spark.deploy.zookeeper.url was missing. Application keys are not flagged.
+func TestTypoedKeyWarns(t *testing.T) {
+	logger, hook := logtest.NewNullLogger()
+	dir := home(t, map[string]string{})
+	_, err := Load(Options{Role: RoleMaster, Home: dir, Log: logrus.NewEntry(logger),
+		Environ: baseEnv("SPARK_DAEMON_JAVA_OPTS=-Dspark.deploy.zookeper.url=h:2181 -Dspark.worker.timout=30 -Dspark.executor.memory=2g -Dspark.deploy.somethingElseEntirely=1")})
+	require.NoError(t, err)
+	var msgs []string
+	for _, e := range hook.AllEntries() {
+		msgs = append(msgs, e.Message)
+	}
+	assert.Contains(t, msgs, "spark.deploy.zookeper.url is not a key sparkd knows; did you mean spark.deploy.zookeeper.url?")
+	assert.Contains(t, msgs, "spark.worker.timout is not a key sparkd knows; did you mean spark.worker.timeout?")
+	for _, m := range msgs {
+		assert.NotContains(t, m, "spark.executor.memory")
+		assert.NotContains(t, m, "somethingElseEntirely")
+	}
+	assert.Equal(t, 0, editDistance("abc", "abc"))
+	assert.Equal(t, 1, editDistance("zookeper", "zookeeper"))
+	assert.Equal(t, 3, editDistance("", "abc"))
+}
