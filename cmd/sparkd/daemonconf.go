@@ -99,6 +99,7 @@ func loadDaemonEnv(role conf.Role, fs *flag.FlagSet, args, environ []string, std
 	logger := logrus.New()
 	logger.SetOutput(stderr)
 	logger.SetLevel(logrus.WarnLevel)
+	logger.SetFormatter(workerLogFormatter{})  // Spark's line format, as the daemons log
 	if f := fs.Lookup("log-level"); f != nil { // the caller's --log-level, if it has one
 		if lvl, err := logrus.ParseLevel(f.Value.String()); err == nil {
 			logger.SetLevel(lvl)

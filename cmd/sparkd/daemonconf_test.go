@@ -232,3 +232,14 @@ func TestSparkdBadConfigOneLine(t *testing.T) {
 	assert.Contains(t, stderr, `spark.worker.memory="12q" (from SPARK_WORKER_MEMORY (environment))`)
 	assert.NotContains(t, stderr, "goroutine")
 }
+
+// Warnings while loading the configuration use the daemons' Spark line
+// format ("yy/MM/dd HH:mm:ss WARN conf: ..."), not logrus's
+// time="..." level=warning text, which operators' greps miss.
+func TestLoadDaemonWarningsInSparkFormat(t *testing.T) {
+	r := loadConf(t, conf.RoleMaster, confHome(t, map[string]string{"conf/spark-defaults.conf": "spark.deploy.recoverymode ZOOKEEPER\n"}),
+		"--print-config")
+	assert.Equal(t, 0, r.code)
+	assert.Regexp(t, `(?m)^\d\d/\d\d/\d\d \d\d:\d\d:\d\d WARN conf: spark.deploy.recoverymode is not a key sparkd knows`, r.stderr)
+	assert.NotContains(t, r.stderr, "level=warning")
+}
