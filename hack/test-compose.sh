@@ -15,6 +15,11 @@
 #      a second (the figure is printed; HANDOFF_MAX bounds it, default 5 s,
 #      generous for a loaded machine).
 #
+# Masters are watched through their /json (curl on the published ports, or
+# `docker exec ... sparkd-healthcheck --get /json` with DRILL_VIA_EXEC=1).
+# Knobs: WORKERS (3), APP_SECONDS (40), HANDOFF_MAX (5), UP_TIMEOUT (180),
+# FAILOVER_TIMEOUT (60), SKIP_IMAGES=1, COMPOSE_PROJECT_NAME.
+#
 # It always tears down (containers, volumes, networks), also on failure or
 # Ctrl-C, and on failure prints the tail of each service's log.
 set -euo pipefail
@@ -103,14 +108,20 @@ cid() {
 # UI port of each master inside its container.
 uiport() { case $1 in master1) echo 8080 ;; master2) echo 8090 ;; esac; }
 
+# How to read a master's /json: from the host through its published port with
+# curl (fast), or through docker exec (no curl, or a remote DOCKER_HOST).
+VIA_EXEC=${DRILL_VIA_EXEC:-0}
+if ! command -v curl >/dev/null 2>&1 || [[ ${DOCKER_HOST:-unix://} != unix://* ]]; then
+	VIA_EXEC=1
+fi
+
 # json SERVICE: the master's /json on stdout; non-zero if it does not answer.
-# From the host through the published port (fast), else through docker exec.
 json() {
 	local c port hp
 	c=$(cid "$1") || return 1
 	[[ -n $c ]] || return 1
 	port=$(uiport "$1")
-	if command -v curl >/dev/null 2>&1; then
+	if [[ $VIA_EXEC != 1 ]]; then
 		hp=$(docker port "$c" "$port/tcp" 2>/dev/null | sed -n 's/^0\.0\.0\.0:\([0-9]*\)$/\1/p' | head -n1)
 		if [[ -n $hp ]]; then
 			curl -fsS --max-time 2 "http://127.0.0.1:$hp/json" 2>/dev/null
