@@ -32,6 +32,15 @@ log() { printf '\033[1mcompose-images:\033[0m %s\n' "$*"; }
 die() { printf 'compose-images: error: %s\n' "$*" >&2; exit 1; }
 
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+image_id() { docker image inspect -f '{{.Id}}' "$1" 2>/dev/null || true; }
+
+# drop_if_replaced OLD_ID TAG: remove the image TAG pointed to before a
+# rebuild, if the rebuild moved the tag and nothing else uses it.
+drop_if_replaced() {
+	if [[ -n $1 && $1 != "$(image_id "$2")" ]]; then
+		docker rmi "$1" >/dev/null 2>&1 || true
+	fi
+}
 
 # The debootstrap directory, removed on any exit.
 ROOTFS_DIR=""
@@ -131,12 +140,15 @@ EOF
 	# Java's postinst (update-alternatives) needs this directory to exist.
 	mkdir -p "$dir/usr/share/man/man1"
 	log "importing rootfs as $BASE_IMAGE"
+	local old
+	old=$(image_id "$BASE_IMAGE")
 	tar -C "$dir" --numeric-owner -c . | docker import \
 		-c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
 		-c 'CMD ["bash"]' \
 		-m "debootstrap --variant=minbase $SUITE $mirror" - "$BASE_IMAGE" >/dev/null
 	rm -rf "$dir"
 	ROOTFS_DIR=""
+	drop_if_replaced "$old" "$BASE_IMAGE"
 	log "base image $BASE_IMAGE ready ($((SECONDS - t0))s)"
 }
 
@@ -155,7 +167,10 @@ build_zookeeper() {
 		return
 	fi
 	log "building $ZK_IMAGE from Debian's zookeeper package (docker/zookeeper)"
+	local old
+	old=$(image_id "$ZK_IMAGE")
 	quiet_build --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$ZK_IMAGE" "$ROOT/docker/zookeeper"
+	drop_if_replaced "$old" "$ZK_IMAGE"
 	log "ZooKeeper image $ZK_IMAGE ready"
 }
 
@@ -167,7 +182,10 @@ build_sparkd() {
 		die "bin/sparkd is not statically linked ($file_info); build with CGO_ENABLED=0"
 	fi
 	log "building $SPARKD_IMAGE from ./Dockerfile (FROM $BASE_IMAGE)"
+	local old
+	old=$(image_id "$SPARKD_IMAGE")
 	quiet_build --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$SPARKD_IMAGE" "$ROOT"
+	drop_if_replaced "$old" "$SPARKD_IMAGE"
 	log "sparkd image $SPARKD_IMAGE ready"
 }
 
