@@ -18,7 +18,7 @@
 # Masters are watched through their /json (curl on the published ports, or
 # `docker exec ... sparkd-healthcheck --get /json` with DRILL_VIA_EXEC=1).
 # Knobs: WORKERS (3), APP_SECONDS (40), HANDOFF_MAX (5), UP_TIMEOUT (180),
-# FAILOVER_TIMEOUT (60), SKIP_IMAGES=1, COMPOSE_PROJECT_NAME.
+# FAILOVER_TIMEOUT (60), SKIP_IMAGES=1, DRILL_PROJECT (default sparkddrill<pid>).
 #
 # It always tears down (containers, volumes, networks), also on failure or
 # Ctrl-C, and on failure prints the tail of each service's log.
@@ -32,7 +32,9 @@ APP_SECONDS=${APP_SECONDS:-40}
 HANDOFF_MAX=${HANDOFF_MAX:-5}
 UP_TIMEOUT=${UP_TIMEOUT:-180}
 FAILOVER_TIMEOUT=${FAILOVER_TIMEOUT:-60}
-PROJECT=${COMPOSE_PROJECT_NAME:-sparkddrill$$}
+# Its own project name (never $COMPOSE_PROJECT_NAME: the drill tears down
+# everything in its project, and must not touch a user's ensemble).
+PROJECT=${DRILL_PROJECT:-sparkddrill$$}
 export COMPOSE_PROJECT_NAME=$PROJECT
 # Docker picks every host port, so the drill never collides with anything.
 export SPARKD_ZK1_PORT=0 SPARKD_ZK2_PORT=0 SPARKD_ZK3_PORT=0 \
