@@ -387,6 +387,12 @@ func Load(opts Options) (*Config, error) {
 			wt := c.values[KeyWorkerTimeout]
 			c.values[KeyRecoveryTimeout] = Value{Raw: wt.Raw, Source: Source{Kind: SourceDefault, Name: KeyWorkerTimeout}}
 		}
+		// Derived default: the REST submission server has no
+		// authentication (as in Spark), so with spark.authenticate=true it
+		// is off unless asked for, and then Master() refuses the pair.
+		if v := c.values[KeyMasterRESTEnabled]; !v.IsSet() && strings.EqualFold(strings.TrimSpace(c.values[KeyAuthenticate].Raw), "true") {
+			c.values[KeyMasterRESTEnabled] = Value{Raw: "false", Source: Source{Kind: SourceDefault, Name: KeyAuthenticate + "=true"}}
+		}
 	}
 	return c, nil
 }

@@ -420,6 +420,10 @@ func TestValidate(t *testing.T) {
 			`conf: spark.deploy.defaultCores="0" (from SPARK_DAEMON_JAVA_OPTS (environment)): must be at least 1`},
 		{"auth without secret", RoleMaster, []string{"SPARK_DAEMON_JAVA_OPTS=-Dspark.authenticate=true"},
 			`conf: spark.authenticate="true" (from SPARK_DAEMON_JAVA_OPTS (environment)): needs a secret in spark.authenticate.secret`},
+		// Regression: the REST server (no authentication) took anyone's
+		// driver while spark.authenticate=true protected the RPC port.
+		{"REST with authentication", RoleMaster, []string{"SPARK_DAEMON_JAVA_OPTS=-Dspark.authenticate=true -Dspark.authenticate.secret=s -Dspark.master.rest.enabled=true"},
+			`conf: spark.master.rest.enabled="true" (from SPARK_DAEMON_JAVA_OPTS (environment)): the REST submission server does not support authentication`},
 		{"worker without master", RoleWorker, nil,
 			`conf: spark.master="" (from default): no master URL`},
 		{"worker bad master", RoleWorker, []string{"SPARK_WORKER_OPTS=-Dspark.master=http://m:1"},
@@ -554,4 +558,24 @@ func TestTypoedKeyWarns(t *testing.T) {
 	assert.Equal(t, 0, editDistance("abc", "abc"))
 	assert.Equal(t, 1, editDistance("zookeper", "zookeeper"))
 	assert.Equal(t, 3, editDistance("", "abc"))
+}
+
+// With spark.authenticate=true and nothing said about the REST server, it is
+// off (a derived default --print-config explains); without authentication
+// it stays on by default.
+func TestRESTOffByDefaultWithAuthentication(t *testing.T) {
+	dir := home(t, map[string]string{})
+	c, err := Load(Options{Role: RoleMaster, Home: dir, Environ: baseEnv("SPARK_DAEMON_JAVA_OPTS=-Dspark.authenticate=true -Dspark.authenticate.secret=s")})
+	require.NoError(t, err)
+	m, err := c.Master()
+	require.NoError(t, err)
+	assert.False(t, m.RESTEnabled)
+	v, _ := c.Get(KeyMasterRESTEnabled)
+	assert.Equal(t, "default, from spark.authenticate=true", v.Source.String())
+
+	c, err = Load(Options{Role: RoleMaster, Home: dir, Environ: baseEnv()})
+	require.NoError(t, err)
+	m, err = c.Master()
+	require.NoError(t, err)
+	assert.True(t, m.RESTEnabled)
 }

@@ -248,6 +248,12 @@ func (c *Config) Master() (Master, error) {
 		r.fail(KeyRecoveryMode, errors.New("unknown recovery mode; want NONE, FILESYSTEM or ZOOKEEPER"))
 	}
 	r.validateAuth(m.AuthEnabled, m.AuthSecret)
+	if m.AuthEnabled && m.RESTEnabled {
+		// Spark refuses this pair too (SPARK-25088): the REST server would
+		// take driver submissions (commands run on workers) from anyone.
+		r.fail(KeyMasterRESTEnabled, fmt.Errorf("the REST submission server does not support authentication (%s=true): it would run anyone's driver; set %s=false or turn authentication off",
+			KeyAuthenticate, KeyMasterRESTEnabled))
+	}
 	if r.err != nil {
 		return Master{}, r.err
 	}
