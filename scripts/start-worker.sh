@@ -33,13 +33,30 @@ if [[ -n "${SPARK_WORKER_HOST:-}" ]]; then
 	host_args=(--host "$SPARK_WORKER_HOST")
 fi
 
+# instance_cmd I: sets cmd to the daemon.sh command line for instance I.
+instance_cmd() {
+	local i=$1
+	cmd=("${SPARK_HOME}/scripts/daemon.sh" start worker "$i" --webui-port $((webui + i - 1)))
+	if [[ -n "${SPARK_WORKER_PORT:-}" ]]; then
+		cmd+=(--port $((SPARK_WORKER_PORT + i - 1)))
+	fi
+	cmd+=("${host_args[@]}" "$master")
+}
+
+if [[ -n "${SPARK_NO_DAEMONIZE:-}" && $instances -gt 1 ]]; then
+	echo "start-worker.sh: SPARK_NO_DAEMONIZE runs one worker in the foreground, but SPARK_WORKER_INSTANCES=$instances" >&2
+	exit 1
+fi
+cmd=()
+if [[ $instances -eq 1 ]]; then
+	# exec: in a container this script may be PID 1, and SIGTERM must reach
+	# the worker (daemon.sh in turn execs it under SPARK_NO_DAEMONIZE).
+	instance_cmd 1
+	exec "${cmd[@]}" "$@"
+fi
 status=0
 for ((i = 1; i <= instances; i++)); do
-	port_args=()
-	if [[ -n "${SPARK_WORKER_PORT:-}" ]]; then
-		port_args=(--port $((SPARK_WORKER_PORT + i - 1)))
-	fi
-	"${SPARK_HOME}/scripts/daemon.sh" start worker "$i" \
-		--webui-port $((webui + i - 1)) "${port_args[@]}" "${host_args[@]}" "$master" "$@" || status=1
+	instance_cmd "$i"
+	"${cmd[@]}" "$@" || status=1
 done
 exit "$status"
