@@ -162,7 +162,9 @@ func (m *Master) handleRegisterWorker(r *http.Request) (any, error) {
 	}
 	st, t, now := m.st, m.term, m.now()
 	hostPort := fmt.Sprintf("%s:%d", req.Host, req.Port)
-	m.log.Infof("Registering worker %s with %d cores, %s RAM", hostPort, req.Cores, megabytesToString(req.MemoryMB))
+	if !st.pendingWorkers[req.ID] { // a concurrent attempt is logged once
+		m.log.Infof("Registering worker %s with %d cores, %s RAM", hostPort, req.Cores, megabytesToString(req.MemoryMB))
+	}
 	if w := st.workers[req.ID]; w != nil && w.state != protocol.WorkerDead {
 		// Duplicate: never makes the worker exit (SPARK-23191).
 		if w.state == protocol.WorkerUnknown {

@@ -198,3 +198,33 @@ func TestRetainedApplicationsTrimmed(t *testing.T) {
 	assert.LessOrEqual(t, n, 10)
 	assert.GreaterOrEqual(t, n, 9)
 }
+
+// A worker's direct registration and the one that followed a standby's hint
+// meet at the leader; the second is answered "in progress". The leader
+// logged "Registering worker" for both. Regression: once.
+func TestConcurrentRegistrationLoggedOnce(t *testing.T) {
+	tm := startMaster(t, testConfig(), nil)
+	tm.el.elect(t, 1)
+	tm.waitStatus(t, protocol.MasterAlive)
+	gate := make(chan struct{})
+	tm.store.mu.Lock()
+	tm.store.gate = gate
+	tm.store.mu.Unlock()
+	reg := protocol.RegisterWorker{ID: "worker-a", Host: "127.0.0.1", Port: 7000, URL: "http://127.0.0.1:7000", Cores: 1, MemoryMB: 1}
+	first := make(chan error, 1)
+	go func() { first <- tm.call(http.MethodPost, protocol.PathRegisterWorker, reg, nil) }()
+	eventually(t, "first registration pending", func() bool { return tm.logged("Registering worker 127.0.0.1:7000") })
+	err := tm.call(http.MethodPost, protocol.PathRegisterWorker, reg, nil)
+	var se *protocol.StatusError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, http.StatusServiceUnavailable, se.Code)
+	close(gate)
+	require.NoError(t, <-first)
+	n := 0
+	for _, e := range tm.logs.AllEntries() {
+		if strings.Contains(e.Message, "Registering worker 127.0.0.1:7000") {
+			n++
+		}
+	}
+	assert.Equal(t, 1, n)
+}

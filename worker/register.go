@@ -182,6 +182,13 @@ func (w *Worker) registerWith(ctx context.Context, addr string) (regResult, bool
 			w.log.Debugf("Master %s is %s and knows no leader yet", normAddr(addr), se.Hint.State)
 			return regResult{}, false
 		}
+		if errors.As(err, &se) && se.Code == http.StatusServiceUnavailable {
+			// The master is busy with another of this round's attempts
+			// (the direct one and the one that followed a standby's hint
+			// meet at the leader); not a connection failure.
+			w.log.Debugf("Master %s: %s", normAddr(addr), se.Message)
+			return regResult{}, false
+		}
 		w.log.WithError(err).Warnf("Failed to connect to master %s", normAddr(addr))
 		return regResult{}, false
 	}
