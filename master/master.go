@@ -49,7 +49,7 @@ type Config struct {
 	Host      string // address to bind (SPARK_MASTER_HOST); "" = all interfaces
 	Port      int    // RPC port (7077); 0 = random
 	WebUIPort int    // web UI port (8080); 0 = random; -1 = no web UI
-	PublicDNS string // host advertised in URLs (SPARK_PUBLIC_DNS); "" = Host or the machine's hostname
+	PublicDNS string // host in web UI links (SPARK_PUBLIC_DNS); "" = the advertised RPC host
 
 	RESTEnabled bool // spark.master.rest.enabled
 	RESTPort    int  // spark.master.rest.port (6066); 0 = random
@@ -215,7 +215,11 @@ func New(cfg Config, elector recovery.Elector, store recovery.Store, log *logrus
 	host := advertisedHost(cfg)
 	m.url = protocol.SparkURL(net.JoinHostPort(host, strconv.Itoa(portOf(m.rpcLn))))
 	if m.uiLn != nil {
-		m.webUIURL = "http://" + net.JoinHostPort(host, strconv.Itoa(portOf(m.uiLn)))
+		uiHost := host
+		if cfg.PublicDNS != "" {
+			uiHost = cfg.PublicDNS // as in Spark: only the UI links use SPARK_PUBLIC_DNS
+		}
+		m.webUIURL = "http://" + net.JoinHostPort(uiHost, strconv.Itoa(portOf(m.uiLn)))
 	}
 	if m.restLn != nil {
 		m.restURL = protocol.SparkURL(net.JoinHostPort(host, strconv.Itoa(portOf(m.restLn))))
@@ -234,11 +238,13 @@ func tickInterval(workerTimeout, recoveryTimeout time.Duration) time.Duration {
 	return max(10*time.Millisecond, min(d, time.Second))
 }
 
+// advertisedHost is the host in the master's spark:// and REST URLs and its
+// id: the bind host, or the machine's name when bound to every address.
+// SPARK_PUBLIC_DNS is not used here: it names the host for browsers (UI
+// links), and two masters given the same public name (a proxy, a NAT,
+// "localhost" in docker-compose) must still advertise distinct RPC URLs.
 func advertisedHost(cfg Config) string {
-	switch {
-	case cfg.PublicDNS != "":
-		return cfg.PublicDNS
-	case cfg.Host != "" && cfg.Host != "0.0.0.0" && cfg.Host != "::":
+	if cfg.Host != "" && cfg.Host != "0.0.0.0" && cfg.Host != "::" {
 		return cfg.Host
 	}
 	if h, err := osHostname(); err == nil && h != "" {
