@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -54,10 +55,14 @@ type Config struct {
 	Masters []string
 	// App describes the application to register.
 	App protocol.AppDescription
-	// ListenAddr is where the push listener binds (default "127.0.0.1:0").
+	// ListenAddr is where the push listener binds. Default: "127.0.0.1:0"
+	// when every master is on a loopback address, else ":0" (all
+	// interfaces), since masters on other hosts must reach it.
 	ListenAddr string
-	// AdvertiseHost is the host masters use to reach the listener (default:
-	// the host of ListenAddr, or 127.0.0.1 when it is unspecified).
+	// AdvertiseHost is the host masters use to reach the listener (Spark's
+	// spark.driver.host). Default: the host of ListenAddr; when that is
+	// unspecified, this machine's host name (127.0.0.1 if every master is
+	// on loopback).
 	AdvertiseHost string
 	// Secret is spark.authenticate.secret ("" = no authentication).
 	Secret string
@@ -78,7 +83,6 @@ type Config struct {
 // DefaultConfig returns the defaults applied to zero fields.
 func DefaultConfig() Config {
 	return Config{
-		ListenAddr:        "127.0.0.1:0",
 		RequestTimeout:    5 * time.Second,
 		HeartbeatInterval: 2 * time.Second,
 		RegisterTimeout:   60 * time.Second,
@@ -90,7 +94,10 @@ func DefaultConfig() Config {
 func (c *Config) fill() {
 	d := DefaultConfig()
 	if c.ListenAddr == "" {
-		c.ListenAddr = d.ListenAddr
+		c.ListenAddr = "127.0.0.1:0"
+		if !allLoopback(c.Masters) {
+			c.ListenAddr = ":0"
+		}
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = d.RequestTimeout
@@ -213,6 +220,42 @@ type Client struct {
 	closeM sync.Mutex
 }
 
+// allLoopback reports whether every master address is on this machine's
+// loopback interface (so a listener on 127.0.0.1 is reachable by them).
+func allLoopback(masters []string) bool {
+	if len(masters) == 0 {
+		return false
+	}
+	for _, m := range masters {
+		u, err := url.Parse(protocol.HTTPBase(m))
+		if err != nil {
+			return false
+		}
+		h := u.Hostname()
+		if ip := net.ParseIP(h); !(h == "localhost" || ip != nil && ip.IsLoopback()) {
+			return false
+		}
+	}
+	return true
+}
+
+// defaultAdvertiseHost: the listener's own host when it names one, else the
+// machine's host name (Spark's spark.driver.host default), or 127.0.0.1 for
+// masters on loopback.
+func defaultAdvertiseHost(listenAddr string, masters []string) string {
+	h, _, _ := net.SplitHostPort(listenAddr)
+	if ip := net.ParseIP(h); h != "" && (ip == nil || !ip.IsUnspecified()) {
+		return h
+	}
+	if allLoopback(masters) {
+		return "127.0.0.1"
+	}
+	if name, err := os.Hostname(); err == nil && name != "" {
+		return name
+	}
+	return "127.0.0.1"
+}
+
 // New validates cfg, binds the push listener and starts serving it. It does
 // not contact any master: call Register.
 func New(cfg Config, listener Listener) (*Client, error) {
@@ -226,11 +269,7 @@ func New(cfg Config, listener Listener) (*Client, error) {
 	}
 	host := cfg.AdvertiseHost
 	if host == "" {
-		h, _, _ := net.SplitHostPort(cfg.ListenAddr)
-		if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
-			h = "127.0.0.1"
-		}
-		host = h
+		host = defaultAdvertiseHost(cfg.ListenAddr, cfg.Masters)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ctx, cancel := context.WithCancel(context.Background())

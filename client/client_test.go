@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 
@@ -370,5 +371,28 @@ func TestSplitMasters(t *testing.T) {
 		}
 		require.NoError(t, err, tc.in)
 		assert.Equal(t, tc.want, got)
+	}
+}
+
+// The push listener must be reachable by the masters: loopback only when
+// every master is on loopback, otherwise every interface, advertised by host
+// name as Spark's spark.driver.host is.
+func TestDefaultListenerReachableByMasters(t *testing.T) {
+	host, err := os.Hostname()
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		masters          []string
+		listen, adv      string
+		listenConfigured string
+	}{
+		{masters: []string{"spark://127.0.0.1:7077", "localhost:7078", "[::1]:7079"}, listen: "127.0.0.1:0", adv: "127.0.0.1"},
+		{masters: []string{"spark://127.0.0.1:7077", "m2.example:7077"}, listen: ":0", adv: host},
+		{masters: []string{"spark://10.1.2.3:7077"}, listen: ":0", adv: host},
+		{masters: []string{"spark://m1:7077"}, listenConfigured: "192.0.2.7:0", listen: "192.0.2.7:0", adv: "192.0.2.7"},
+	} {
+		cfg := Config{Masters: tc.masters, ListenAddr: tc.listenConfigured}
+		cfg.fill()
+		assert.Equal(t, tc.listen, cfg.ListenAddr, "%v", tc.masters)
+		assert.Equal(t, tc.adv, defaultAdvertiseHost(cfg.ListenAddr, cfg.Masters), "%v", tc.masters)
 	}
 }
