@@ -98,7 +98,7 @@ func decode[T interface{ Validate() error }](r *http.Request) (T, error) {
 // body is accepted as the zero value; anything else must be valid JSON of
 // v's shape (400 naming the field otherwise).
 func decodeOptional(r *http.Request, v any) error {
-	raw, err := io.ReadAll(io.LimitReader(r.Body, protocol.MaxBodyBytes))
+	raw, err := io.ReadAll(io.LimitReader(r.Body, protocol.MaxBodyBytes+1)) // DecodeBody reports an oversized body
 	if err != nil {
 		return &protocol.FieldError{Field: "body", Reason: "could not be read: " + err.Error()}
 	}

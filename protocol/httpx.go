@@ -210,8 +210,12 @@ func WriteError(w http.ResponseWriter, status int, msg string, hint *LeaderHint)
 // *FieldError-wrapping error suitable for a 400 when the body is malformed.
 // Unknown fields are ignored.
 func DecodeBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, MaxBodyBytes))
+	lr := &io.LimitedReader{R: r.Body, N: MaxBodyBytes + 1}
+	dec := json.NewDecoder(lr)
 	if err := dec.Decode(v); err != nil {
+		if lr.N <= 0 { // cut off: say so, not "unexpected EOF"
+			return &FieldError{Field: "body", Reason: fmt.Sprintf("is larger than %d bytes", MaxBodyBytes)}
+		}
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			if te.Field == "" { // the body itself, e.g. an array

@@ -38,3 +38,17 @@ func TestJSONFieldPath(t *testing.T) {
 	assert.Equal(t, "app.name", jsonFieldPath("app.name"))
 	assert.Equal(t, "port", jsonFieldPath("port"))
 }
+
+// An oversized body was reported as "is not valid JSON: unexpected EOF".
+func TestDecodeBodyTooLarge(t *testing.T) {
+	body := `{"appId":"` + strings.Repeat("a", MaxBodyBytes) + `"}`
+	var v LaunchExecutor
+	err := DecodeBody(httptest.NewRequest("POST", "/", strings.NewReader(body)), &v)
+	var fe *FieldError
+	require.True(t, errors.As(err, &fe), "%v", err)
+	assert.Equal(t, "body", fe.Field)
+	assert.Contains(t, fe.Reason, "is larger than")
+	// Exactly at the limit still decodes.
+	ok := `{"appId":"` + strings.Repeat("a", MaxBodyBytes-len(`{"appId":""}`)) + `"}`
+	require.NoError(t, DecodeBody(httptest.NewRequest("POST", "/", strings.NewReader(ok)), &v))
+}
