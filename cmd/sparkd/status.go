@@ -75,20 +75,28 @@ type clusterSummary struct {
 }
 
 type workerSummary struct {
-	ID, Host, State      string
-	Port                 int
-	Cores, CoresUsed     int
-	MemoryMB, MemoryUsed int
+	ID         string `json:"id"`
+	Host       string `json:"host"`
+	State      string `json:"state"`
+	Port       int    `json:"port"`
+	Cores      int    `json:"cores"`
+	CoresUsed  int    `json:"coresUsed"`
+	MemoryMB   int    `json:"memoryMb"`
+	MemoryUsed int    `json:"memoryUsedMb"`
 }
 
 type appSummary struct {
-	ID, Name, State string
-	Cores           int
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	State string `json:"state"`
+	Cores int    `json:"cores"`
 }
 
 type driverSummary struct {
-	ID, State, Worker string
-	Cores             int
+	ID     string `json:"id"`
+	State  string `json:"state"`
+	Worker string `json:"worker"`
+	Cores  int    `json:"cores"`
 }
 
 type zkEpoch struct {
@@ -214,6 +222,18 @@ func mastersFromZK(ctx context.Context, connect, dir string, timeout time.Durati
 // gatherStatus probes every master and reads the leader's /json document.
 func gatherStatus(ctx context.Context, rpc *protocol.Client, masters []string, rep *statusReport) {
 	probes := client.ProbeMasters(ctx, rpc, masters)
+	// A standby names the leader; one not in the list is probed too, so that
+	// asking any one master is enough.
+	var hinted []string
+	for _, p := range probes {
+		if p.Err == nil && p.Info.State != protocol.MasterAlive && p.Info.LeaderURL != "" &&
+			!containsMaster(masters, p.Info.LeaderURL) && !containsMaster(hinted, p.Info.LeaderURL) {
+			hinted = append(hinted, p.Info.LeaderURL)
+		}
+	}
+	if len(hinted) > 0 {
+		probes = append(probes, client.ProbeMasters(ctx, rpc, hinted)...)
+	}
 	var leader *protocol.LeaderInfo
 	var leaderAddr string
 	for i := range probes {

@@ -57,6 +57,25 @@ func TestStatusShowsLeaderAndCluster(t *testing.T) {
 	assert.Len(t, rep.Cluster.ActiveApps, 1)
 }
 
+// Asking one standby is enough: it names the leader, which is probed too.
+func TestStatusFollowsStandbyHint(t *testing.T) {
+	leader := newFakeCluster(t, protocol.MasterAlive, 5)
+	leader.stateDoc = sampleState
+	standby := newFakeCluster(t, protocol.MasterStandby, 5)
+	standby.hint = leader.url
+	code, stdout, stderr := runCmd(t, status, "--master", standby.url, "--json")
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	var rep statusReport
+	require.NoError(t, json.Unmarshal([]byte(stdout), &rep))
+	require.NotNil(t, rep.Leader)
+	assert.Equal(t, leader.url, rep.Leader.URL)
+	assert.Len(t, rep.Masters, 2, "the hinted leader is listed")
+	// --json uses camelCase field names throughout.
+	assert.Contains(t, stdout, `"workerList": [`)
+	assert.Contains(t, stdout, `"coresUsed": 2`)
+	assert.NotContains(t, stdout, `"CoresUsed"`)
+}
+
 func TestStatusWithoutLeaderExits1(t *testing.T) {
 	standby := newFakeCluster(t, protocol.MasterStandby, 0)
 	code, stdout, _ := runCmd(t, status, "--master", standby.url)
