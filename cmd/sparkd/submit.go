@@ -611,6 +611,11 @@ func (t *execTracker) handle(e client.Event) string {
 		if e.Message != "" {
 			line += ": " + e.Message
 		}
+		if e.State == protocol.ExecutorDecommissioned && e.Kind != client.EventExecutorRemoved {
+			// Its worker is decommissioning: the executor runs on and its
+			// real end (EXITED, FAILED, LOST) follows.
+			return line + " (its worker is decommissioning; waiting for the executor to finish)"
+		}
 		if e.State.Finished() || e.Kind == client.EventExecutorRemoved {
 			x.finished = true
 			if e.State == protocol.ExecutorExited && (e.ExitCode == nil || *e.ExitCode == 0) {

@@ -391,6 +391,23 @@ func TestExecTrackerDoneRule(t *testing.T) {
 	assert.Contains(t, tr.summary(), "executor 0 FAILED with exit code 2")
 }
 
+// A decommissioned worker lets its executors finish: DECOMMISSIONED is news,
+// not the end, and the executor's later EXITED decides.
+func TestExecTrackerWaitsThroughDecommission(t *testing.T) {
+	zero := 0
+	tr := newExecTracker(1)
+	tr.handle(evAdded(0))
+	tr.handle(evUpdated(0, protocol.ExecutorRunning, nil))
+	line := tr.handle(evUpdated(0, protocol.ExecutorDecommissioned, nil))
+	assert.Contains(t, line, "executor 0 DECOMMISSIONED")
+	over, _ := tr.done()
+	assert.False(t, over, "the executor still runs")
+	tr.handle(evUpdated(0, protocol.ExecutorExited, &zero))
+	over, ok := tr.done()
+	assert.True(t, over)
+	assert.True(t, ok, tr.summary())
+}
+
 func evAdded(id int) client.Event {
 	return client.Event{Kind: client.EventExecutorAdded, At: time.Now(), ExecutorID: id, WorkerID: "w"}
 }
