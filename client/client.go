@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/user"
 	"strings"
 	"sync"
 	"time"
@@ -93,6 +94,9 @@ func DefaultConfig() Config {
 
 func (c *Config) fill() {
 	d := DefaultConfig()
+	if c.App.User == "" {
+		c.App.User = defaultUser()
+	}
 	if c.ListenAddr == "" {
 		c.ListenAddr = "127.0.0.1:0"
 		if !allLoopback(c.Masters) {
@@ -218,6 +222,18 @@ type Client struct {
 	wg     sync.WaitGroup
 	hbOnce sync.Once
 	closeM sync.Mutex
+}
+
+// defaultUser is the application's user as Spark names it: SPARK_USER, else
+// the user running the driver.
+func defaultUser() string {
+	if u := os.Getenv("SPARK_USER"); u != "" {
+		return u
+	}
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return os.Getenv("USER")
 }
 
 // allLoopback reports whether every master address is on this machine's

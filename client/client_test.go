@@ -396,3 +396,13 @@ func TestDefaultListenerReachableByMasters(t *testing.T) {
 		assert.Equal(t, tc.adv, defaultAdvertiseHost(cfg.ListenAddr, cfg.Masters), "%v", tc.masters)
 	}
 }
+
+func TestAppUserDefaultsToSparkUser(t *testing.T) {
+	t.Setenv("SPARK_USER", "alice")
+	cfg := Config{Masters: []string{"127.0.0.1:7077"}}
+	cfg.fill()
+	assert.Equal(t, "alice", cfg.App.User)
+	cfg = Config{Masters: []string{"127.0.0.1:7077"}, App: protocol.AppDescription{User: "bob"}}
+	cfg.fill()
+	assert.Equal(t, "bob", cfg.App.User, "an explicit user wins")
+}
