@@ -105,7 +105,7 @@ func (c *Client) Call(ctx context.Context, method, base, path string, req, resp 
 	hresp, err := hc.Do(hreq)
 	if err != nil {
 		if isConnRefused(err) {
-			return fmt.Errorf("%s %s: %w: %v", method, target, ErrConnRefused, err)
+			return fmt.Errorf("%s %s: %w: %w", method, target, ErrConnRefused, err)
 		}
 		return fmt.Errorf("%s %s: %w", method, target, err)
 	}
