@@ -282,8 +282,11 @@ func TestShellcheckClean(t *testing.T) {
 	root := testbin.Root()
 	files, err := filepath.Glob(filepath.Join(root, "scripts", "*.sh"))
 	require.NoError(t, err)
-	hack, _ := filepath.Glob(filepath.Join(root, "hack", "*.sh"))
-	files = append(files, hack...)
+	for _, pattern := range []string{"hack/*.sh", "docker/*.sh", "docker/zookeeper/*.sh", "conf/spark-env.sh.template"} {
+		more, _ := filepath.Glob(filepath.Join(root, pattern))
+		files = append(files, more...)
+	}
+	files = append(files, filepath.Join(root, ".ci", "run"))
 	cmd := exec.Command("shellcheck", append([]string{"-x"}, files...)...)
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
