@@ -67,7 +67,9 @@ Modes:
                                   COMMAND on the cluster, stream their state changes, and exit 0
                                   once at least --executors executors (default 1) were granted
                                   and all have exited with code 0 and none is running; any
-                                  failure exits 1 with a summary; Ctrl-C kills the application
+                                  failure exits 1 with a summary; an executor lost with its
+                                  worker is replaced (at most 10 per application); Ctrl-C
+                                  kills the application
 
 Options:
 `
@@ -543,21 +545,41 @@ func restKill(ctx context.Context, o *submitOptions, stdout, stderr io.Writer) i
 
 // ---- --exec: the application is the executors ----
 
+// maxLostReplacements bounds how many executors lost with their worker an
+// --exec application replaces, so that a cluster that keeps losing workers
+// ends the application with a clear failure instead of replacing forever.
+const maxLostReplacements = 10
+
 // execTracker follows an --exec application's executors and decides when it
-// is done. Done: at least `want` executors were granted, none is launching
-// or running, and the application was not removed. Success: every executor
+// is done. Done: at least `want` executors were granted (not counting those
+// lost with their worker), none is launching or running, no replacement is
+// outstanding, and the application was not removed. Success: every executor
 // that finished did so as EXITED with exit code 0 (an EXITED report without
-// a code counts as 0). Once `want` executors are granted, runExecApp sets the
-// application's executor limit to 0, so an executor that exits is not
-// replaced (a Spark master otherwise relaunches executors of a live app).
+// a code counts as 0).
+//
+// Once `want` executors are granted, runExecApp sets the application's
+// executor limit to 0, so an executor that exits is not replaced (a Spark
+// master otherwise relaunches executors of a live app): executors whose
+// command ran and ended are the application's result. An executor lost with
+// its worker (state LOST, or workerLost, or its worker removed) never
+// finished its command, so it is replaced: the limit is raised to the
+// executors still running plus the replacements outstanding (the master
+// compares the limit with the executors the application holds now, as
+// Spark's executorLimit does), and set back to 0 once they are granted. At
+// most maxReplace executors are replaced; a further loss is a failure.
 type execTracker struct {
-	mu        sync.Mutex
-	want      int
-	execs     map[int]*execInfo
-	removed   *client.Event
-	failures  []string
-	succeeded int
-	frozen    bool
+	mu         sync.Mutex
+	want       int
+	maxReplace int
+	execs      map[int]*execInfo
+	removed    *client.Event
+	failures   []string
+	succeeded  int
+	replaced   int // executors lost with their worker and replaced (or being replaced)
+	pending    int // replacements asked for after the freeze and not yet granted
+	frozen     bool
+	asked      int // the executor limit last handed to the sender
+	askedSet   bool
 }
 
 type execInfo struct {
@@ -567,13 +589,14 @@ type execInfo struct {
 	state    protocol.ExecutorState
 	exit     *int
 	finished bool
+	replaced bool // lost with its worker and replaced
 }
 
 func newExecTracker(want int) *execTracker {
 	if want <= 0 {
 		want = 1
 	}
-	return &execTracker{want: want, execs: map[int]*execInfo{}}
+	return &execTracker{want: want, maxReplace: maxLostReplacements, execs: map[int]*execInfo{}}
 }
 
 // handle records e and returns a human-readable line ("" for none).
@@ -591,12 +614,18 @@ func (t *execTracker) handle(e client.Event) string {
 	case client.EventDisconnected:
 		return fmt.Sprintf("%s lost contact with master %s; waiting for a leader", ts, e.MasterURL)
 	case client.EventExecutorAdded:
+		_, known := t.execs[e.ExecutorID]
 		x := t.exec(e.ExecutorID)
 		x.worker, x.hostPort = e.WorkerID, e.HostPort
 		if x.state == "" {
 			x.state = protocol.ExecutorLaunching
 		}
-		return fmt.Sprintf("%s executor %d added on worker %s (%s): %d core(s), %d MB", ts, e.ExecutorID, e.WorkerID, e.HostPort, e.Cores, e.MemoryMB)
+		line := fmt.Sprintf("%s executor %d added on worker %s (%s): %d core(s), %d MB", ts, e.ExecutorID, e.WorkerID, e.HostPort, e.Cores, e.MemoryMB)
+		if !known && t.pending > 0 {
+			t.pending--
+			line += " (a replacement)"
+		}
+		return line
 	case client.EventExecutorUpdated, client.EventExecutorRemoved:
 		x := t.exec(e.ExecutorID)
 		if x.finished {
@@ -610,6 +639,9 @@ func (t *execTracker) handle(e client.Event) string {
 		}
 		if e.Message != "" {
 			line += ": " + e.Message
+		}
+		if e.State == protocol.ExecutorLost || e.WorkerLost {
+			return line + t.lostLocked(x, string(e.State)+suffixMsg(e.Message))
 		}
 		if e.State == protocol.ExecutorDecommissioned && e.Kind != client.EventExecutorRemoved {
 			// Its worker is decommissioning: the executor runs on and its
@@ -625,15 +657,24 @@ func (t *execTracker) handle(e client.Event) string {
 				if e.ExitCode != nil {
 					why += fmt.Sprintf(" with exit code %d", *e.ExitCode)
 				}
-				if e.Message != "" {
-					why += " (" + e.Message + ")"
-				}
+				why += suffixMsg(e.Message)
 				t.failures = append(t.failures, fmt.Sprintf("executor %d %s", e.ExecutorID, why))
 			}
 		}
 		return line
 	case client.EventWorkerRemoved:
-		return fmt.Sprintf("%s worker %s removed: %s", ts, e.WorkerID, e.Message)
+		line := fmt.Sprintf("%s worker %s removed: %s", ts, e.WorkerID, e.Message)
+		ids := make([]int, 0, len(t.execs))
+		for id, x := range t.execs {
+			if !x.finished && x.worker != "" && x.worker == e.WorkerID {
+				ids = append(ids, id)
+			}
+		}
+		sort.Ints(ids)
+		for _, id := range ids {
+			line += fmt.Sprintf("; executor %d was on it", id) + t.lostLocked(t.execs[id], "LOST with worker "+e.WorkerID+suffixMsg(e.Message))
+		}
+		return line
 	case client.EventApplicationRemoved:
 		ev := e
 		t.removed = &ev
@@ -642,23 +683,69 @@ func (t *execTracker) handle(e client.Event) string {
 	return ""
 }
 
-// freeze reports, once, that the target number of executors has been
-// granted: the caller then sets the application's executor limit to 0 so
-// that the master launches no replacement when an executor exits.
-func (t *execTracker) freeze() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.frozen || len(t.execs) < t.want {
-		return false
+func suffixMsg(msg string) string {
+	if msg == "" {
+		return ""
 	}
-	t.frozen = true
-	return true
+	return " (" + msg + ")"
 }
 
-func (t *execTracker) isFrozen() bool {
+// lostLocked ends x, lost with its worker before its command finished: it
+// is replaced unless maxReplace executors already were, in which case it is
+// a failure. It returns what to add to the executor's line.
+func (t *execTracker) lostLocked(x *execInfo, why string) string {
+	x.finished = true
+	if t.replaced >= t.maxReplace {
+		t.failures = append(t.failures, fmt.Sprintf("executor %d %s: lost with its worker and not replaced; %d executors were already lost with their workers and replaced",
+			x.id, why, t.replaced))
+		return fmt.Sprintf(" (lost with its worker; not replaced: %d executors already were, the most an application replaces)", t.replaced)
+	}
+	x.replaced = true
+	t.replaced++
+	if t.frozen {
+		// Past the freeze the limit is what keeps the master from launching
+		// executors: ask for one more. Before it, the master replaces the
+		// executor by itself (the application is below its initial limit).
+		t.pending++
+	}
+	return fmt.Sprintf(" (lost with its worker before its command finished; replacing it, %d of at most %d)", t.replaced, t.maxReplace)
+}
+
+// nextLimit returns the executor limit the application should have now, and
+// whether it differs from the last one returned (the caller then sends it).
+// There is no limit to send before `want` executors were granted; from then
+// on it is 0 (no replacement for an executor that exits), or, while
+// replacements for executors lost with their worker are outstanding, the
+// executors running plus those replacements.
+func (t *execTracker) nextLimit() (int, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.frozen
+	if !t.frozen {
+		if len(t.execs)-t.replaced < t.want {
+			return 0, false
+		}
+		t.frozen = true
+	}
+	n := t.limitLocked()
+	if t.askedSet && n == t.asked {
+		return n, false
+	}
+	t.asked, t.askedSet = n, true
+	return n, true
+}
+
+// limit is the executor limit to (re-)assert, and whether there is one yet.
+func (t *execTracker) limit() (int, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.limitLocked(), t.frozen
+}
+
+func (t *execTracker) limitLocked() int {
+	if t.pending == 0 {
+		return 0
+	}
+	return t.running() + t.pending
 }
 
 func (t *execTracker) exec(id int) *execInfo {
@@ -680,7 +767,7 @@ func (t *execTracker) done() (over, ok bool) {
 	if len(t.failures) > 0 && t.running() == 0 {
 		return true, false
 	}
-	if len(t.execs) < t.want {
+	if len(t.execs)-t.replaced < t.want || t.pending > 0 {
 		return false, false
 	}
 	return t.running() == 0, len(t.failures) == 0
@@ -699,9 +786,13 @@ func (t *execTracker) running() int {
 func (t *execTracker) summary() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s := fmt.Sprintf("%d executor(s): %d exited 0, %d failed, %d still running", len(t.execs), t.succeeded, len(t.failures), t.running())
+	s := fmt.Sprintf("%d executor(s): %d exited 0, %d failed, %d lost with their worker and replaced, %d still running",
+		len(t.execs), t.succeeded, len(t.failures), t.replaced, t.running())
 	for _, f := range t.failures {
 		s += "\n  " + f
+	}
+	if t.pending > 0 {
+		s += fmt.Sprintf("\n  %d replacement executor(s) not granted yet", t.pending)
 	}
 	if t.removed != nil {
 		s += fmt.Sprintf("\n  application %s by the master: %s", t.removed.AppState, t.removed.Message)
@@ -726,7 +817,7 @@ func runExecApp(ctx context.Context, o *submitOptions, stdout, stderr io.Writer,
 		fmt.Fprintf(stdout, format, a...)
 	}
 	changed := make(chan struct{}, 1)
-	freeze := make(chan struct{}, 1)
+	limitKick := make(chan struct{}, 1)
 	cfg := client.Config{Masters: o.masters, App: app, Secret: o.props["spark.authenticate.secret"],
 		RegisterTimeout: o.wait, Logger: log}
 	if h := o.props["spark.driver.host"]; h != "" {
@@ -736,11 +827,14 @@ func runExecApp(ctx context.Context, o *submitOptions, stdout, stderr io.Writer,
 		if line := tr.handle(e); line != "" {
 			printf("%s\n", line)
 		}
-		// Freeze once the target is granted, and again with every new
-		// leader (which may not have recovered the limit).
-		if tr.freeze() || (tr.isFrozen() && (e.Kind == client.EventMasterChanged || e.Kind == client.EventReregistered)) {
+		// Set the executor limit once the target is granted and whenever it
+		// changes (replacements for executors lost with their worker), and
+		// again with every new leader (which may not have recovered it).
+		_, newLimit := tr.nextLimit()
+		_, set := tr.limit()
+		if newLimit || (set && (e.Kind == client.EventMasterChanged || e.Kind == client.EventReregistered)) {
 			select {
-			case freeze <- struct{}{}:
+			case limitKick <- struct{}{}:
 			default:
 			}
 		}
@@ -770,8 +864,37 @@ func runExecApp(ctx context.Context, o *submitOptions, stdout, stderr io.Writer,
 	}
 	printf("%s application %s (%s) registered with master %s (epoch %d); executors run: %s\n",
 		time.Now().UTC().Format("15:04:05.000"), id, app.Name, c.Master(), c.Epoch(), strings.Join(app.Command, " "))
+	// One sender sets the executor limit, always to the tracker's latest
+	// value, so that two requests cannot overtake each other.
+	senderCtx, stopSender := context.WithCancel(ctx)
+	var senderWG sync.WaitGroup
+	stopSending := func() { stopSender(); senderWG.Wait() }
+	defer stopSending()
+	senderWG.Add(1)
+	go func() {
+		defer senderWG.Done()
+		for {
+			select {
+			case <-senderCtx.Done():
+				return
+			case <-limitKick:
+			}
+			n, _ := tr.limit()
+			rctx, cancel := context.WithTimeout(senderCtx, o.wait)
+			err := c.RequestExecutors(rctx, n)
+			cancel()
+			if err != nil && senderCtx.Err() == nil {
+				if n == 0 {
+					log.WithError(err).Warn("could not stop the master from replacing executors that exit")
+				} else {
+					log.WithError(err).Warnf("could not ask for replacements of executors lost with their worker (executor limit %d)", n)
+				}
+			}
+		}
+	}()
 	for {
 		if over, ok := tr.done(); over {
+			stopSending()
 			cctx, cancel := closeCtx()
 			cerr := c.Close(cctx)
 			cancel()
@@ -787,16 +910,9 @@ func runExecApp(ctx context.Context, o *submitOptions, stdout, stderr io.Writer,
 		}
 		select {
 		case <-changed:
-		case <-freeze:
-			go func() {
-				fctx, cancel := context.WithTimeout(ctx, o.wait)
-				defer cancel()
-				if err := c.RequestExecutors(fctx, 0); err != nil {
-					log.WithError(err).Warn("could not stop the master from replacing executors that exit")
-				}
-			}()
 		case <-ctx.Done():
 			fmt.Fprintf(stderr, "interrupted: killing application %s\n", c.AppID())
+			stopSending()
 			cctx, cancel := closeCtx()
 			kerr := c.Kill(cctx)
 			_ = c.Close(cctx)

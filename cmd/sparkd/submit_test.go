@@ -415,3 +415,139 @@ func evAdded(id int) client.Event {
 func evUpdated(id int, st protocol.ExecutorState, code *int) client.Event {
 	return client.Event{Kind: client.EventExecutorUpdated, At: time.Now(), ExecutorID: id, State: st, ExitCode: code}
 }
+
+// waitLimits waits until the master was asked for exactly want executor
+// limits, in this order.
+func (f *fakeCluster) waitLimits(t *testing.T, want ...int) bool {
+	t.Helper()
+	return assert.Eventually(t, func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return fmt.Sprint(f.limits) == fmt.Sprint(want)
+	}, 10*time.Second, time.Millisecond, "executor limits asked for: want %v", want)
+}
+
+// An executor lost with its worker never finished its command: submit asks
+// for a replacement (limit = executors running + 1), freezes again once it is
+// granted, and the application succeeds when the replacement exits 0.
+func TestSubmitExecReplacesExecutorLostWithWorker(t *testing.T) {
+	a := newFakeCluster(t, protocol.MasterAlive, 1)
+	zero := 0
+	a.onReg = func(_, clientURL string) {
+		st := a.stamp()
+		for i := 0; i < 2; i++ {
+			assert.NoError(t, a.push(clientURL, protocol.PathExecutorAdded, protocol.ExecutorAdded{Stamp: st, ExecutorID: i, WorkerID: fmt.Sprintf("worker-%d", i), HostPort: "127.0.0.1:9", Cores: 1, MemoryMB: 64}))
+			assert.NoError(t, a.push(clientURL, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: st, ExecutorID: i, State: protocol.ExecutorRunning}))
+		}
+		if !a.waitLimits(t, 0) {
+			return
+		}
+		// worker-0 dies: the master reports its executor LOST, then the worker removed.
+		assert.NoError(t, a.push(clientURL, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: st, ExecutorID: 0, State: protocol.ExecutorLost, Message: "worker lost: heartbeat timed out", WorkerLost: true}))
+		assert.NoError(t, a.push(clientURL, protocol.PathWorkerRemoved, protocol.WorkerRemoved{Stamp: st, WorkerID: "worker-0", Host: "127.0.0.1", Message: "heartbeat timed out"}))
+		if !a.waitLimits(t, 0, 2) {
+			return
+		}
+		assert.NoError(t, a.push(clientURL, protocol.PathExecutorAdded, protocol.ExecutorAdded{Stamp: st, ExecutorID: 2, WorkerID: "worker-2", HostPort: "127.0.0.1:9", Cores: 1, MemoryMB: 64}))
+		assert.NoError(t, a.push(clientURL, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: st, ExecutorID: 2, State: protocol.ExecutorRunning}))
+		if !a.waitLimits(t, 0, 2, 0) {
+			return
+		}
+		for _, i := range []int{1, 2} {
+			assert.NoError(t, a.push(clientURL, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: st, ExecutorID: i, State: protocol.ExecutorExited, ExitCode: &zero}))
+		}
+	}
+	code, stdout, stderr := a.runSubmit(t, 30*time.Second, "--master", a.url, "--executors", "2", "--executor-cores", "1",
+		"--wait", "20s", "--exec", "--", "/bin/true")
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	assert.Contains(t, stdout, "executor 0 LOST: worker lost: heartbeat timed out (lost with its worker before its command finished; replacing it, 1 of at most 10)")
+	assert.Contains(t, stdout, "executor 2 added on worker worker-2 (127.0.0.1:9): 1 core(s), 64 MB (a replacement)")
+	assert.Contains(t, stdout, "3 executor(s): 2 exited 0, 0 failed, 1 lost with their worker and replaced, 0 still running")
+}
+
+// runSubmit runs `sparkd submit` against f; if it has not finished within
+// timeout, f ends its applications (so that submit returns) and the test fails.
+func (f *fakeCluster) runSubmit(t *testing.T, timeout time.Duration, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		code, stdout, stderr = runCmd(t, submit, args...)
+	}()
+	select {
+	case <-done:
+		return code, stdout, stderr
+	case <-time.After(timeout):
+	}
+	f.mu.Lock()
+	limits := fmt.Sprint(f.limits)
+	var clients []string
+	for _, m := range f.apps {
+		clients = append(clients, m.ClientURL)
+	}
+	f.mu.Unlock()
+	for _, u := range clients {
+		_ = f.push(u, protocol.PathApplicationRemoved, protocol.ApplicationRemoved{Stamp: f.stamp(), State: protocol.AppKilled, Message: "test timed out"})
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+	}
+	t.Fatalf("submit did not finish within %s; limits asked for: %s\nstdout:\n%s\nstderr:\n%s", timeout, limits, stdout, stderr)
+	return
+}
+
+// Replacements are bounded: past maxReplace, an executor lost with its
+// worker is a failure, and the application ends once nothing runs. A worker
+// removed without a LOST report for its executors loses them too.
+func TestExecTrackerBoundsReplacements(t *testing.T) {
+	zero := 0
+	tr := newExecTracker(1)
+	tr.maxReplace = 2
+	tr.handle(evAdded(0))
+	n, changed := tr.nextLimit()
+	assert.True(t, changed)
+	assert.Equal(t, 0, n, "frozen once the target is granted")
+
+	line := tr.handle(client.Event{Kind: client.EventWorkerRemoved, At: time.Now(), WorkerID: "w", Message: "worker shut down"})
+	assert.Contains(t, line, "executor 0 was on it")
+	n, changed = tr.nextLimit()
+	assert.True(t, changed)
+	assert.Equal(t, 1, n, "one replacement, nothing else running")
+	assert.Equal(t, "", tr.handle(evUpdated(0, protocol.ExecutorLost, nil)), "a LOST after the worker removal is not news")
+	over, _ := tr.done()
+	assert.False(t, over, "waiting for the replacement")
+
+	tr.handle(evAdded(1))
+	n, _ = tr.nextLimit()
+	assert.Equal(t, 0, n, "frozen again once the replacement is granted")
+	tr.handle(client.Event{Kind: client.EventExecutorRemoved, At: time.Now(), ExecutorID: 1, State: protocol.ExecutorLost, WorkerLost: true})
+	tr.handle(evAdded(2))
+	over, _ = tr.done()
+	assert.False(t, over)
+	tr.handle(evUpdated(2, protocol.ExecutorLost, nil))
+	over, ok := tr.done()
+	assert.True(t, over, "a third loss is past the bound")
+	assert.False(t, ok)
+	s := tr.summary()
+	assert.Contains(t, s, "3 executor(s): 0 exited 0, 1 failed, 2 lost with their worker and replaced, 0 still running")
+	assert.Contains(t, s, "executor 2 LOST: lost with its worker and not replaced; 2 executors were already lost")
+
+	// Lost before the target is granted: the master, below the initial
+	// limit, replaces it by itself; no limit is asked for.
+	tr = newExecTracker(2)
+	tr.handle(evAdded(0))
+	tr.handle(evUpdated(0, protocol.ExecutorLost, nil))
+	tr.handle(evAdded(1))
+	_, changed = tr.nextLimit()
+	assert.False(t, changed, "one executor held, two wanted")
+	tr.handle(evAdded(2))
+	n, changed = tr.nextLimit()
+	assert.True(t, changed)
+	assert.Equal(t, 0, n)
+	tr.handle(evUpdated(1, protocol.ExecutorExited, &zero))
+	tr.handle(evUpdated(2, protocol.ExecutorExited, &zero))
+	over, ok = tr.done()
+	assert.True(t, over)
+	assert.True(t, ok, tr.summary())
+}
