@@ -68,15 +68,46 @@ func (w *Worker) stillCurrentLocked(what string, s protocol.Stamp) error {
 	return nil
 }
 
+// decodeCommand reads a master's command into m and checks it: the stamp
+// first, then check (a 400 naming the field), then the epoch guard (a 409
+// when the stamp is stale). stamp points at m's Stamp, filled by the decode.
+func (w *Worker) decodeCommand(r *http.Request, what string, m any, stamp *protocol.Stamp, check func() error) error {
+	if err := protocol.DecodeBody(r, m); err != nil {
+		return err
+	}
+	if err := stamp.Validate(); err != nil {
+		return err
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return w.admit(what, *stamp)
+}
+
+// required is a 400 naming field when s is empty.
+func required(field, s string) error {
+	if s == "" {
+		return &protocol.FieldError{Field: field, Reason: "is required"}
+	}
+	return nil
+}
+
+// checkName is a 400 naming field unless s can name a work directory.
+func checkName(field, s string) error {
+	if err := required(field, s); err != nil {
+		return err
+	}
+	if !safeName(s) {
+		return &protocol.FieldError{Field: field, Reason: "must not contain '/', '\\' or be '.' or '..'"}
+	}
+	return nil
+}
+
 func (w *Worker) handleMasterChanged(r *http.Request) (any, error) {
 	var m protocol.MasterChanged
-	if err := protocol.DecodeBody(r, &m); err != nil {
-		return nil, err
-	}
-	if err := m.Stamp.Validate(); err != nil {
-		return nil, err
-	}
-	if err := w.admit("MasterChanged", m.Stamp); err != nil {
+	if err := w.decodeCommand(r, "MasterChanged", &m, &m.Stamp, nil); err != nil {
 		return nil, err
 	}
 	w.changeMaster(m.Stamp, m.MasterWebUIURL)
@@ -104,14 +135,10 @@ func (w *Worker) schedulerState() protocol.WorkerSchedulerState {
 }
 
 func validateLaunchExecutor(m protocol.LaunchExecutor) error {
-	if err := m.Stamp.Validate(); err != nil {
+	if err := checkName("appId", m.AppID); err != nil {
 		return err
 	}
 	switch {
-	case m.AppID == "":
-		return &protocol.FieldError{Field: "appId", Reason: "is required"}
-	case !safeName(m.AppID):
-		return &protocol.FieldError{Field: "appId", Reason: "must not contain '/', '\\' or be '.' or '..'"}
 	case m.ExecutorID < 0:
 		return &protocol.FieldError{Field: "executorId", Reason: "must not be negative"}
 	case m.Cores <= 0:
@@ -126,13 +153,7 @@ func validateLaunchExecutor(m protocol.LaunchExecutor) error {
 
 func (w *Worker) handleLaunchExecutor(r *http.Request) (any, error) {
 	var m protocol.LaunchExecutor
-	if err := protocol.DecodeBody(r, &m); err != nil {
-		return nil, err
-	}
-	if err := validateLaunchExecutor(m); err != nil {
-		return nil, err
-	}
-	if err := w.admit("LaunchExecutor", m.Stamp); err != nil {
+	if err := w.decodeCommand(r, "LaunchExecutor", &m, &m.Stamp, func() error { return validateLaunchExecutor(m) }); err != nil {
 		return nil, err
 	}
 	return nil, w.launchExecutor(m)
@@ -140,43 +161,29 @@ func (w *Worker) handleLaunchExecutor(r *http.Request) (any, error) {
 
 func (w *Worker) handleKillExecutor(r *http.Request) (any, error) {
 	var m protocol.KillExecutor
-	if err := protocol.DecodeBody(r, &m); err != nil {
-		return nil, err
-	}
-	if err := m.Stamp.Validate(); err != nil {
-		return nil, err
-	}
-	if m.AppID == "" {
-		return nil, &protocol.FieldError{Field: "appId", Reason: "is required"}
-	}
-	if err := w.admit("KillExecutor", m.Stamp); err != nil {
+	if err := w.decodeCommand(r, "KillExecutor", &m, &m.Stamp, func() error { return required("appId", m.AppID) }); err != nil {
 		return nil, err
 	}
 	return nil, w.killExecutor(m.Stamp, m.AppID, m.ExecutorID)
 }
 
-func (w *Worker) handleLaunchDriver(r *http.Request) (any, error) {
-	var m protocol.LaunchDriver
-	if err := protocol.DecodeBody(r, &m); err != nil {
-		return nil, err
-	}
-	if err := m.Stamp.Validate(); err != nil {
-		return nil, err
-	}
-	switch {
-	case m.DriverID == "":
-		return nil, &protocol.FieldError{Field: "driverId", Reason: "is required"}
-	case !safeName(m.DriverID):
-		return nil, &protocol.FieldError{Field: "driverId", Reason: "must not contain '/', '\\' or be '.' or '..'"}
+func validateLaunchDriver(m protocol.LaunchDriver) error {
+	if err := checkName("driverId", m.DriverID); err != nil {
+		return err
 	}
 	if err := m.Desc.Validate(); err != nil {
 		var fe *protocol.FieldError
 		if errors.As(err, &fe) {
-			return nil, &protocol.FieldError{Field: "desc." + fe.Field, Reason: fe.Reason}
+			return &protocol.FieldError{Field: "desc." + fe.Field, Reason: fe.Reason}
 		}
-		return nil, err
+		return err
 	}
-	if err := w.admit("LaunchDriver", m.Stamp); err != nil {
+	return nil
+}
+
+func (w *Worker) handleLaunchDriver(r *http.Request) (any, error) {
+	var m protocol.LaunchDriver
+	if err := w.decodeCommand(r, "LaunchDriver", &m, &m.Stamp, func() error { return validateLaunchDriver(m) }); err != nil {
 		return nil, err
 	}
 	return nil, w.launchDriver(m)
@@ -184,16 +191,7 @@ func (w *Worker) handleLaunchDriver(r *http.Request) (any, error) {
 
 func (w *Worker) handleKillDriver(r *http.Request) (any, error) {
 	var m protocol.KillDriver
-	if err := protocol.DecodeBody(r, &m); err != nil {
-		return nil, err
-	}
-	if err := m.Stamp.Validate(); err != nil {
-		return nil, err
-	}
-	if m.DriverID == "" {
-		return nil, &protocol.FieldError{Field: "driverId", Reason: "is required"}
-	}
-	if err := w.admit("KillDriver", m.Stamp); err != nil {
+	if err := w.decodeCommand(r, "KillDriver", &m, &m.Stamp, func() error { return required("driverId", m.DriverID) }); err != nil {
 		return nil, err
 	}
 	return nil, w.killDriver(m.Stamp, m.DriverID)
@@ -201,16 +199,7 @@ func (w *Worker) handleKillDriver(r *http.Request) (any, error) {
 
 func (w *Worker) handleApplicationFinished(r *http.Request) (any, error) {
 	var m protocol.ApplicationFinished
-	if err := protocol.DecodeBody(r, &m); err != nil {
-		return nil, err
-	}
-	if err := m.Stamp.Validate(); err != nil {
-		return nil, err
-	}
-	if m.AppID == "" {
-		return nil, &protocol.FieldError{Field: "appId", Reason: "is required"}
-	}
-	if err := w.admit("ApplicationFinished", m.Stamp); err != nil {
+	if err := w.decodeCommand(r, "ApplicationFinished", &m, &m.Stamp, func() error { return required("appId", m.AppID) }); err != nil {
 		return nil, err
 	}
 	w.mu.Lock()
@@ -222,13 +211,7 @@ func (w *Worker) handleApplicationFinished(r *http.Request) (any, error) {
 
 func (w *Worker) handleReconnect(r *http.Request) (any, error) {
 	var m protocol.ReconnectWorker
-	if err := protocol.DecodeBody(r, &m); err != nil {
-		return nil, err
-	}
-	if err := m.Stamp.Validate(); err != nil {
-		return nil, err
-	}
-	if err := w.admit("ReconnectWorker", m.Stamp); err != nil {
+	if err := w.decodeCommand(r, "ReconnectWorker", &m, &m.Stamp, nil); err != nil {
 		return nil, err
 	}
 	w.log.Infof("Master %s asked this worker to reconnect", m.MasterURL)
