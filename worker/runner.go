@@ -97,6 +97,14 @@ func (p *proc) wait() {
 	}
 }
 
+// outcome is how the process ended, once wait has returned: its exit code
+// (nil if lost track of), a message, and whether kill was requested.
+func (p *proc) outcome() (code *int, message string, killed bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.exitCode, p.message, p.killReq
+}
+
 // killed reports whether kill was requested.
 func (p *proc) killed() bool {
 	p.mu.Lock()
@@ -174,8 +182,15 @@ func safeName(s string) bool {
 	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\\\x00") && len(s) <= 255
 }
 
-// errRefused is a 503 for work a decommissioned or stopping worker refuses.
-func (w *Worker) errRefused(what string) error {
+// mayLaunchLocked re-checks a launch command's stamp (stillCurrentLocked)
+// and refuses new work (503, naming what) while decommissioned or stopping.
+func (w *Worker) mayLaunchLocked(cmd string, s protocol.Stamp, what string) error {
+	if err := w.stillCurrentLocked(cmd, s); err != nil {
+		return err
+	}
+	if !w.stopping && !w.decommissioned {
+		return nil
+	}
 	reason := "is shutting down"
 	if w.decommissioned {
 		reason = "is decommissioned"
@@ -183,16 +198,56 @@ func (w *Worker) errRefused(what string) error {
 	return &protocol.StatusError{Code: 503, Message: fmt.Sprintf("worker %s %s; refusing new %s", w.id, reason, what)}
 }
 
+// expandCommand substitutes the {{...}} placeholders of sub in command and
+// in env's values, and returns the argv and the child's environment: the
+// worker's, then env, then extra.
+func expandCommand(sub *strings.Replacer, command []string, env map[string]string, extra ...string) (argv, environ []string) {
+	argv = make([]string, len(command))
+	for i, a := range command {
+		argv[i] = sub.Replace(a)
+	}
+	environ = os.Environ()
+	for k, v := range env {
+		environ = append(environ, k+"="+sub.Replace(v))
+	}
+	return argv, append(environ, extra...)
+}
+
+// retain appends x to list and drops the oldest entries beyond n.
+func retain[T any](list []T, x T, n int) []T {
+	list = append(list, x)
+	if over := len(list) - n; over > 0 {
+		list = append([]T(nil), list[over:]...)
+	}
+	return list
+}
+
+// killLocked kills p, the process of a running executor or driver (nil if
+// none runs as key), in the background, after re-checking the command's
+// stamp. w.mu is held.
+func (w *Worker) killLocked(cmd string, s protocol.Stamp, kind, key string, p *proc) error {
+	if err := w.stillCurrentLocked(cmd, s); err != nil {
+		return err
+	}
+	if p == nil {
+		w.log.Warnf("Asked to kill unknown %s %s", kind, key)
+		return nil
+	}
+	if w.stopping {
+		return nil // shutdown kills everything
+	}
+	w.log.Infof("Asked to kill %s %s", kind, key)
+	w.procs.Go(p.kill)
+	return nil
+}
+
 // launchExecutor starts the executor m describes. A second launch of the
 // same executor starts nothing and re-reports its state.
 func (w *Worker) launchExecutor(m protocol.LaunchExecutor) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err := w.stillCurrentLocked("LaunchExecutor", m.Stamp); err != nil {
+	if err := w.mayLaunchLocked("LaunchExecutor", m.Stamp, "executors"); err != nil {
 		return err
-	}
-	if w.stopping || w.decommissioned {
-		return w.errRefused("executors")
 	}
 	key := execKey(m.AppID, m.ExecutorID)
 	if e, ok := w.executors[key]; ok {
@@ -221,15 +276,7 @@ func (w *Worker) launchExecutor(m protocol.LaunchExecutor) error {
 		"{{WORKER_URL}}", w.url,
 		"{{DRIVER_URL}}", m.App.DriverURL,
 	)
-	argv := make([]string, len(m.App.Command))
-	for i, a := range m.App.Command {
-		argv[i] = sub.Replace(a)
-	}
-	env := os.Environ()
-	for k, v := range m.App.Env {
-		env = append(env, k+"="+sub.Replace(v))
-	}
-	env = append(env,
+	argv, env := expandCommand(sub, m.App.Command, m.App.Env,
 		"SPARK_EXECUTOR_ID="+strconv.Itoa(m.ExecutorID),
 		"SPARK_APP_ID="+m.AppID,
 		"SPARK_EXECUTOR_CORES="+strconv.Itoa(m.Cores),
@@ -261,9 +308,7 @@ func (w *Worker) launchExecutor(m protocol.LaunchExecutor) error {
 // superviseExecutor waits for the executor's process and reports its end.
 func (w *Worker) superviseExecutor(e *executor) {
 	e.proc.wait()
-	e.proc.mu.Lock()
-	code, msg, killed := e.proc.exitCode, e.proc.message, e.proc.killReq
-	e.proc.mu.Unlock()
+	code, msg, killed := e.proc.outcome()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	switch {
@@ -284,31 +329,19 @@ func (w *Worker) superviseExecutor(e *executor) {
 }
 
 func (w *Worker) retireExecutorLocked(e *executor) {
-	w.finishedExecs = append(w.finishedExecs, e)
-	if n := len(w.finishedExecs) - w.cfg.RetainedExecutors; n > 0 {
-		w.finishedExecs = append([]*executor(nil), w.finishedExecs[n:]...)
-	}
+	w.finishedExecs = retain(w.finishedExecs, e, w.cfg.RetainedExecutors)
 }
 
 // killExecutor kills a running executor in the background.
 func (w *Worker) killExecutor(s protocol.Stamp, appID string, execID int) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err := w.stillCurrentLocked("KillExecutor", s); err != nil {
-		return err
-	}
 	key := execKey(appID, execID)
-	e, ok := w.executors[key]
-	if !ok {
-		w.log.Warnf("Asked to kill unknown executor %s", key)
-		return nil
+	var p *proc
+	if e, ok := w.executors[key]; ok {
+		p = e.proc
 	}
-	if w.stopping {
-		return nil // shutdown kills everything
-	}
-	w.log.Infof("Asked to kill executor %s", key)
-	w.procs.Go(e.proc.kill)
-	return nil
+	return w.killLocked("KillExecutor", s, "executor", key, p)
 }
 
 // launchDriver starts a cluster-mode driver. The worker never relaunches a
@@ -316,11 +349,8 @@ func (w *Worker) killExecutor(s protocol.Stamp, appID string, execID int) error 
 func (w *Worker) launchDriver(m protocol.LaunchDriver) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err := w.stillCurrentLocked("LaunchDriver", m.Stamp); err != nil {
+	if err := w.mayLaunchLocked("LaunchDriver", m.Stamp, "drivers"); err != nil {
 		return err
-	}
-	if w.stopping || w.decommissioned {
-		return w.errRefused("drivers")
 	}
 	if d, ok := w.drivers[m.DriverID]; ok {
 		w.log.Warnf("Driver %s is already running; not launching it twice", m.DriverID)
@@ -342,15 +372,7 @@ func (w *Worker) launchDriver(m protocol.LaunchDriver) error {
 	}
 	sub := strings.NewReplacer("{{WORKER_URL}}", w.url, "{{DRIVER_ID}}", m.DriverID, "{{HOSTNAME}}", w.host,
 		"{{CORES}}", strconv.Itoa(m.Desc.Cores), "{{MEMORY_MB}}", strconv.Itoa(m.Desc.MemoryMB))
-	argv := make([]string, len(m.Desc.Command))
-	for i, a := range m.Desc.Command {
-		argv[i] = sub.Replace(a)
-	}
-	env := os.Environ()
-	for k, v := range m.Desc.Env {
-		env = append(env, k+"="+sub.Replace(v))
-	}
-	env = append(env,
+	argv, env := expandCommand(sub, m.Desc.Command, m.Desc.Env,
 		"SPARK_MASTER="+masters,
 		"SPARK_DRIVER_ID="+m.DriverID,
 		"SPARK_DRIVER_CORES="+strconv.Itoa(m.Desc.Cores),
@@ -387,9 +409,7 @@ func (w *Worker) mastersList() string {
 
 func (w *Worker) superviseDriver(d *driver) {
 	d.proc.wait()
-	d.proc.mu.Lock()
-	code, msg, killed := d.proc.exitCode, d.proc.message, d.proc.killReq
-	d.proc.mu.Unlock()
+	code, msg, killed := d.proc.outcome()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	switch {
@@ -410,27 +430,16 @@ func (w *Worker) superviseDriver(d *driver) {
 }
 
 func (w *Worker) retireDriverLocked(d *driver) {
-	w.finishedDrivers = append(w.finishedDrivers, d)
-	if n := len(w.finishedDrivers) - w.cfg.RetainedDrivers; n > 0 {
-		w.finishedDrivers = append([]*driver(nil), w.finishedDrivers[n:]...)
-	}
+	w.finishedDrivers = retain(w.finishedDrivers, d, w.cfg.RetainedDrivers)
 }
 
+// killDriver kills a running driver in the background.
 func (w *Worker) killDriver(s protocol.Stamp, id string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err := w.stillCurrentLocked("KillDriver", s); err != nil {
-		return err
+	var p *proc
+	if d, ok := w.drivers[id]; ok {
+		p = d.proc
 	}
-	d, ok := w.drivers[id]
-	if !ok {
-		w.log.Warnf("Asked to kill unknown driver %s", id)
-		return nil
-	}
-	if w.stopping {
-		return nil
-	}
-	w.log.Infof("Asked to kill driver %s", id)
-	w.procs.Go(d.proc.kill)
-	return nil
+	return w.killLocked("KillDriver", s, "driver", id, p)
 }
