@@ -91,45 +91,31 @@ func Defaults() Config {
 // withDefaults fills zero durations and counts from Defaults.
 func (c Config) withDefaults() Config {
 	d := Defaults()
-	if c.Timeout == 0 {
-		c.Timeout = d.Timeout
-	}
-	if c.CleanupInterval == 0 {
-		c.CleanupInterval = d.CleanupInterval
-	}
-	if c.AppDataTTL == 0 {
-		c.AppDataTTL = d.AppDataTTL
-	}
-	if c.InitialRegistrationRetries == 0 {
-		c.InitialRegistrationRetries = d.InitialRegistrationRetries
-	}
-	if c.MaxRegistrationRetries == 0 {
-		c.MaxRegistrationRetries = d.MaxRegistrationRetries
-	}
-	if c.RegistrationInitialInterval == 0 {
-		c.RegistrationInitialInterval = d.RegistrationInitialInterval
-	}
-	if c.RegistrationMaxInterval == 0 {
-		c.RegistrationMaxInterval = d.RegistrationMaxInterval
-	}
-	if c.KillGracePeriod == 0 {
-		c.KillGracePeriod = d.KillGracePeriod
-	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = d.RequestTimeout
-	}
-	if c.RetainedExecutors == 0 {
-		c.RetainedExecutors = d.RetainedExecutors
-	}
-	if c.RetainedDrivers == 0 {
-		c.RetainedDrivers = d.RetainedDrivers
-	}
+	orDefault(&c.Timeout, d.Timeout)
+	orDefault(&c.CleanupInterval, d.CleanupInterval)
+	orDefault(&c.AppDataTTL, d.AppDataTTL)
+	orDefault(&c.InitialRegistrationRetries, d.InitialRegistrationRetries)
+	orDefault(&c.MaxRegistrationRetries, d.MaxRegistrationRetries)
+	orDefault(&c.RegistrationInitialInterval, d.RegistrationInitialInterval)
+	orDefault(&c.RegistrationMaxInterval, d.RegistrationMaxInterval)
+	orDefault(&c.KillGracePeriod, d.KillGracePeriod)
+	orDefault(&c.RequestTimeout, d.RequestTimeout)
+	orDefault(&c.RetainedExecutors, d.RetainedExecutors)
+	orDefault(&c.RetainedDrivers, d.RetainedDrivers)
 	if c.Host == "" {
 		if h, err := os.Hostname(); err == nil {
 			c.Host = h
 		}
 	}
 	return c
+}
+
+// orDefault sets *v to def when *v is its zero value.
+func orDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
 }
 
 // Validate checks the fields and their relations; messages name the Spark key.
