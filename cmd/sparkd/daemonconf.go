@@ -45,6 +45,31 @@ var daemonFlags = map[conf.Role][]struct{ key, long, short, usage string }{
 	},
 }
 
+// loadDaemonLogged is loadDaemon for `sparkd master` and `sparkd worker`: it
+// adds --log-level and the usage line (the arguments after "[flags]" are
+// usageArgs) and returns the daemon's logger, in Spark's line format with
+// the role as component ("Master", "Worker"). A bad --log-level exits 2.
+func loadDaemonLogged(role conf.Role, usageArgs string, args []string, stdout, stderr io.Writer) (cfg *conf.Config, log *logrus.Entry, code int, done bool) {
+	name := "sparkd " + role.String()
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s [flags]%s\n\nFlags:\n", name, usageArgs)
+		fs.PrintDefaults()
+	}
+	cfg, _, code, done = loadDaemon(role, fs, args, stdout, stderr)
+	if done {
+		return nil, nil, code, true
+	}
+	level, err := logrus.ParseLevel(*logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: --log-level %q: %v\n", name, *logLevel, err)
+		return nil, nil, 2, true
+	}
+	component := strings.ToUpper(role.String()[:1]) + role.String()[1:]
+	return cfg, newWorkerLogger(stderr, level, component), 0, false
+}
+
 // loadDaemon parses the common daemon flags for role ("master"/"worker") from args with fs (the caller
 // may register extra flags on fs before calling), handles --properties-file, --config and
 // --print-config (prints and returns done=true, code 0), and returns the loaded config plus the

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -28,27 +27,16 @@ import (
 // down and exit 0; SIGHUP is logged and ignored. A bad flag exits 2, a bad
 // configuration or a fatal error 1.
 func runMaster(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("sparkd master", flag.ContinueOnError)
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: sparkd master [flags]\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	cfg, _, code, done := loadDaemon(conf.RoleMaster, fs, args, stdout, stderr)
+	cfg, log, code, done := loadDaemonLogged(conf.RoleMaster, "", args, stdout, stderr)
 	if done {
 		return code
-	}
-	level, err := logrus.ParseLevel(*logLevel)
-	if err != nil {
-		fmt.Fprintf(stderr, "sparkd master: --log-level %q: %v\n", *logLevel, err)
-		return 2
 	}
 	mc, err := cfg.Master()
 	if err != nil {
 		fmt.Fprintf(stderr, "sparkd master: %s\n", oneLine(err))
 		return 1
 	}
-	return serveMaster(mc, newWorkerLogger(stderr, level, "Master"))
+	return serveMaster(mc, log)
 }
 
 // masterConfig maps the loaded configuration onto the daemon's.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -24,27 +23,15 @@ import (
 // when no master accepts it ("All masters are unresponsive! Giving up.") or
 // the configuration is bad, 2 on a bad flag.
 func runWorker(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("sparkd worker", flag.ContinueOnError)
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: sparkd worker [flags] spark://host1:7077[,host2:7077...]\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	cfg, _, code, done := loadDaemon(conf.RoleWorker, fs, args, stdout, stderr)
+	cfg, log, code, done := loadDaemonLogged(conf.RoleWorker, " spark://host1:7077[,host2:7077...]", args, stdout, stderr)
 	if done {
 		return code
-	}
-	level, err := logrus.ParseLevel(*logLevel)
-	if err != nil {
-		fmt.Fprintf(stderr, "sparkd worker: --log-level %q: %v\n", *logLevel, err)
-		return 2
 	}
 	wc, err := cfg.Worker()
 	if err != nil {
 		fmt.Fprintf(stderr, "sparkd worker: %s\n", oneLine(err))
 		return 1
 	}
-	log := newWorkerLogger(stderr, level, "Worker")
 	w, err := worker.New(workerConfig(wc), log)
 	if err != nil {
 		fmt.Fprintf(stderr, "sparkd worker: %s\n", oneLine(err))
