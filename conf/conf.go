@@ -84,7 +84,8 @@ const (
 type Source struct {
 	Kind SourceKind
 	// Name is the variable (SPARK_MASTER_PORT, SPARK_DAEMON_JAVA_OPTS) or the
-	// flag (--port); for a derived default, the key it was derived from.
+	// flag (--port); for a derived default, the key or fact it was derived
+	// from.
 	Name string
 	// File is the file that set it: the properties or TOML file, or
 	// spark-env.sh when the script set the variable. Empty for a variable
@@ -154,6 +155,12 @@ type Options struct {
 	// Log receives debug lines (ignored JVM flags, what was read); nil
 	// discards them.
 	Log *logrus.Entry
+	// DefaultHost, when set, may replace the default host of a master or
+	// worker that neither a host setting nor spark.local.ip (SPARK_LOCAL_IP)
+	// names: it gets the machine's host name and returns the host to use
+	// and what it was derived from (shown as the source), or "" to keep the
+	// host name. nil keeps the host name.
+	DefaultHost func(hostname string) (host, from string)
 }
 
 // Config is the merged configuration of one process.
@@ -380,6 +387,19 @@ func Load(opts Options) (*Config, error) {
 	}
 
 	warnMisspelled(c.values, log)
+
+	// Derived default: a daemon's host, when nobody set it, is
+	// spark.local.ip (SPARK_LOCAL_IP, as in Spark), else DefaultHost's pick,
+	// else the host name.
+	if hk := hostKey(opts.Role); hk != "" && !c.values[hk].IsSet() {
+		if ip := strings.TrimSpace(c.values[KeyLocalIP].Raw); ip != "" {
+			c.values[hk] = Value{Raw: ip, Source: Source{Kind: SourceDefault, Name: KeyLocalIP}}
+		} else if opts.DefaultHost != nil {
+			if h, from := opts.DefaultHost(c.values[hk].Raw); h != "" && h != c.values[hk].Raw {
+				c.values[hk] = Value{Raw: h, Source: Source{Kind: SourceDefault, Name: from}}
+			}
+		}
+	}
 
 	// Derived default: recoveryTimeout falls back to spark.worker.timeout.
 	if opts.Role == RoleMaster {

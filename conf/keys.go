@@ -14,6 +14,7 @@ import (
 const (
 	KeyMaster    = "spark.master"     // spark://h1:7077,h2:7077 (worker, client)
 	KeyPublicDNS = "spark.public.dns" // sparkd name for SPARK_PUBLIC_DNS
+	KeyLocalIP   = "spark.local.ip"   // sparkd name for SPARK_LOCAL_IP: a daemon's host when none is given
 
 	KeyMasterHost        = "spark.master.host" // sparkd name for SPARK_MASTER_HOST / --host
 	KeyMasterPort        = "spark.master.port" // sparkd name for SPARK_MASTER_PORT / --port; 7077
@@ -89,6 +90,7 @@ var envVars = []struct {
 	{"SPARK_WORKER_MEMORY", KeyWorkerMemory, roles(RoleWorker)},
 	{"SPARK_WORKER_DIR", KeyWorkerDir, roles(RoleWorker)},
 	{"SPARK_PUBLIC_DNS", KeyPublicDNS, roles(RoleMaster, RoleWorker)},
+	{"SPARK_LOCAL_IP", KeyLocalIP, roles(RoleMaster, RoleWorker)},
 	{"SPARK_MASTER", KeyMaster, roles(RoleClient)},
 }
 
@@ -108,6 +110,7 @@ func defaults(role Role, home string) map[string]string {
 			KeyMasterPort:        "7077",
 			KeyMasterUIPort:      "8080",
 			KeyPublicDNS:         "",
+			KeyLocalIP:           "",
 			KeyMasterRESTEnabled: "true", // sparkd: Spark 4 defaults to false; sparkd submit uses it
 			KeyMasterRESTPort:    "6066",
 
@@ -140,6 +143,7 @@ func defaults(role Role, home string) map[string]string {
 			KeyWorkerPort:               "0",
 			KeyWorkerUIPort:             "8081",
 			KeyPublicDNS:                "",
+			KeyLocalIP:                  "",
 			KeyWorkerCores:              strconv.Itoa(runtime.NumCPU()),
 			KeyWorkerMemory:             strconv.Itoa(defaultWorkerMemoryMB()) + "m",
 			KeyWorkerDir:                filepath.Join(home, "work"),
@@ -163,6 +167,17 @@ func defaults(role Role, home string) map[string]string {
 		m[k] = v
 	}
 	return m
+}
+
+// hostKey is the key of role's host to bind and advertise ("" for a client).
+func hostKey(r Role) string {
+	switch r {
+	case RoleMaster:
+		return KeyMasterHost
+	case RoleWorker:
+		return KeyWorkerHost
+	}
+	return ""
 }
 
 func hostname() string {

@@ -579,3 +579,69 @@ func TestRESTOffByDefaultWithAuthentication(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, m.RESTEnabled)
 }
+
+// A daemon's host, when nobody set it, is SPARK_LOCAL_IP, else what
+// Options.DefaultHost picks, else the host name; a host that is set stays.
+func TestDefaultHost(t *testing.T) {
+	pick := func(h string) (string, string) {
+		return "10.0.0.5", "interface eth0, as host name " + h + " resolves to loopback"
+	}
+	keep := func(string) (string, string) { return "", "" }
+	tests := []struct {
+		name        string
+		role        Role
+		env         []string
+		host        string // --host, if not ""
+		defaultHost func(string) (string, string)
+		asked       bool // whether DefaultHost is asked
+		want, from  string
+	}{
+		{"host name", RoleMaster, nil, "", nil, false, hostname(), "default"},
+		{"picked", RoleMaster, nil, "", pick, true, "10.0.0.5", "default, from interface eth0, as host name " + hostname() + " resolves to loopback"},
+		{"worker picked", RoleWorker, nil, "", pick, true, "10.0.0.5", "default, from interface eth0, as host name " + hostname() + " resolves to loopback"},
+		{"pick keeps the host name", RoleWorker, nil, "", keep, true, hostname(), "default"},
+		{"SPARK_LOCAL_IP", RoleMaster, []string{"SPARK_LOCAL_IP=192.168.1.7"}, "", pick, false, "192.168.1.7", "default, from " + KeyLocalIP},
+		{"worker SPARK_LOCAL_IP", RoleWorker, []string{"SPARK_LOCAL_IP=192.168.1.7"}, "", pick, false, "192.168.1.7", "default, from " + KeyLocalIP},
+		{"SPARK_MASTER_HOST wins", RoleMaster, []string{"SPARK_LOCAL_IP=192.168.1.7", "SPARK_MASTER_HOST=m1"}, "", pick, false, "m1", "SPARK_MASTER_HOST (environment)"},
+		{"SPARK_LOCAL_HOSTNAME wins", RoleWorker, []string{"SPARK_LOCAL_IP=192.168.1.7", "SPARK_LOCAL_HOSTNAME=w1"}, "", pick, false, "w1", "SPARK_LOCAL_HOSTNAME (environment)"},
+		{"--host wins", RoleWorker, []string{"SPARK_LOCAL_IP=192.168.1.7"}, "w2", pick, false, "w2", "flag --host"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			asked := false
+			var dh func(string) (string, string)
+			if tt.defaultHost != nil {
+				dh = func(h string) (string, string) {
+					asked = true
+					assert.Equal(t, hostname(), h)
+					return tt.defaultHost(h)
+				}
+			}
+			flags := map[string]FlagValue{KeyMaster: {Value: "spark://m:7077", Flag: "master URL argument"}}
+			if tt.host != "" {
+				flags[hostKey(tt.role)] = FlagValue{Value: tt.host, Flag: "--host"}
+			}
+			c, err := Load(Options{Role: tt.role, Home: t.TempDir(), Environ: baseEnv(tt.env...), Flags: flags, DefaultHost: dh})
+			require.NoError(t, err)
+			v := mustGet(t, c, hostKey(tt.role))
+			assert.Equal(t, tt.want, v.Raw)
+			assert.Equal(t, tt.from, v.Source.String())
+			assert.Equal(t, tt.asked, asked, "DefaultHost is asked only when neither a host nor spark.local.ip is set")
+			require.NoError(t, c.Validate())
+		})
+	}
+}
+
+func TestBadLocalIP(t *testing.T) {
+	for _, role := range []Role{RoleMaster, RoleWorker} {
+		c, err := Load(Options{Role: role, Home: t.TempDir(), Environ: baseEnv("SPARK_LOCAL_IP=10.0.0.1:7077"),
+			Flags: map[string]FlagValue{KeyMaster: {Value: "spark://m:7077", Flag: "master URL argument"}}})
+		require.NoError(t, err)
+		err = c.Validate()
+		require.ErrorIs(t, err, ErrInvalid)
+		var ke *KeyError
+		require.ErrorAs(t, err, &ke)
+		assert.Equal(t, KeyLocalIP, ke.Key, role.String())
+		assert.Contains(t, err.Error(), "SPARK_LOCAL_IP (environment)")
+	}
+}

@@ -3,6 +3,7 @@ package conf
 import (
 	"errors"
 	"fmt"
+	"net"
 	"path"
 	"strconv"
 	"strings"
@@ -38,7 +39,7 @@ const (
 // Master is the typed configuration of a master daemon. Durations are
 // positive; ports are 0-65535, where 0 asks for a random port (tests).
 type Master struct {
-	Host      string // SPARK_MASTER_HOST / --host; default: this host's name
+	Host      string // SPARK_MASTER_HOST / --host; default: SPARK_LOCAL_IP, else this host's name
 	Port      int    // SPARK_MASTER_PORT / --port; 7077
 	WebUIPort int    // spark.master.ui.port, SPARK_MASTER_WEBUI_PORT, --webui-port; 8080
 	PublicDNS string // SPARK_PUBLIC_DNS; "" = Host
@@ -88,7 +89,7 @@ const MinSessionTimeout = 2 * time.Second
 // Worker is the typed configuration of a worker daemon.
 type Worker struct {
 	Masters   []string // host:port of every master (positional argument or spark.master); required
-	Host      string   // --host, SPARK_LOCAL_HOSTNAME; default: this host's name
+	Host      string   // --host, SPARK_LOCAL_HOSTNAME; default: SPARK_LOCAL_IP, else this host's name
 	Port      int      // SPARK_WORKER_PORT / --port; 0 = random
 	WebUIPort int      // spark.worker.ui.port, SPARK_WORKER_WEBUI_PORT, --webui-port; 8081
 	PublicDNS string   // SPARK_PUBLIC_DNS
@@ -195,6 +196,21 @@ func (r *reader) memoryMB(key string) int {
 	return n
 }
 
+// localIP checks spark.local.ip (SPARK_LOCAL_IP): empty, an IP address or
+// a host name (Spark resolves it with InetAddress.getByName).
+func (r *reader) localIP() {
+	s := r.str(KeyLocalIP)
+	if s == "" || net.ParseIP(s) != nil {
+		return
+	}
+	for _, c := range s {
+		if !(c == '-' || c == '.' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			r.fail(KeyLocalIP, fmt.Errorf("bad character %q; want an IP address or a host name", c))
+			return
+		}
+	}
+}
+
 // Master returns the typed master configuration, validated. The error is a
 // *KeyError naming the key, the value and its source.
 func (c *Config) Master() (Master, error) {
@@ -234,6 +250,7 @@ func (c *Config) Master() (Master, error) {
 	if m.Host == "" {
 		r.fail(KeyMasterHost, errors.New("empty host"))
 	}
+	r.localIP()
 	switch m.RecoveryMode {
 	case RecoveryNone:
 	case RecoveryFilesystem:
@@ -354,6 +371,7 @@ func (c *Config) Worker() (Worker, error) {
 	if w.Host == "" {
 		r.fail(KeyWorkerHost, errors.New("empty host"))
 	}
+	r.localIP()
 	if w.WorkDir == "" {
 		r.fail(KeyWorkerDir, errors.New("empty directory"))
 	}
