@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -31,12 +34,12 @@ func (f keyFlag) Set(s string) error {
 // spark key, long name, short alias, usage.
 var daemonFlags = map[conf.Role][]struct{ key, long, short, usage string }{
 	conf.RoleMaster: {
-		{conf.KeyMasterHost, "host", "h", "host to bind and advertise (SPARK_MASTER_HOST; default: host name)"},
+		{conf.KeyMasterHost, "host", "h", "host to bind and advertise (SPARK_MASTER_HOST; default: SPARK_LOCAL_IP, else host name)"},
 		{conf.KeyMasterPort, "port", "p", "RPC port (SPARK_MASTER_PORT; default 7077; 0 = random)"},
 		{conf.KeyMasterUIPort, "webui-port", "", "web UI port (SPARK_MASTER_WEBUI_PORT; default 8080)"},
 	},
 	conf.RoleWorker: {
-		{conf.KeyWorkerHost, "host", "h", "host to bind and advertise (default: host name)"},
+		{conf.KeyWorkerHost, "host", "h", "host to bind and advertise (default: SPARK_LOCAL_IP, else host name)"},
 		{conf.KeyWorkerPort, "port", "p", "command port (SPARK_WORKER_PORT; default random)"},
 		{conf.KeyWorkerUIPort, "webui-port", "", "web UI port (SPARK_WORKER_WEBUI_PORT; default 8081)"},
 		{conf.KeyWorkerCores, "cores", "c", "cores to offer (SPARK_WORKER_CORES; default all)"},
@@ -130,13 +133,18 @@ func loadDaemonEnv(role conf.Role, fs *flag.FlagSet, args, environ []string, std
 			logger.SetLevel(lvl)
 		}
 	}
+	log := logrus.NewEntry(logger).WithField("component", "conf")
+	var hostWarnings []string // logged when the daemon will run on a good configuration
 	cfg, err := conf.Load(conf.Options{
 		Role:           role,
 		PropertiesFile: *propsFile,
 		TOMLFile:       *tomlFile,
 		Flags:          flags,
 		Environ:        environ,
-		Log:            logrus.NewEntry(logger).WithField("component", "conf"),
+		Log:            log,
+		DefaultHost: func(hostname string) (string, string) {
+			return defaultHost(hostname, thisMachine, func(w string) { hostWarnings = append(hostWarnings, w) })
+		},
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %s\n", name, oneLine(err))
@@ -150,7 +158,10 @@ func loadDaemonEnv(role conf.Role, fs *flag.FlagSet, args, environ []string, std
 		return nil, nil, 1, true
 	}
 	if *printConfig {
-		return cfg, positional, 0, true
+		return cfg, positional, 0, true // the host's source says why it was chosen
+	}
+	for _, w := range hostWarnings {
+		log.Warn(w)
 	}
 	return cfg, positional, 0, false
 }
@@ -158,4 +169,97 @@ func loadDaemonEnv(role conf.Role, fs *flag.FlagSet, args, environ []string, std
 // oneLine keeps an error on one line, whatever a file or script put in it.
 func oneLine(err error) string {
 	return strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(err.Error())
+}
+
+// machine is what defaultHost asks of the computer it runs on; tests fake it.
+type machine struct {
+	lookupIP   func(host string) ([]net.IP, error)
+	interfaces func() ([]netInterface, error) // in the system's order
+}
+
+// netInterface is a network interface that is up, with its addresses.
+type netInterface struct {
+	name  string
+	addrs []net.IP
+}
+
+// thisMachine asks the operating system; the resolver reads /etc/hosts first.
+var thisMachine = machine{
+	lookupIP: func(host string) ([]net.IP, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return net.DefaultResolver.LookupIP(ctx, "ip", host)
+	},
+	interfaces: func() ([]netInterface, error) {
+		ifs, err := net.Interfaces()
+		if err != nil {
+			return nil, err
+		}
+		var up []netInterface
+		for _, ifc := range ifs {
+			addrs, err := ifc.Addrs()
+			if ifc.Flags&net.FlagUp == 0 || err != nil {
+				continue
+			}
+			ni := netInterface{name: ifc.Name}
+			for _, a := range addrs {
+				switch a := a.(type) {
+				case *net.IPNet:
+					ni.addrs = append(ni.addrs, a.IP)
+				case *net.IPAddr:
+					ni.addrs = append(ni.addrs, a.IP)
+				}
+			}
+			up = append(up, ni)
+		}
+		return up, nil
+	},
+}
+
+// defaultHost is the host a daemon binds and advertises when none is given,
+// chosen as Spark's Utils.findLocalInetAddress chooses it. It is hostname,
+// unless the address a listener on hostname binds (its first IPv4 address,
+// else its first) is a loopback address, as where /etc/hosts maps the name
+// to 127.0.1.1 (Debian's default): the daemon would be reachable from this
+// machine only, while other hosts resolve the name elsewhere. Then it is the
+// first address that is neither loopback nor link-local (IPv4 first) of the
+// first interface that has one, and from names the interface and the
+// loopback address, for --print-config. With no such interface (a
+// container with only lo), or a name that does not resolve, hostname stays
+// and from is "". warn gets Spark's warnings.
+func defaultHost(hostname string, m machine, warn func(string)) (host, from string) {
+	ips, err := m.lookupIP(hostname)
+	if err != nil || len(ips) == 0 {
+		return hostname, ""
+	}
+	bound := ips[0]
+	for _, ip := range ips {
+		if ip.To4() != nil {
+			bound = ip
+			break
+		}
+	}
+	if !bound.IsLoopback() {
+		return hostname, ""
+	}
+	ifaces, _ := m.interfaces() // none known: as if there were none
+	for _, ifc := range ifaces {
+		var pick net.IP
+		for _, ip := range ifc.addrs {
+			if ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() {
+				continue
+			}
+			if pick == nil || pick.To4() == nil && ip.To4() != nil {
+				pick = ip
+			}
+		}
+		if pick != nil {
+			warn(fmt.Sprintf("Your hostname, %s resolves to a loopback address: %s; using %s instead (on interface %s)", hostname, bound, pick, ifc.name))
+			warn("Set SPARK_LOCAL_IP if you need to bind to another address")
+			return pick.String(), fmt.Sprintf("interface %s, as host name %s resolves to loopback %s", ifc.name, hostname, bound)
+		}
+	}
+	warn(fmt.Sprintf("Your hostname, %s resolves to a loopback address: %s, but we couldn't find any external IP address!", hostname, bound))
+	warn("Set SPARK_LOCAL_IP if you need to bind to another address")
+	return hostname, ""
 }

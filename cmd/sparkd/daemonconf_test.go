@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -242,4 +243,116 @@ func TestLoadDaemonWarningsInSparkFormat(t *testing.T) {
 	assert.Equal(t, 0, r.code)
 	assert.Regexp(t, `(?m)^\d\d/\d\d/\d\d \d\d:\d\d:\d\d WARN conf: spark.deploy.recoverymode is not a key sparkd knows`, r.stderr)
 	assert.NotContains(t, r.stderr, "level=warning")
+}
+
+// fakeMachine resolves names from hosts and lists ifaces.
+func fakeMachine(hosts map[string][]string, ifaces ...netInterface) machine {
+	return machine{
+		lookupIP: func(host string) ([]net.IP, error) {
+			addrs, ok := hosts[host]
+			if !ok {
+				return nil, errors.New("no such host")
+			}
+			ips := make([]net.IP, len(addrs))
+			for i, a := range addrs {
+				ips[i] = net.ParseIP(a)
+			}
+			return ips, nil
+		},
+		interfaces: func() ([]netInterface, error) { return ifaces, nil },
+	}
+}
+
+func iface(name string, addrs ...string) netInterface {
+	ni := netInterface{name: name}
+	for _, a := range addrs {
+		ni.addrs = append(ni.addrs, net.ParseIP(a))
+	}
+	return ni
+}
+
+// The default host is the host name unless it resolves to loopback (Debian's
+// 127.0.1.1); then the first other interface address, as Spark's
+// Utils.findLocalInetAddress picks it, with Spark's warning.
+func TestDefaultHostAvoidsLoopback(t *testing.T) {
+	lo := iface("lo", "127.0.0.1", "::1")
+	eth0 := iface("eth0", "fe80::1", "fd00::5", "10.0.0.5")
+	tests := []struct {
+		name       string
+		m          machine
+		want       string
+		from       string
+		warnPrefix string
+	}{
+		{"resolves elsewhere", fakeMachine(map[string][]string{"h": {"10.0.0.9"}}, lo, eth0), "h", "", ""},
+		{"does not resolve", fakeMachine(nil, lo, eth0), "h", "", ""},
+		{"debian 127.0.1.1", fakeMachine(map[string][]string{"h": {"127.0.1.1"}}, lo, eth0), "10.0.0.5",
+			"interface eth0, as host name h resolves to loopback 127.0.1.1",
+			"Your hostname, h resolves to a loopback address: 127.0.1.1; using 10.0.0.5 instead (on interface eth0)"},
+		{"listener would bind the IPv4 loopback", fakeMachine(map[string][]string{"h": {"fd00::9", "127.0.0.1"}}, lo, eth0), "10.0.0.5",
+			"interface eth0, as host name h resolves to loopback 127.0.0.1",
+			"Your hostname, h resolves to a loopback address: 127.0.0.1; using 10.0.0.5 instead (on interface eth0)"},
+		{"IPv4 address of another host is kept", fakeMachine(map[string][]string{"h": {"::1", "10.0.0.9"}}, lo, eth0), "h", "", ""},
+		{"first interface with an address", fakeMachine(map[string][]string{"h": {"127.0.1.1"}}, lo, iface("tun0", "fe80::2"), iface("eth1", "fd00::7"), eth0), "fd00::7",
+			"interface eth1, as host name h resolves to loopback 127.0.1.1",
+			"Your hostname, h resolves to a loopback address: 127.0.1.1; using fd00::7 instead (on interface eth1)"},
+		{"only lo", fakeMachine(map[string][]string{"h": {"127.0.1.1"}}, lo), "h", "",
+			"Your hostname, h resolves to a loopback address: 127.0.1.1, but we couldn't find any external IP address!"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var warnings []string
+			host, from := defaultHost("h", tt.m, func(w string) { warnings = append(warnings, w) })
+			assert.Equal(t, tt.want, host)
+			assert.Equal(t, tt.from, from)
+			if tt.warnPrefix == "" {
+				assert.Empty(t, warnings)
+				return
+			}
+			assert.Equal(t, []string{tt.warnPrefix, "Set SPARK_LOCAL_IP if you need to bind to another address"}, warnings)
+		})
+	}
+}
+
+// With no host given, a daemon on a machine whose host name resolves to
+// loopback binds and advertises its interface address: --print-config says
+// why, and a daemon that runs logs Spark's warning in its log format. A host given, or
+// SPARK_LOCAL_IP, is used as it is, with no warning.
+func TestLoadDaemonDefaultHost(t *testing.T) {
+	saved := thisMachine
+	t.Cleanup(func() { thisMachine = saved })
+	hostName, err := os.Hostname()
+	require.NoError(t, err)
+	thisMachine = fakeMachine(map[string][]string{hostName: {"127.0.1.1"}}, iface("lo", "127.0.0.1"), iface("eth0", "10.0.0.5"))
+
+	r := loadConf(t, conf.RoleMaster, confHome(t, nil), "--print-config")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Regexp(t, `(?m)^spark\.master\.host += 10\.0\.0\.5 +# default, from interface eth0, as host name `+regexp.QuoteMeta(hostName)+` resolves to loopback 127\.0\.1\.1$`, r.stdout)
+	assert.Empty(t, r.stderr, "--print-config shows why in the source column")
+
+	r = loadConf(t, conf.RoleWorker, confHome(t, nil), "spark://m:7077")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Regexp(t, `(?m)^\d\d/\d\d/\d\d \d\d:\d\d:\d\d WARN conf: Your hostname, `+regexp.QuoteMeta(hostName)+` resolves to a loopback address: 127\.0\.1\.1; using 10\.0\.0\.5 instead \(on interface eth0\)$`, r.stderr)
+	wc, err := r.cfg.Worker()
+	require.NoError(t, err)
+	assert.Equal(t, "10.0.0.5", wc.Host)
+
+	r = loadConf(t, conf.RoleWorker, confHome(t, nil), "--host", hostName, "spark://m:7077")
+	require.Equal(t, 0, r.code, r.stderr)
+	wc, err = r.cfg.Worker()
+	require.NoError(t, err)
+	assert.Equal(t, hostName, wc.Host, "an explicit host is kept")
+	assert.Empty(t, r.stderr)
+
+	home := confHome(t, map[string]string{"conf/spark-env.sh": "SPARK_LOCAL_IP=10.9.9.9\n"})
+	r = loadConf(t, conf.RoleMaster, home, "--print-config")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Regexp(t, `(?m)^spark\.master\.host += 10\.9\.9\.9 +# default, from spark\.local\.ip$`, r.stdout)
+	assert.Regexp(t, `(?m)^spark\.local\.ip += 10\.9\.9\.9 +# SPARK_LOCAL_IP in `+regexp.QuoteMeta(filepath.Join(home, "conf", "spark-env.sh"))+`$`, r.stdout)
+	assert.Empty(t, r.stderr)
+
+	// A bad configuration still gets its one line, without the host warning.
+	r = loadConf(t, conf.RoleWorker, confHome(t, nil), "--cores", "lots", "spark://m:7077")
+	assert.Equal(t, 1, r.code)
+	assert.Equal(t, 1, strings.Count(r.stderr, "\n"), r.stderr)
 }
