@@ -12,45 +12,20 @@ import (
 	"sparkd/recovery"
 )
 
-// ---- state lock and effects ----
+// ---- state lock and outgoing messages ----
 
-// unlock releases mu. Effects (network pushes) queued while it was held
-// start only now, so that no I/O happens under the lock.
-func (m *Master) unlock() {
-	fx := m.fx
-	m.fx = nil
-	m.mu.Unlock()
-	for _, f := range fx {
-		f()
-	}
-}
+// unlock releases mu. (Messages are queued on the term's outbox while mu is
+// held, in the order of the state changes, and sent by its per-peer
+// senders: no I/O happens under the lock.)
+func (m *Master) unlock() { m.mu.Unlock() }
 
-// pushLocked queues fn to run in its own goroutine, under the current
-// term's context, once mu is released. Without a term it is dropped.
-func (m *Master) pushLocked(fn func(t *term)) {
-	t := m.term
-	if t == nil {
+// queueLocked queues msg for base on the current term's outbox (ordered
+// per destination). Without a term it is dropped.
+func (m *Master) queueLocked(base string, msg outMsg) {
+	if m.term == nil {
 		return
 	}
-	m.fx = append(m.fx, func() { m.goTerm(t, func() { fn(t) }) })
-}
-
-// goTerm runs fn in a tracked goroutine unless t has ended.
-func (m *Master) goTerm(t *term, fn func()) {
-	if t.ctx.Err() != nil {
-		return
-	}
-	m.bg.Add(1)
-	go func() {
-		defer m.bg.Done()
-		select {
-		case m.pushSem <- struct{}{}:
-		case <-t.ctx.Done():
-			return
-		}
-		defer func() { <-m.pushSem }()
-		fn()
-	}()
+	m.term.out.enqueue(base, msg)
 }
 
 // send delivers one message of term t. Nothing is sent while the contact
@@ -71,14 +46,11 @@ func (m *Master) send(t *term, base, path string, req, resp any) error {
 	return err
 }
 
-// sendAsync sends a message of the current term without waiting; failures
-// are logged at debug level (the worker or driver re-syncs on its own).
+// sendAsyncLocked queues a message of the current term for base; it is
+// sent after every message queued for base before it. Failures are logged
+// at debug level (the worker or driver re-syncs on its own).
 func (m *Master) sendAsyncLocked(base, path string, req any) {
-	m.pushLocked(func(t *term) {
-		if err := m.send(t, base, path, req, nil); err != nil && t.ctx.Err() == nil {
-			m.log.WithError(err).Debugf("could not deliver %s to %s", path, base)
-		}
-	})
+	m.queueLocked(base, outMsg{path: path, req: req})
 }
 
 // stamp is the current term's Stamp (zero without a term).
@@ -265,6 +237,7 @@ func (m *Master) onElected(ctx context.Context, epoch int64) {
 	tctx, cancel := context.WithCancel(ctx)
 	t := &term{epoch: epoch, ctx: tctx, cancel: cancel, elected: m.now(), sched: make(chan struct{}, 1)}
 	t.persist = m.newPersister(t)
+	t.out = newOutbox(m, t)
 	m.term = t
 	m.st = newState()
 	m.status = protocol.MasterStandby
@@ -306,7 +279,6 @@ func (m *Master) endTermLocked(reason error) {
 	t.cancel()
 	m.term = nil
 	m.st = newState()
-	m.fx = nil
 	m.status = protocol.MasterStandby
 	m.log.WithField("epoch", t.epoch).WithField("reason", fmt.Sprint(reason)).
 		Error("Leadership has been revoked -- stepping down to STANDBY")
@@ -338,8 +310,8 @@ func (m *Master) lead(t *term) {
 		targets = m.beginRecoveryLocked(stored)
 		m.maybeCompleteRecoveryLocked(t)
 	}
+	m.contactAllLocked(t, targets)
 	m.unlock()
-	m.contactAll(t, targets)
 
 	tk := time.NewTicker(m.tick)
 	defer tk.Stop()

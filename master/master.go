@@ -12,6 +12,9 @@
 //   - Losing leadership (revocation, or a write fenced by a newer epoch)
 //     returns the master to STANDBY in the same process; the Elector then
 //     campaigns again. The master never exits because it lost leadership.
+//   - Messages to one worker or application client arrive in the order of
+//     the state changes that produced them (one FIFO sender per peer and
+//     term; see outbox). A slow or dead peer delays no other.
 //   - No network or store I/O happens while the state lock is held.
 //
 // master imports only protocol and the recovery interfaces from the project;
@@ -141,8 +144,6 @@ type Master struct {
 	closed    chan struct{}
 	running   sync.Mutex // held by Run
 
-	pushSem chan struct{} // bounds concurrent outbound messages
-
 	// bg tracks every goroutine the master starts, so Run leaves none.
 	bg sync.WaitGroup
 
@@ -155,7 +156,6 @@ type Master struct {
 	leaderKnown bool
 	noLeaderAt  time.Time // when this master last saw "no leader" (for failover duration)
 	ha          HAStats
-	fx          []func() // effects queued under mu, run by unlock
 }
 
 // term is one period of leadership.
@@ -166,6 +166,7 @@ type term struct {
 	elected   time.Time
 	recoverBy time.Time // RECOVERING ends by this time at the latest
 	persist   *persister
+	out       *outbox       // messages to workers and clients, ordered per peer
 	sched     chan struct{} // a scheduling pass is wanted (size 1: requests coalesce)
 }
 
@@ -187,7 +188,7 @@ func New(cfg Config, elector recovery.Elector, store recovery.Store, log *logrus
 	m := &Master{
 		cfg: cfg, elector: elector, store: store, log: log,
 		client: protocol.NewClient(cfg.RPCTimeout, cfg.AuthSecret),
-		closed: make(chan struct{}), pushSem: make(chan struct{}, 256),
+		closed: make(chan struct{}),
 		status: protocol.MasterStandby,
 		st:     newState(),
 	}

@@ -376,18 +376,21 @@ func (m *Master) launchDriverLocked(w *workerInfo, d *driverInfo) {
 	rec := d.record()
 	msg := protocol.LaunchDriver{Stamp: m.stampLocked(), DriverID: d.id, Desc: d.spec}
 	t := m.term
-	m.persistLocked(recovery.KindDriver, d.id, func(ctx context.Context, s recovery.Store) error {
+	persisted := m.persistLocked(recovery.KindDriver, d.id, func(ctx context.Context, s recovery.Store) error {
 		if err := s.PutDriver(ctx, rec); err != nil {
 			m.driverAssignFailed(t, w, d, err)
 			return err
 		}
-		m.goTerm(t, func() {
-			if err := m.send(t, w.url, protocol.PathLaunchDriver, msg, nil); err != nil && t.ctx.Err() == nil {
-				m.log.WithError(err).Warnf("could not launch driver %s on %s", d.id, w.id)
-			}
-		})
 		return nil
 	})
+	// Queued now, so that it keeps its place before any later message to
+	// the worker (a KillDriver must not overtake it), but held until the
+	// assignment is persisted; dropped if that fails.
+	m.queueLocked(w.url, outMsg{path: protocol.PathLaunchDriver, req: msg, gate: persisted, done: func(err error) {
+		if err != nil {
+			m.log.WithError(err).Warnf("could not launch driver %s on %s", d.id, w.id)
+		}
+	}})
 }
 
 // driverLaunchRetry is how long a driver whose assignment could not be

@@ -94,23 +94,22 @@ func dropTarget(ts []recoveryTarget, workerID string) []recoveryTarget {
 	return ts
 }
 
-// contactAll sends MasterChanged to every target concurrently (bounded).
-// A refused connection marks the peer lost at once; a peer that does not
+// contactAllLocked queues MasterChanged for every target, first in each
+// peer's queue. Peers are contacted concurrently (one sender each). A
+// refused connection marks the peer lost at once; a peer that does not
 // answer stays UNKNOWN until the recovery timeout.
-func (m *Master) contactAll(t *term, targets []recoveryTarget) {
+func (m *Master) contactAllLocked(t *term, targets []recoveryTarget) {
 	msg := protocol.MasterChanged{Stamp: protocol.Stamp{Epoch: t.epoch, MasterURL: m.url}, MasterWebUIURL: m.webUIURL}
 	for _, tg := range targets {
-		m.goTerm(t, func() {
-			if tg.workerID != "" {
-				var resp protocol.WorkerSchedulerState
-				err := m.send(t, tg.url, protocol.PathWorkerMasterChanged, msg, &resp)
-				m.workerAnswered(t, tg.workerID, resp, err)
-				return
-			}
-			var resp protocol.MasterChangeAcknowledged
-			err := m.send(t, tg.url, protocol.PathAppMasterChanged, msg, &resp)
-			m.appAnswered(t, tg.appID, err)
-		})
+		if tg.workerID != "" {
+			resp := &protocol.WorkerSchedulerState{}
+			t.out.enqueue(tg.url, outMsg{path: protocol.PathWorkerMasterChanged, req: msg, resp: resp,
+				done: func(err error) { m.workerAnswered(t, tg.workerID, *resp, err) }})
+			continue
+		}
+		resp := &protocol.MasterChangeAcknowledged{}
+		t.out.enqueue(tg.url, outMsg{path: protocol.PathAppMasterChanged, req: msg, resp: resp,
+			done: func(err error) { m.appAnswered(t, tg.appID, err) }})
 	}
 }
 

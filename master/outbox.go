@@ -1,0 +1,155 @@
+package master
+
+import (
+	"strings"
+	"sync"
+)
+
+// outbox delivers the messages of one term in order per destination.
+//
+// Every worker and application client gets its own FIFO queue and at most
+// one sender goroutine, which sends the next message only after the peer
+// answered (or the call failed) the previous one. So a KillExecutor never
+// overtakes its LaunchExecutor, and an application never sees an executor
+// EXITED before it was ADDED.
+//
+// Guarantees:
+//   - Messages to one destination are sent in the order they were queued.
+//     Callers queue with the state lock held, so that is the order of the
+//     state changes that produced them.
+//   - Queuing never blocks and does no I/O: a slow or hung peer delays only
+//     its own queue, never another peer or the state lock.
+//   - A queue holds at most peerQueueLimit messages; beyond that, new
+//     messages to that peer are dropped and logged (the peer is not keeping
+//     up; workers and drivers re-sync through heartbeats and state reports).
+//   - The outbox belongs to one term: when the term ends, its senders stop,
+//     queued messages are dropped and an in-flight call is cancelled, so
+//     nothing queued in an old term is sent in a new one.
+//   - A sender goroutine exits as soon as its queue is empty; an idle peer
+//     costs nothing.
+type outbox struct {
+	m     *Master
+	t     *term
+	mu    sync.Mutex
+	peers map[string]*peerQueue // by destination
+}
+
+// peerQueueLimit bounds the messages queued for one peer.
+const peerQueueLimit = 1024
+
+type peerQueue struct {
+	items   []outMsg
+	dropped int // messages refused since the queue last had room
+}
+
+// outMsg is one message for a peer.
+type outMsg struct {
+	path string
+	req  any
+	resp any // decoded answer, or nil
+	// gate, when set, holds the message (and everything queued after it
+	// for the same peer) until it yields; a non-nil error drops the message.
+	gate <-chan error
+	// done, when set, is called with the outcome of the call (nil =
+	// delivered). It is not called for a message dropped because its term
+	// ended or its gate failed. It runs on the sender goroutine, without
+	// the state lock.
+	done func(err error)
+}
+
+func newOutbox(m *Master, t *term) *outbox {
+	return &outbox{m: m, t: t, peers: map[string]*peerQueue{}}
+}
+
+func peerKey(base string) string { return strings.TrimRight(base, "/") }
+
+// enqueue queues msg for base and starts the peer's sender if it is idle.
+// It reports whether the message was queued.
+func (o *outbox) enqueue(base string, msg outMsg) bool {
+	key := peerKey(base)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.t.ctx.Err() != nil {
+		return false
+	}
+	q := o.peers[key]
+	if q == nil {
+		q = &peerQueue{}
+		o.peers[key] = q
+		o.m.bg.Add(1)
+		go o.run(base, key, q)
+	}
+	if len(q.items) >= peerQueueLimit {
+		if q.dropped == 0 {
+			o.m.log.Warnf("%s is not keeping up (%d messages queued); dropping %s and further messages until it catches up",
+				base, len(q.items), msg.path)
+		}
+		q.dropped++
+		return false
+	}
+	if q.dropped > 0 {
+		o.m.log.Warnf("Dropped %d messages to %s while it was not keeping up", q.dropped, base)
+		q.dropped = 0
+	}
+	q.items = append(q.items, msg)
+	return true
+}
+
+// run is the sender of one peer: it delivers the queue in order and exits
+// when the queue is empty or the term ended.
+func (o *outbox) run(base, key string, q *peerQueue) {
+	defer o.m.bg.Done()
+	for {
+		o.mu.Lock()
+		if len(q.items) == 0 || o.t.ctx.Err() != nil {
+			// Removed under the lock: a later enqueue starts a new sender,
+			// which cannot overtake this one (it has nothing left to send).
+			if o.peers[key] == q {
+				delete(o.peers, key)
+			}
+			o.mu.Unlock()
+			return
+		}
+		msg := q.items[0]
+		q.items[0] = outMsg{}
+		q.items = q.items[1:]
+		o.mu.Unlock()
+		o.deliver(base, msg)
+	}
+}
+
+func (o *outbox) deliver(base string, msg outMsg) {
+	t := o.t
+	if msg.gate != nil {
+		select {
+		case err := <-msg.gate:
+			if err != nil {
+				return
+			}
+		case <-t.ctx.Done():
+			return
+		}
+	}
+	if t.ctx.Err() != nil {
+		return
+	}
+	err := o.m.send(t, base, msg.path, msg.req, msg.resp)
+	if t.ctx.Err() != nil {
+		return
+	}
+	if msg.done != nil {
+		msg.done(err)
+	} else if err != nil {
+		o.m.log.WithError(err).Debugf("could not deliver %s to %s", msg.path, base)
+	}
+}
+
+// queued is the number of messages waiting for base (tests).
+func (o *outbox) queued(base string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if q := o.peers[peerKey(base)]; q != nil {
+		return len(q.items)
+	}
+	return 0
+}
