@@ -46,7 +46,62 @@ var (
 	ErrNotRegistered = errors.New("client: application not registered")
 	// ErrClosed: the client was closed.
 	ErrClosed = errors.New("client: closed")
+	// ErrRefused: a master refused a request for a reason that retrying
+	// cannot change (see RefusedError).
+	ErrRefused = errors.New("client: refused by a master")
 )
+
+// RefusedError is a master's answer that retrying cannot change: a 4xx
+// other than 404 (a master that does not know the application yet), 408,
+// 409 (a stale epoch) and 429; e.g. 400 naming a bad field, or 401 for a
+// spark.authenticate.secret that does not match. Calls that get one fail at
+// once instead of retrying until their deadline. errors.Is(err, ErrRefused)
+// holds for it.
+type RefusedError struct {
+	Master string // the master that refused, as addressed
+	What   string // what it refused: "the application", "the leader probe"
+	Status *protocol.StatusError
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("client: master %s refused %s: %v", e.Master, e.What, e.Status)
+}
+
+// Unwrap gives ErrRefused and the master's *protocol.StatusError.
+func (e *RefusedError) Unwrap() []error { return []error{ErrRefused, e.Status} }
+
+// IsRefusal reports whether an HTTP status from a master is a refusal that
+// retrying cannot change: a 4xx other than 404, 408, 409 and 429.
+func IsRefusal(code int) bool {
+	switch code {
+	case http.StatusNotFound, http.StatusRequestTimeout, http.StatusConflict, http.StatusTooManyRequests:
+		return false
+	}
+	return code >= 400 && code < 500
+}
+
+// refusal returns the first *protocol.StatusError in err's tree (through
+// wrapping and errors.Join) whose code IsRefusal, or nil.
+func refusal(err error) *protocol.StatusError {
+	switch e := err.(type) {
+	case nil:
+		return nil
+	case *protocol.StatusError:
+		if IsRefusal(e.Code) {
+			return e
+		}
+		return nil
+	case interface{ Unwrap() error }:
+		return refusal(e.Unwrap())
+	case interface{ Unwrap() []error }:
+		for _, u := range e.Unwrap() {
+			if se := refusal(u); se != nil {
+				return se
+			}
+		}
+	}
+	return nil
+}
 
 // Config configures a Client. Zero durations take the defaults in
 // DefaultConfig.
@@ -424,9 +479,9 @@ func (c *Client) register(ctx context.Context) (string, error) {
 				Info("Connected to Spark cluster with app ID ", res.resp.AppID)
 			return res.resp.AppID, nil
 		}
-		var se *protocol.StatusError
-		if errors.As(err, &se) && se.Code == http.StatusBadRequest {
-			return "", fmt.Errorf("client: master refused the application: %w", err)
+		var re *RefusedError
+		if errors.As(err, &re) {
+			return "", err
 		}
 		last = err
 		c.log.WithError(err).WithField("attempt", attempt).Debug("registration attempt failed")
@@ -473,7 +528,12 @@ func (c *Client) registerOnce(ctx context.Context, req protocol.RegisterApplicat
 		if r.err == nil {
 			return r, nil
 		}
-		errs = append(errs, r.err)
+		if se := refusal(r.err); se != nil {
+			// A bad field or a wrong secret: no master will accept it,
+			// and waiting for the others changes nothing.
+			return regResult{}, &RefusedError{Master: r.target, What: "the application", Status: se}
+		}
+		errs = append(errs, fmt.Errorf("master %s: %w", r.target, r.err))
 		var se *protocol.StatusError
 		if errors.As(r.err, &se) && se.Hint != nil && se.Hint.LeaderURL != "" && !asked[key(se.Hint.LeaderURL)] {
 			ask(se.Hint.LeaderURL)
@@ -501,10 +561,15 @@ func (c *Client) callLeader(ctx context.Context, method, path string, req, resp 
 	var last error
 	for {
 		if target == "" {
-			if l, err := c.FindLeader(ctx); err == nil {
+			l, err := c.FindLeader(ctx)
+			if err == nil {
 				target = l.URL
 			} else {
 				last = err
+				var re *RefusedError
+				if errors.As(err, &re) {
+					return err
+				}
 			}
 		}
 		if target != "" {
@@ -519,6 +584,9 @@ func (c *Client) callLeader(ctx context.Context, method, path string, req, resp 
 				if se.Code == http.StatusServiceUnavailable && se.Hint != nil && se.Hint.LeaderURL != "" && key(se.Hint.LeaderURL) != key(target) {
 					target = se.Hint.LeaderURL
 					continue
+				}
+				if IsRefusal(se.Code) {
+					return &RefusedError{Master: target, What: "the request", Status: se}
 				}
 				if se.Code != http.StatusServiceUnavailable {
 					return err
@@ -548,7 +616,9 @@ func (c *Client) FindLeader(ctx context.Context) (protocol.LeaderInfo, error) {
 	return FindLeader(ctx, c.rpc, c.cfg.Masters)
 }
 
-// FindLeader is the standalone form of Client.FindLeader.
+// FindLeader is the standalone form of Client.FindLeader. When no leader is
+// found and a master refused the probe (IsRefusal, e.g. 401 for a wrong
+// secret), the error holds a *RefusedError.
 func FindLeader(ctx context.Context, rpc *protocol.Client, masters []string) (protocol.LeaderInfo, error) {
 	infos := ProbeMasters(ctx, rpc, masters)
 	var best *protocol.LeaderInfo
@@ -557,7 +627,11 @@ func FindLeader(ctx context.Context, rpc *protocol.Client, masters []string) (pr
 	for i := range infos {
 		p := &infos[i]
 		if p.Err != nil {
-			errs = append(errs, p.Err)
+			if se := refusal(p.Err); se != nil {
+				errs = append(errs, &RefusedError{Master: p.Master, What: "the leader probe", Status: se})
+			} else {
+				errs = append(errs, fmt.Errorf("master %s: %w", p.Master, p.Err))
+			}
 			continue
 		}
 		if p.Info.State == protocol.MasterAlive && (best == nil || p.Info.Epoch > best.Epoch) {

@@ -406,3 +406,62 @@ func TestAppUserDefaultsToSparkUser(t *testing.T) {
 	cfg.fill()
 	assert.Equal(t, "bob", cfg.App.User, "an explicit user wins")
 }
+
+// A wrong secret (401) is a refusal: Register fails at once with the
+// master's message instead of retrying until RegisterTimeout.
+func TestRegisterWrongSecretFailsAtOnce(t *testing.T) {
+	m := newFakeMaster(t, protocol.MasterAlive, 1)
+	srv := httptest.NewServer(protocol.Authenticate("right", m.srv.Config.Handler))
+	t.Cleanup(srv.Close)
+	cfg := Config{Masters: []string{srv.URL}, App: testApp(), Secret: "wrong", RegisterTimeout: 20 * time.Second,
+		BackoffInitial: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond, Logger: quietLogger()}
+	c, err := New(cfg, nil)
+	require.NoError(t, err)
+	defer c.Close(context.Background())
+	start := time.Now()
+	_, err = c.Register(ctxT(t))
+	require.Error(t, err)
+	assert.Less(t, time.Since(start), 5*time.Second, "a wrong secret is not retried")
+	assert.ErrorIs(t, err, ErrRefused)
+	assert.Contains(t, err.Error(), "spark.authenticate.secret does not match")
+	assert.Contains(t, err.Error(), srv.URL, "names the master")
+	var se *protocol.StatusError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, http.StatusUnauthorized, se.Code)
+}
+
+// A 400 from the leader ends the registration although a standby answered
+// 503 in the same attempt and another master hangs.
+func TestRegisterRefusalAmongOtherAnswers(t *testing.T) {
+	hung := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hung:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(hung) })
+	leader := newFakeMaster(t, protocol.MasterAlive, 1)
+	standby := newFakeMaster(t, protocol.MasterStandby, 1)
+	cfg := Config{Masters: []string{standby.url, srv.URL, leader.url}, App: testApp(), RequestTimeout: 10 * time.Second,
+		RegisterTimeout: 20 * time.Second, BackoffInitial: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond, Logger: quietLogger()}
+	c, err := New(cfg, nil)
+	require.NoError(t, err)
+	defer c.Close(context.Background())
+	c.cfg.App.ExecutorMemMB = 0 // bypass local validation to see the master's 400
+	start := time.Now()
+	_, err = c.Register(ctxT(t))
+	require.Error(t, err)
+	assert.Less(t, time.Since(start), 5*time.Second, "a 400 is not retried, nor waits for the hung master")
+	assert.ErrorIs(t, err, ErrRefused)
+	assert.Contains(t, err.Error(), "executorMemoryMb")
+	assert.Equal(t, 1, leader.count(protocol.PathRegisterApp), "a 400 is not retried")
+}
+
+func TestIsRefusal(t *testing.T) {
+	for code, want := range map[int]bool{400: true, 401: true, 403: true, 413: true, 404: false, 408: false, 409: false,
+		429: false, 500: false, 503: false, 200: false} {
+		assert.Equal(t, want, IsRefusal(code), "http %d", code)
+	}
+}

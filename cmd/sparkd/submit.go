@@ -397,7 +397,9 @@ var errNotAliveREST = errors.New("master is not ALIVE")
 
 // withLeaderREST finds the leading master and calls fn with its REST base
 // URL, retrying (re-probing) while no master is ALIVE or the REST server
-// answers that its master is not ALIVE, until o.wait passes.
+// answers that its master is not ALIVE, until o.wait passes. A refusal
+// (client.IsRefusal: a 4xx other than 404, 408, 409, 429, e.g. 401 for a
+// wrong secret) ends it at once, with the master's message.
 func withLeaderREST(ctx context.Context, o *submitOptions, stderr io.Writer, fn func(base string) error) error {
 	ctx, cancel := context.WithTimeout(ctx, o.wait)
 	defer cancel()
@@ -406,6 +408,11 @@ func withLeaderREST(ctx context.Context, o *submitOptions, stderr io.Writer, fn 
 	var last error
 	for {
 		l, err := client.FindLeader(ctx, rpc, o.masters)
+		var refused *client.RefusedError
+		if errors.As(err, &refused) {
+			// A wrong secret or a bad request: waiting will not change it.
+			return refused
+		}
 		if err == nil && l.LeaderREST == "" && l.URL != "" {
 			err = fmt.Errorf("leading master %s has no REST server (spark.master.rest.enabled=false)", l.URL)
 			return err
@@ -454,6 +461,10 @@ func restCall(ctx context.Context, method, url string, body any) (restResponse, 
 	var r restResponse
 	if err := json.Unmarshal(data, &r); err != nil {
 		return restResponse{}, fmt.Errorf("%s %s: http %d, not a REST submission answer: %.200q", method, url, resp.StatusCode, data)
+	}
+	if client.IsRefusal(resp.StatusCode) {
+		// A bad request: the master said why, and asking again changes nothing.
+		return r, fmt.Errorf("http %d: %s", resp.StatusCode, r.Message)
 	}
 	if r.Success == nil || !*r.Success || resp.StatusCode/100 != 2 {
 		if strings.Contains(r.Message, "ALIVE") || resp.StatusCode == http.StatusServiceUnavailable {

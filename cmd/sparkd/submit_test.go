@@ -40,9 +40,20 @@ type fakeCluster struct {
 	regCalls int
 	limits   []int
 	stateDoc string
+	// createStatus, when set, is the REST create answer's HTTP status,
+	// with createMessage.
+	createStatus  int
+	createMessage string
+	createCalls   int
 }
 
 func newFakeCluster(t *testing.T, state protocol.MasterState, epoch int64) *fakeCluster {
+	return newFakeClusterAuth(t, state, epoch, "")
+}
+
+// newFakeClusterAuth is newFakeCluster whose RPC server wants requests
+// signed with secret (spark.authenticate.secret; "" for none).
+func newFakeClusterAuth(t *testing.T, state protocol.MasterState, epoch int64, secret string) *fakeCluster {
 	f := &fakeCluster{t: t, state: state, epoch: epoch, apps: map[string]protocol.RegisterApplication{}}
 	r := mux.NewRouter()
 	r.Handle(protocol.PathLeader, protocol.Handle(func(*http.Request) (any, error) {
@@ -120,7 +131,7 @@ func newFakeCluster(t *testing.T, state protocol.MasterState, epoch int64) *fake
 		f.unreg = append(f.unreg, mux.Vars(r)["id"])
 		return nil, nil
 	})).Methods(http.MethodPost)
-	f.rpcSrv = httptest.NewServer(r)
+	f.rpcSrv = httptest.NewServer(protocol.Authenticate(secret, r))
 	f.url = "spark://" + strings.TrimPrefix(f.rpcSrv.URL, "http://")
 	t.Cleanup(f.rpcSrv.Close)
 
@@ -131,6 +142,12 @@ func newFakeCluster(t *testing.T, state protocol.MasterState, epoch int64) *fake
 		_ = json.NewDecoder(r.Body).Decode(&req)
 		f.mu.Lock()
 		defer f.mu.Unlock()
+		f.createCalls++
+		if f.createStatus != 0 {
+			no := false
+			protocol.WriteJSON(w, f.createStatus, restResponse{Action: "ErrorResponse", Success: &no, Message: f.createMessage})
+			return
+		}
 		if f.state != protocol.MasterAlive {
 			no := false
 			protocol.WriteJSON(w, 200, restResponse{Action: "CreateSubmissionResponse", Success: &no,
@@ -550,4 +567,40 @@ func TestExecTrackerBoundsReplacements(t *testing.T) {
 	over, ok = tr.done()
 	assert.True(t, over)
 	assert.True(t, ok, tr.summary())
+}
+
+// A refusal that retrying cannot change (a wrong secret, a bad field) ends
+// submit at once with the master's message instead of retrying for --wait.
+func TestSubmitRefusalFailsAtOnce(t *testing.T) {
+	leader := newFakeClusterAuth(t, protocol.MasterAlive, 1, "right")
+	for _, mode := range [][]string{
+		{"--exec", "--", "/bin/true"},
+		{"--deploy-mode", "cluster", "/opt/app.jar"},
+		{"--status", "driver-1"},
+		{"--kill", "driver-1"},
+	} {
+		t.Run(mode[0], func(t *testing.T) {
+			start := time.Now()
+			args := append([]string{"--master", leader.url, "--conf", "spark.authenticate.secret=wrong", "--wait", "20s"}, mode...)
+			code, _, stderr := leader.runSubmit(t, 30*time.Second, args...)
+			assert.Equal(t, 1, code, stderr)
+			assert.Contains(t, stderr, "http 401: authentication failed: spark.authenticate.secret does not match")
+			assert.Contains(t, stderr, leader.addr(), "names the master that refused")
+			assert.Less(t, time.Since(start), 10*time.Second, "a wrong secret is not retried for --wait")
+		})
+	}
+
+	// The REST server refuses the submission with a 400 naming the field:
+	// it fails at once, even though the message mentions ALIVE (which, on
+	// a success:false answer, means a master not ALIVE yet: retried).
+	rest := newFakeCluster(t, protocol.MasterAlive, 1)
+	rest.createStatus, rest.createMessage = http.StatusBadRequest, "Malformed request: spark.driver.memory \"lots\": want a size like 512m or 2g; the master is ALIVE"
+	start := time.Now()
+	code, _, stderr := rest.runSubmit(t, 30*time.Second, "--master", rest.url, "--deploy-mode", "cluster", "--wait", "20s", "/opt/app.jar")
+	assert.Equal(t, 1, code, stderr)
+	assert.Contains(t, stderr, "http 400: Malformed request: spark.driver.memory")
+	assert.Less(t, time.Since(start), 10*time.Second, "a 400 is not retried for --wait")
+	rest.mu.Lock()
+	assert.Equal(t, 1, rest.createCalls)
+	rest.mu.Unlock()
 }
