@@ -96,14 +96,57 @@ func runSubmit(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
+// newCLILogger is the logger of submit and of the client library under it:
+// warnings and errors (everything with verbose) on w, in submit's own line
+// format (see cliFormatter).
 func newCLILogger(w io.Writer, verbose bool) *logrus.Entry {
 	l := logrus.New()
 	l.Out = w
+	l.SetFormatter(cliFormatter{})
 	l.SetLevel(logrus.WarnLevel)
 	if verbose {
 		l.SetLevel(logrus.DebugLevel)
 	}
 	return logrus.NewEntry(l).WithField("component", "submit")
+}
+
+// cliFormatter writes a log entry the way submit writes its own lines: a
+// UTC time of day, the level as a word, the message, then the error and any
+// other fields (the component field names the logger, not the event, and is
+// left out):
+//
+//	23:40:01.123 warning: Disconnected from Spark cluster (master m1:7077)! Waiting for reconnection... (error: connection refused)
+type cliFormatter struct{}
+
+func (cliFormatter) Format(e *logrus.Entry) ([]byte, error) {
+	var b strings.Builder
+	b.WriteString(e.Time.UTC().Format("15:04:05.000"))
+	b.WriteByte(' ')
+	b.WriteString(e.Level.String())
+	b.WriteString(": ")
+	b.WriteString(strings.TrimRight(e.Message, "\n"))
+	keys := make([]string, 0, len(e.Data))
+	for k := range e.Data {
+		if k != "component" && k != logrus.ErrorKey {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	if len(keys) > 0 {
+		b.WriteString(" [")
+		for i, k := range keys {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			fmt.Fprintf(&b, "%s: %v", k, e.Data[k])
+		}
+		b.WriteByte(']')
+	}
+	if err, ok := e.Data[logrus.ErrorKey]; ok {
+		fmt.Fprintf(&b, " (error: %v)", err)
+	}
+	b.WriteByte('\n')
+	return []byte(b.String()), nil
 }
 
 // parseSubmit parses flags and settles the effective properties: the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -351,6 +353,11 @@ func TestSubmitExecSucceedsThroughFailover(t *testing.T) {
 	assert.Contains(t, stdout, "master changed: "+b.url+" (epoch 2)")
 	assert.Contains(t, stdout, "executor 1 EXITED (exit code 0)")
 	assert.Contains(t, stdout, "2 executor(s): 2 exited 0, 0 failed")
+	// The client library's warning about the stale command is in submit's
+	// format on stderr, not logrus's key=value one.
+	assert.Regexp(t, `(?m)^\d\d:\d\d:\d\d\.\d{3} warning: refused a command from a stale master \(error: .*epoch 1.*\)$`, stderr)
+	assert.NotContains(t, stderr, "level=")
+	assert.NotContains(t, stdout, "level=")
 	b.mu.Lock()
 	assert.Equal(t, []string{"app-0"}, b.unreg, "unregistered with the new leader; a got %v; stdout %s stderr %s", a.unreg, stdout, stderr)
 	b.mu.Unlock()
@@ -603,4 +610,29 @@ func TestSubmitRefusalFailsAtOnce(t *testing.T) {
 	rest.mu.Lock()
 	assert.Equal(t, 1, rest.createCalls)
 	rest.mu.Unlock()
+}
+
+// The logger submit hands the client library writes submit's format:
+// timestamped, readable, warnings and above unless --verbose; never
+// logrus's "time=... level=... msg=..." text.
+func TestCLILoggerFormat(t *testing.T) {
+	var quiet, verbose bytes.Buffer
+	for _, l := range []*logrus.Entry{newCLILogger(&quiet, false), newCLILogger(&verbose, true)} {
+		c := l.WithField("component", "client")
+		c.WithError(errors.New("connection refused")).Warnf("Disconnected from Spark cluster (master %s)! Waiting for reconnection...", "m1:7077")
+		c.WithFields(logrus.Fields{"appId": "app-1", "epoch": 2}).Info("Connected to Spark cluster with app ID app-1")
+		c.WithField("attempt", 3).Debug("registration attempt failed")
+	}
+	line := `^\d\d:\d\d:\d\d\.\d{3} `
+	assert.Regexp(t, line+`warning: Disconnected from Spark cluster \(master m1:7077\)! Waiting for reconnection\.\.\. \(error: connection refused\)\n$`, quiet.String(),
+		"only warnings and above without --verbose")
+	lines := strings.Split(strings.TrimSpace(verbose.String()), "\n")
+	require.Len(t, lines, 3, verbose.String())
+	assert.Regexp(t, line+`info: Connected to Spark cluster with app ID app-1 \[appId: app-1 epoch: 2\]$`, lines[1])
+	assert.Regexp(t, line+`debug: registration attempt failed \[attempt: 3\]$`, lines[2])
+	for _, out := range []string{quiet.String(), verbose.String()} {
+		assert.NotContains(t, out, "level=")
+		assert.NotContains(t, out, "msg=")
+		assert.NotContains(t, out, "component")
+	}
 }
