@@ -325,6 +325,9 @@ func testConfig() Config {
 	c.Host, c.Port, c.WebUIPort, c.RESTEnabled = "127.0.0.1", 0, 0, false
 	c.WorkerTimeout = 60 * time.Second
 	c.RPCTimeout = 5 * time.Second
+	// The applications of most tests do not heartbeat while the tests move
+	// the clock by minutes; the liveness tests set their own bound.
+	c.AppTimeout = 24 * time.Hour
 	return c
 }
 

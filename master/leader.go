@@ -374,6 +374,7 @@ func (m *Master) onTick(t *term) {
 		}
 	case protocol.MasterAlive:
 		m.checkWorkerTimeoutsLocked(now)
+		m.checkAppTimeoutsLocked(t, now)
 		if m.driversDueLocked(now) {
 			m.scheduleSafeLocked()
 		}

@@ -75,11 +75,27 @@ type Config struct {
 	// (e.g. right after the process resumes from SIGSTOP). 0 disables it.
 	SelfFenceAfter time.Duration
 
+	// AppTimeout is how long an application may go without an AppHeartbeat
+	// (or another request from its driver) before the master removes it as
+	// FINISHED, killing its executors and freeing its cores: its driver
+	// died without unregistering (SIGKILL, a crash). Drivers heartbeat every
+	// 2s (client.Config.HeartbeatInterval), so the default, 30s, tolerates
+	// many lost heartbeats and a loaded machine. A new term gives every
+	// application a fresh AppTimeout. 0 = the default; negative = never.
+	// Independently, an application whose driver refuses two pushes in a
+	// row, with no heartbeat in between, is removed at once (Spark removes
+	// an application when its driver's connection drops).
+	AppTimeout time.Duration
+
 	// RPCTimeout bounds every message the master sends (default 10s).
 	RPCTimeout time.Duration
 	// Now is the clock; nil = time.Now. Tests inject a fake.
 	Now func() time.Time
 }
+
+// DefaultAppTimeout is Config.AppTimeout's default: 15 of the drivers'
+// 2-second heartbeats.
+const DefaultAppTimeout = 30 * time.Second
 
 // DefaultConfig returns Spark's defaults (ports 7077/8080/6066).
 func DefaultConfig() Config {
@@ -87,7 +103,7 @@ func DefaultConfig() Config {
 		Port: 7077, WebUIPort: 8080, RESTEnabled: true, RESTPort: 6066,
 		WorkerTimeout: 60 * time.Second, DeadWorkerPersistence: 15, SpreadOut: true,
 		MaxExecutorRetries: 10, RetainedApplications: 200, RetainedDrivers: 200,
-		UIKillEnabled: true, RPCTimeout: 10 * time.Second,
+		UIKillEnabled: true, RPCTimeout: 10 * time.Second, AppTimeout: DefaultAppTimeout,
 	}
 }
 
@@ -118,6 +134,9 @@ func (c *Config) validate() error {
 	}
 	if c.RPCTimeout <= 0 {
 		c.RPCTimeout = 10 * time.Second
+	}
+	if c.AppTimeout == 0 {
+		c.AppTimeout = DefaultAppTimeout
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -67,7 +67,7 @@ func (m *Master) removeWorkerLocked(w *workerInfo, why string) {
 	told := map[*appInfo]bool{}
 	for _, e := range executorsByID(w.executors) {
 		m.log.Infof("Telling app of lost executor: %d", e.id)
-		m.sendAsyncLocked(e.app.clientURL, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{
+		m.pushToAppLocked(e.app, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{
 			Stamp: stamp, ExecutorID: e.id, State: protocol.ExecutorLost, Message: "worker lost: " + why, WorkerLost: true})
 		e.state = protocol.ExecutorLost
 		e.app.removeExecutor(e)
@@ -75,7 +75,7 @@ func (m *Master) removeWorkerLocked(w *workerInfo, why string) {
 		told[e.app] = true
 	}
 	for app := range told {
-		m.sendAsyncLocked(app.clientURL, protocol.PathWorkerRemoved, protocol.WorkerRemoved{
+		m.pushToAppLocked(app, protocol.PathWorkerRemoved, protocol.WorkerRemoved{
 			Stamp: stamp, WorkerID: w.id, Host: w.host, Message: why})
 	}
 	for _, d := range driversBySubmit(w.drivers) {
@@ -360,7 +360,7 @@ func (m *Master) launchExecutorLocked(w *workerInfo, a *appInfo, cores, memMB in
 	stamp := m.stampLocked()
 	m.sendAsyncLocked(w.url, protocol.PathLaunchExecutor, protocol.LaunchExecutor{Stamp: stamp, AppID: a.id, ExecutorID: e.id,
 		App: a.desc, Cores: cores, MemoryMB: memMB})
-	m.sendAsyncLocked(a.clientURL, protocol.PathExecutorAdded, protocol.ExecutorAdded{Stamp: stamp, ExecutorID: e.id,
+	m.pushToAppLocked(a, protocol.PathExecutorAdded, protocol.ExecutorAdded{Stamp: stamp, ExecutorID: e.id,
 		WorkerID: w.id, HostPort: w.hostPort(), Cores: cores, MemoryMB: memMB})
 }
 
@@ -437,4 +437,70 @@ func (m *Master) driverAssignFailed(t *term, w *workerInfo, d *driverInfo, err e
 			m.scheduleSafeLocked()
 		}
 	}()
+}
+
+// ---- application liveness ----
+
+// appAliveLocked notes that a's driver showed it is alive.
+func (m *Master) appAliveLocked(a *appInfo) {
+	a.lastHeartbeat = m.now()
+	a.refused = 0
+}
+
+// pushToAppLocked queues a message for a's client and watches the outcome:
+// a client that refuses the connection twice in a row (with no sign of life
+// in between) has gone away, and the application is removed at once.
+func (m *Master) pushToAppLocked(a *appInfo, path string, req any) {
+	t := m.term
+	m.queueLocked(a.clientURL, outMsg{path: path, req: req, done: func(err error) { m.appPushed(t, a, path, err) }})
+}
+
+// appRefusalsToRemove is how many pushes in a row an application's client
+// may refuse before the application is removed.
+const appRefusalsToRemove = 2
+
+func (m *Master) appPushed(t *term, a *appInfo, path string, err error) {
+	m.mu.Lock()
+	defer m.unlock()
+	if m.term != t || m.st.apps[a.id] != a {
+		return
+	}
+	var se *protocol.StatusError
+	switch {
+	case err == nil, errors.As(err, &se):
+		a.refused = 0 // it answered
+	case errors.Is(err, protocol.ErrConnRefused):
+		a.refused++
+		m.log.WithError(err).Debugf("application %s refused %s (%d in a row)", a.id, path, a.refused)
+		if a.refused >= appRefusalsToRemove {
+			m.log.Infof("%s got disassociated, removing it.", a.clientURL)
+			m.removeAppLocked(a, protocol.AppFinished, "the driver's connection was refused")
+		}
+	default:
+		m.log.WithError(err).Debugf("could not deliver %s to application %s", path, a.id)
+	}
+}
+
+// checkAppTimeoutsLocked removes applications whose driver has not shown
+// it is alive for longer than Config.AppTimeout. Nothing is timed out in
+// the first AppTimeout of a term: drivers need time to find a new leader.
+func (m *Master) checkAppTimeoutsLocked(t *term, now time.Time) {
+	timeout := m.cfg.AppTimeout
+	if timeout <= 0 || now.Sub(t.elected) <= timeout {
+		return
+	}
+	ids := make([]string, 0, len(m.st.apps))
+	for id := range m.st.apps {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		a := m.st.apps[id]
+		if a == nil || a.state == protocol.AppUnknown || now.Sub(a.lastHeartbeat) <= timeout {
+			continue
+		}
+		secs := int(timeout.Seconds())
+		m.log.Warnf("Removing application %s because we got no heartbeat in %d seconds", a.id, secs)
+		m.removeAppLocked(a, protocol.AppFinished, fmt.Sprintf("no heartbeat from the driver in %d seconds", secs))
+	}
 }

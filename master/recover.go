@@ -35,7 +35,8 @@ func (m *Master) beginRecoveryLocked(stored recovery.State) []recoveryTarget {
 			continue
 		}
 		a := &appInfo{id: r.ID, desc: r.Desc, clientURL: r.ClientURL, submitTime: r.SubmitTime,
-			state: protocol.AppUnknown, executors: map[int]*executorInfo{}, nextExecID: r.NextExecID}
+			state: protocol.AppUnknown, executors: map[int]*executorInfo{}, nextExecID: r.NextExecID,
+			lastHeartbeat: now} // a fresh grace period in every term
 		if r.ExecutorLimit != nil {
 			a.limit, a.limitSet = *r.ExecutorLimit, true
 		}
@@ -206,6 +207,7 @@ func (m *Master) appAnswered(t *term, id string, err error) {
 }
 
 func (m *Master) appReregisteredLocked(a *appInfo) {
+	m.appAliveLocked(a)
 	a.state = protocol.AppWaiting
 	m.log.Infof("Application has been re-registered: %s", a.id)
 }

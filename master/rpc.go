@@ -280,7 +280,7 @@ func (m *Master) handleExecutorState(r *http.Request) (any, error) {
 	if req.State == protocol.ExecutorRunning {
 		a.retries = 0
 	}
-	m.sendAsyncLocked(a.clientURL, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: m.stampLocked(),
+	m.pushToAppLocked(a, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: m.stampLocked(),
 		ExecutorID: e.id, State: req.State, Message: req.Message, ExitCode: req.ExitCode})
 	if !req.State.Finished() {
 		return struct{}{}, nil
@@ -404,7 +404,7 @@ func (m *Master) handleWorkerDecommission(r *http.Request) (any, error) {
 	w.state = protocol.WorkerDecommissioned
 	stamp := m.stampLocked()
 	for _, e := range executorsByID(w.executors) {
-		m.sendAsyncLocked(e.app.clientURL, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: stamp,
+		m.pushToAppLocked(e.app, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: stamp,
 			ExecutorID: e.id, State: protocol.ExecutorDecommissioned, Message: "worker decommissioned"})
 	}
 	m.removeRecordLocked(recovery.KindWorker, w.id)
@@ -443,6 +443,7 @@ func (m *Master) handleRegisterApp(r *http.Request) (any, error) {
 	}
 	st, t, now := m.st, m.term, m.now()
 	if a := st.appByClient[req.ClientURL]; a != nil {
+		m.appAliveLocked(a)
 		if a.state == protocol.AppUnknown {
 			m.appReregisteredLocked(a)
 			m.maybeCompleteRecoveryLocked(t)
@@ -476,6 +477,7 @@ func (m *Master) handleRegisterApp(r *http.Request) (any, error) {
 	if perr != nil {
 		return nil, rpcErr(perr)
 	}
+	a.lastHeartbeat = m.now()
 	st.apps[a.id] = a
 	st.appByClient[a.clientURL] = a
 	st.waitingApps = append(st.waitingApps, a)
@@ -543,6 +545,7 @@ func (m *Master) handleRequestExecutors(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.appAliveLocked(a)
 	m.log.Infof("Application %s requested to set total executors to %d.", id, req.Total)
 	a.limit, a.limitSet = req.Total, true
 	rec := a.record()
@@ -566,6 +569,7 @@ func (m *Master) handleAppHeartbeat(r *http.Request) (any, error) {
 		return nil, rpcErr(na)
 	}
 	if a := m.st.apps[id]; a != nil {
+		m.appAliveLocked(a)
 		return protocol.AppHeartbeatResponse{Stamp: m.stampLocked(), State: a.state}, nil
 	}
 	for _, a := range m.st.completedApps {

@@ -96,6 +96,12 @@ type appInfo struct {
 	limitSet   bool
 	retries    int
 	waiting    string // why it has no executors
+	// lastHeartbeat is when the driver last showed it is alive (it
+	// registered, was recovered, heartbeated or asked for executors).
+	lastHeartbeat time.Time
+	// refused counts the pushes its client refused in a row since it last
+	// showed it is alive.
+	refused int
 }
 
 func (a *appInfo) record() recovery.AppRecord {
