@@ -239,7 +239,7 @@ func (m *Master) onElected(ctx context.Context, epoch int64) {
 	t.persist = m.newPersister(t)
 	t.out = newOutbox(m, t)
 	m.term = t
-	m.st = newState()
+	m.st = newState(epoch)
 	m.status = protocol.MasterStandby
 	m.ha.LeaderTransitions++
 	m.log.WithField("epoch", epoch).Info("We have gained leadership")
@@ -278,7 +278,7 @@ func (m *Master) endTermLocked(reason error) {
 	t := m.term
 	t.cancel()
 	m.term = nil
-	m.st = newState()
+	m.st = newState(0)
 	m.status = protocol.MasterStandby
 	m.log.WithField("epoch", t.epoch).WithField("reason", fmt.Sprint(reason)).
 		Error("Leadership has been revoked -- stepping down to STANDBY")

@@ -209,7 +209,7 @@ func New(cfg Config, elector recovery.Elector, store recovery.Store, log *logrus
 		client: protocol.NewClient(cfg.RPCTimeout, cfg.AuthSecret),
 		closed: make(chan struct{}),
 		status: protocol.MasterStandby,
-		st:     newState(),
+		st:     newState(0),
 	}
 	m.ha.ZKEnabled = cfg.ZKEnabled
 	m.tick = tickInterval(cfg.WorkerTimeout, cfg.RecoveryTimeout)

@@ -21,6 +21,12 @@ func (m *Master) beginRecoveryLocked(stored recovery.State) []recoveryTarget {
 	st := m.st
 	now := m.now()
 	var targets []recoveryTarget
+	for _, r := range stored.Apps {
+		st.storedIDs[r.ID] = true
+	}
+	for _, r := range stored.Drivers {
+		st.storedIDs[r.ID] = true
+	}
 	sort.Slice(stored.Apps, func(i, j int) bool { return stored.Apps[i].SubmitTime.Before(stored.Apps[j].SubmitTime) })
 	for _, r := range stored.Apps {
 		if r.State.Finished() {

@@ -159,7 +159,7 @@ func TestRPCAppLifecycle(t *testing.T) {
 	tm.registerWorker(t, "worker-a", w, 8, 8192)
 	client := newPeer(t, nil)
 	id := tm.registerApp(t, "pi", client, 2, 1024)
-	assert.Regexp(t, `^app-\d{14}-0000$`, id)
+	assert.Regexp(t, `^app-\d{14}-1000$`, id, "the first number of epoch 1's block")
 	assert.True(t, tm.logged("Registered app pi with ID "+id))
 	// Registering again from the same client is idempotent.
 	assert.Equal(t, id, tm.registerApp(t, "pi", client, 2, 1024))

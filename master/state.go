@@ -180,36 +180,83 @@ type state struct {
 	completedDrvs  []*driverInfo
 	nextAppNum     int
 	nextDriverNum  int
+	// idBase is the first number of this term's block of application and
+	// driver numbers (see newID).
+	idBase int
+	// storedIDs holds every application and driver id found in the store
+	// when the term began, finished ones included: never reused.
+	storedIDs map[string]bool
 }
 
-func newState() *state {
+// newState returns the empty registries of a term of the given epoch (0
+// when not leading).
+func newState(epoch int64) *state {
 	return &state{
 		workers: map[string]*workerInfo{}, workerByAddr: map[string]*workerInfo{}, pendingWorkers: map[string]bool{},
 		apps: map[string]*appInfo{}, appByClient: map[string]*appInfo{}, pendingClients: map[string]bool{},
-		drivers: map[string]*driverInfo{},
+		drivers: map[string]*driverInfo{}, storedIDs: map[string]bool{},
+		idBase: idBlockBase(epoch),
 	}
 }
 
-// newAppID returns app-<yyyyMMddHHmmss>-NNNN, unique among known apps.
+// Application and driver ids keep Spark's format, app-<yyyyMMddHHmmss>-NNNN
+// and driver-<yyyyMMddHHmmss>-NNNN, and must stay unique across terms: a
+// leader that takes office within the same second as its predecessor's last
+// id must not hand out an id the predecessor already used for an
+// application or driver that has since finished (and whose record is gone),
+// or `sparkd submit --status` and the history would mix the two.
+//
+// So each term numbers from its own block: NNNN is idBase + (counter mod
+// idBlock), with idBase = (epoch mod 10) * idBlock, i.e. epoch 1 numbers
+// 1000-1999, epoch 2 2000-2999, ..., epoch 10 0000-0999. Two terms can only
+// produce the same id when their epochs are equal mod 10 and both make it
+// within the same second; a term never leaves its block (the counter wraps,
+// as with Spark's spark.deploy.appNumberModulo, and a wrapped id is unique
+// unless one second saw more than idBlock ids). In addition, an id that is
+// still known (active, retained as completed, or found in the store when
+// the term began, finished or not) is skipped.
+const idBlock = 1000
+
+func idBlockBase(epoch int64) int {
+	e := epoch % 10
+	if e < 0 {
+		e = -e
+	}
+	return int(e) * idBlock
+}
+
+// newID returns prefix-<yyyyMMddHHmmss>-NNNN from counter *next (see
+// idBlock), skipping ids for which known is true.
+func (s *state) newID(prefix string, now time.Time, next *int, known func(string) bool) string {
+	ts := now.Format(idTime)
+	for i := 0; ; i++ {
+		n := s.idBase + *next%idBlock
+		if i >= idBlock {
+			// This second's block is used up: number above every block.
+			n = 10*idBlock + *next
+		}
+		*next++
+		id := fmt.Sprintf("%s-%s-%04d", prefix, ts, n)
+		if !known(id) && !s.storedIDs[id] {
+			return id
+		}
+	}
+}
+
+// newAppID returns a new application id, unique among known applications.
 func (s *state) newAppID(now time.Time) string {
-	for {
-		id := fmt.Sprintf("app-%s-%04d", now.Format(idTime), s.nextAppNum)
-		s.nextAppNum++
-		if _, ok := s.apps[id]; !ok && !s.completedApp(id) {
-			return id
-		}
-	}
+	return s.newID("app", now, &s.nextAppNum, func(id string) bool {
+		_, ok := s.apps[id]
+		return ok || s.completedApp(id)
+	})
 }
 
-// newDriverID returns driver-<yyyyMMddHHmmss>-NNNN, unique among known drivers.
+// newDriverID returns a new driver id, unique among known drivers.
 func (s *state) newDriverID(now time.Time) string {
-	for {
-		id := fmt.Sprintf("driver-%s-%04d", now.Format(idTime), s.nextDriverNum)
-		s.nextDriverNum++
-		if _, ok := s.drivers[id]; !ok && !s.completedDriver(id) {
-			return id
-		}
-	}
+	return s.newID("driver", now, &s.nextDriverNum, func(id string) bool {
+		_, ok := s.drivers[id]
+		return ok || s.completedDriver(id)
+	})
 }
 
 func (s *state) completedApp(id string) bool {
