@@ -3,6 +3,7 @@ package master
 import (
 	"fmt"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,15 +81,67 @@ func TestIDBlocks(t *testing.T) {
 		{10, "app-20261120120000-0000"}, {23, "app-20261120120000-3000"}} {
 		assert.Equal(t, c.first, newState(c.epoch).newAppID(now), "epoch %d", c.epoch)
 	}
-	// A term never leaves its block: the counter wraps and skips known ids;
-	// only a second with more ids than the block holds goes above 9999.
+	// The counter never goes back: a term never repeats an id, however many
+	// it makes in one second; past 999 the number grows a digit and keeps
+	// the epoch's thousands digit.
 	st := newState(3)
-	for i := range idBlock {
+	seen := map[string]bool{}
+	for i := range 2*idBlock + 5 {
 		id := st.newAppID(now)
-		require.Equal(t, fmt.Sprintf("app-20261120120000-%04d", 3000+i), id)
-		st.apps[id] = &appInfo{id: id}
+		require.False(t, seen[id], "id %s repeated", id)
+		seen[id] = true
+		switch i {
+		case 0:
+			assert.Equal(t, "app-20261120120000-3000", id)
+		case idBlock - 1:
+			assert.Equal(t, "app-20261120120000-3999", id)
+		case idBlock:
+			assert.Equal(t, "app-20261120120000-13000", id)
+		case 2 * idBlock:
+			assert.Equal(t, "app-20261120120000-23000", id)
+		}
 	}
-	assert.Regexp(t, `^app-20261120120000-1\d{4}$`, st.newAppID(now), "above every block")
-	later := now.Add(time.Second)
-	assert.Equal(t, "app-20261120120001-3001", st.newAppID(later), "wrapped into the block again")
+	// Known ids are skipped.
+	st = newState(4)
+	st.storedIDs["app-20261120120000-4000"] = true
+	assert.Equal(t, "app-20261120120000-4001", st.newAppID(now))
+}
+
+// More than a block's worth of concurrent registrations within one second
+// (registrations are acknowledged only once persisted, so many are pending
+// at once): every application gets its own id and none is lost.
+func TestConcurrentRegistrationsInOneSecondGetDistinctIDs(t *testing.T) {
+	tm := startMaster(t, testConfig(), nil) // the fake clock stands still
+	tm.el.elect(t, 1)
+	tm.waitStatus(t, protocol.MasterAlive)
+	const n = idBlock + 50
+	client := newPeer(t, nil)
+	var mu sync.Mutex
+	ids := map[string]bool{}
+	var wg sync.WaitGroup
+	next := make(chan int, n)
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	for range 8 {
+		wg.Go(func() {
+			for i := range next {
+				var resp protocol.RegisteredApplication
+				err := tm.call(http.MethodPost, protocol.PathRegisterApp, protocol.RegisterApplication{
+					App:       protocol.AppDescription{Name: "burst", Command: []string{"x"}, ExecutorMemMB: 1},
+					ClientURL: fmt.Sprintf("%s/app/%d", client.url(), i)}, &resp)
+				if !assert.NoError(t, err) {
+					return
+				}
+				mu.Lock()
+				assert.False(t, ids[resp.AppID], "id %s handed out twice", resp.AppID)
+				ids[resp.AppID] = true
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	assert.Len(t, ids, n)
+	assert.Len(t, tm.View().ActiveApps, n)
 }

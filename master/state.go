@@ -206,15 +206,16 @@ func newState(epoch int64) *state {
 // application or driver that has since finished (and whose record is gone),
 // or `sparkd submit --status` and the history would mix the two.
 //
-// So each term numbers from its own block: NNNN is idBase + (counter mod
-// idBlock), with idBase = (epoch mod 10) * idBlock, i.e. epoch 1 numbers
-// 1000-1999, epoch 2 2000-2999, ..., epoch 10 0000-0999. Two terms can only
-// produce the same id when their epochs are equal mod 10 and both make it
-// within the same second; a term never leaves its block (the counter wraps,
-// as with Spark's spark.deploy.appNumberModulo, and a wrapped id is unique
-// unless one second saw more than idBlock ids). In addition, an id that is
-// still known (active, retained as completed, or found in the store when
-// the term began, finished or not) is skipped.
+// So each term numbers in its own block. As in Spark, a counter counts the
+// term's ids (it never goes back, so a term never repeats an id, however
+// many it makes per second); the k-th id of a term of epoch E gets the
+// number (k / 1000) * 10000 + (E mod 10) * 1000 + k mod 1000. Epoch 1 thus
+// numbers 1000..1999, then 11000..11999, ...; epoch 2 2000..2999, 12000...;
+// epoch 10 0000..0999, 10000... The thousands digit is always E mod 10, so
+// ids of two terms can only be equal when their epochs are equal mod 10 and
+// both terms made them within the same second. In addition an id that is
+// known (active, retained as completed, or found in the store when the term
+// began, finished or not) is skipped.
 const idBlock = 1000
 
 func idBlockBase(epoch int64) int {
@@ -229,13 +230,10 @@ func idBlockBase(epoch int64) int {
 // idBlock), skipping ids for which known is true.
 func (s *state) newID(prefix string, now time.Time, next *int, known func(string) bool) string {
 	ts := now.Format(idTime)
-	for i := 0; ; i++ {
-		n := s.idBase + *next%idBlock
-		if i >= idBlock {
-			// This second's block is used up: number above every block.
-			n = 10*idBlock + *next
-		}
+	for {
+		k := *next
 		*next++
+		n := (k/idBlock)*10*idBlock + s.idBase + k%idBlock
 		id := fmt.Sprintf("%s-%s-%04d", prefix, ts, n)
 		if !known(id) && !s.storedIDs[id] {
 			return id
