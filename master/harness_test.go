@@ -136,6 +136,17 @@ func (e *testElector) LastContact() time.Time {
 
 func (e *testElector) setContact(t time.Time) { e.mu.Lock(); e.contact = t; e.mu.Unlock() }
 
+// Confirm follows the recovery.Elector contract: nil while in a term,
+// ErrNotLeader otherwise.
+func (e *testElector) Confirm(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cancel == nil {
+		return recovery.ErrNotLeader
+	}
+	return nil
+}
+
 // ---- in-memory Store with failure injection ----
 
 type memStore struct {

@@ -295,12 +295,17 @@ func TestElectorCallbacksOrder(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("not elected")
 	}
+	assert.NoError(t, el.Confirm(ctx), "a single master confirms while elected")
+	done2, cancel2 := context.WithCancel(ctx)
+	cancel2()
+	assert.ErrorIs(t, el.Confirm(done2), ErrNotLeader, "a cancelled ctx proves nothing")
 	require.NoError(t, el.Resign(ctx))
 	select {
 	case <-revoked:
 	case <-time.After(10 * time.Second):
 		t.Fatal("not revoked")
 	}
+	assert.ErrorIs(t, el.Confirm(ctx), ErrNotLeader, "no term after Resign")
 	select {
 	case <-termCtx.Done():
 	case <-time.After(10 * time.Second):

@@ -104,6 +104,20 @@ func (e *localElector) Leader() (LeaderInfo, bool) {
 
 func (e *localElector) LastContact() time.Time { return time.Time{} }
 
+// Confirm has no one to ask: a single master holds office until it stops or
+// resigns, so it returns nil while elected and ErrNotLeader otherwise.
+func (e *localElector) Confirm(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: confirm: %w", ErrNotLeader, err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.ok {
+		return fmt.Errorf("%w: confirm: not elected", ErrNotLeader)
+	}
+	return nil
+}
+
 // NewNone returns the NONE recovery mode: an Elector that elects its
 // candidate at once with epoch 1, and a Store that keeps nothing (writes
 // succeed, Read returns an empty State).

@@ -112,8 +112,22 @@ type Elector interface {
 	// Leader returns the current leader, if known.
 	Leader() (LeaderInfo, bool)
 	// LastContact is the time of the last reply from the coordination
-	// service (zero for implementations without one).
+	// service (zero for implementations without one). It is a liveness
+	// hint only: bytes buffered while the process was paused arrive as
+	// fresh "contact" when it resumes, so it proves nothing about the term.
 	LastContact() time.Time
+	// Confirm proves, with a round trip to the coordination service sent
+	// after this call began, that this candidate still holds the current
+	// term; it returns nil if so. Otherwise it returns an error wrapping
+	// ErrFenced (a newer epoch exists) or ErrNotLeader (no term, or the term
+	// is over: session lost, candidate gone, no answer before ctx's
+	// deadline). A failure other than ctx being cancelled may end the term
+	// (OnRevoked follows), so that the Elector campaigns again. Callers use
+	// it after a local pause (SIGSTOP, a stalled VM), when LastContact
+	// cannot be trusted. NONE and FILESYSTEM have no one to ask: they return
+	// nil while elected. Safe to call from any goroutine, but not from a
+	// callback.
+	Confirm(ctx context.Context) error
 }
 
 // Kind names a record family; it is the prefix of its key.

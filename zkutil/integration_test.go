@@ -261,6 +261,10 @@ func TestSingleServer(t *testing.T) {
 		assert.True(t, errors.Is(err, zkutil.ErrBadOp), "%v", err)
 
 		require.NoError(t, c.Delete(ctx, "/a/m1", -1))
+
+		// Sync, chroot-relative.
+		require.NoError(t, c.Sync(ctx, "/a/node"))
+		assert.True(t, errors.Is(c.Sync(ctx, "relative"), zkutil.ErrBadPath))
 	})
 
 	t.Run("digest ACL", func(t *testing.T) {

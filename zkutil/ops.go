@@ -226,6 +226,21 @@ func (c *Conn) Delete(ctx context.Context, path string, version int32) error {
 	return err
 }
 
+// Sync makes the server this session is connected to catch up with the
+// ensemble's leader for path, so that reads issued after it returns see every
+// write committed before it was sent (ZooKeeper reads are otherwise served
+// from the local, possibly lagging, replica).
+func (c *Conn) Sync(ctx context.Context, path string) error {
+	fp, err := c.full(path, false)
+	if err != nil {
+		return fmt.Errorf("zkutil: sync: %w", err)
+	}
+	_, err = run(c, ctx, "sync", path, func(zc *zk.Conn) (string, error) {
+		return zc.Sync(fp)
+	})
+	return err
+}
+
 // ErrBadOp means Multi was given an operation it does not know.
 var ErrBadOp = errors.New("zkutil: unsupported multi op")
 

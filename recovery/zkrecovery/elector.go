@@ -593,9 +593,9 @@ func (r *runState) lead(ctx context.Context, t *term) error {
 			reason = fmt.Errorf("%w: %w", ErrStopped, context.Cause(ctx))
 		case reply = <-e.resignCh:
 			reason = recovery.ErrResigned
-		case ft := <-e.sh.fenced:
-			if ft == t {
-				reason = recovery.ErrFenced
+		case rv := <-e.sh.revoke:
+			if rv.t == t {
+				reason = rv.reason
 			}
 		case <-nodeCh:
 			nodeCh = nil

@@ -110,7 +110,7 @@ func New(conn *zkutil.Conn, dir string, log *logrus.Entry, opts ...Option) (*Ele
 		log = logrus.NewEntry(logrus.StandardLogger())
 	}
 	log = log.WithField("zkDir", dir)
-	sh := &shared{fenced: make(chan *term, 1)}
+	sh := &shared{revoke: make(chan revocation, 1)}
 	e := &Elector{conn: conn, log: log, p: p, o: o, sh: sh, resignCh: make(chan chan error, 1)}
 	s := &Store{conn: conn, log: log, p: p, o: o, sh: sh}
 	return e, s, nil
@@ -132,8 +132,15 @@ type term struct {
 type shared struct {
 	mu  sync.Mutex
 	cur *term // nil: never in office, or resigned
-	// fenced carries a term whose write was fenced, Store -> Elector.
-	fenced chan *term
+	// revoke carries a term that must end and why: a fenced write (Store ->
+	// Elector) or a failed Confirm. It holds the latest request only.
+	revoke chan revocation
+}
+
+// revocation asks the campaign to end term t for reason.
+type revocation struct {
+	t      *term
+	reason error
 }
 
 func (s *shared) current() *term {
@@ -171,16 +178,28 @@ func (s *shared) clear() {
 }
 
 // reportFenced tells the Elector that a write of epoch was fenced.
-func (s *shared) reportFenced(epoch int64) {
+func (s *shared) reportFenced(epoch int64) { s.endTerm(epoch, recovery.ErrFenced) }
+
+// endTerm asks the Elector to end the term of epoch, if it is still the
+// current one. It never blocks: a request left over from an earlier term is
+// replaced, so that it cannot crowd out this one.
+func (s *shared) endTerm(epoch int64, reason error) {
 	s.mu.Lock()
 	t := s.cur
 	s.mu.Unlock()
 	if t == nil || t.ended || t.epoch != epoch {
 		return
 	}
-	select {
-	case s.fenced <- t:
-	default:
+	for {
+		select {
+		case s.revoke <- revocation{t, reason}:
+			return
+		default:
+		}
+		select {
+		case <-s.revoke:
+		default:
+		}
 	}
 }
 

@@ -67,6 +67,8 @@ func TestSingleServer(t *testing.T) {
 	t.Run("Records", func(t *testing.T) { testRecords(t, addr) })
 	t.Run("OrphanCandidate", func(t *testing.T) { testOrphanCandidate(t, addr) })
 	t.Run("ShortBlip", func(t *testing.T) { testShortBlip(t, ens.Servers()[0].Addr()) })
+	t.Run("Confirm", func(t *testing.T) { testConfirm(t, addr) })
+	t.Run("ConfirmSessionLost", func(t *testing.T) { testConfirmSessionLost(t, ens.Servers()[0].Addr()) })
 }
 
 // testShortBlip: a connection blip well within the self-fence bound does
