@@ -55,6 +55,9 @@ type testElector struct {
 	ok       bool
 	me       recovery.Candidate
 	contact  time.Time
+
+	confirmFn func(ctx context.Context) error
+	confirms  int
 }
 
 func newTestElector() *testElector { return &testElector{ready: make(chan struct{})} }
@@ -136,15 +139,34 @@ func (e *testElector) LastContact() time.Time {
 
 func (e *testElector) setContact(t time.Time) { e.mu.Lock(); e.contact = t; e.mu.Unlock() }
 
-// Confirm follows the recovery.Elector contract: nil while in a term,
-// ErrNotLeader otherwise.
+// Confirm counts its calls and answers with confirmFn when set; by default
+// it follows the recovery.Elector contract: nil while in a term,
+// ErrNotLeader otherwise. (A failure does not end the fake's term: the
+// tests check that the master steps down by itself.)
 func (e *testElector) Confirm(ctx context.Context) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.cancel == nil {
+	e.confirms++
+	fn, inTerm := e.confirmFn, e.cancel != nil
+	e.mu.Unlock()
+	if fn != nil {
+		return fn(ctx)
+	}
+	if !inTerm {
 		return recovery.ErrNotLeader
 	}
 	return nil
+}
+
+func (e *testElector) setConfirm(fn func(ctx context.Context) error) {
+	e.mu.Lock()
+	e.confirmFn = fn
+	e.mu.Unlock()
+}
+
+func (e *testElector) confirmCalls() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.confirms
 }
 
 // ---- in-memory Store with failure injection ----
@@ -354,7 +376,8 @@ func startMaster(t *testing.T, cfg Config, store *memStore) *tmaster {
 	el := newTestElector()
 	m, err := New(cfg, el, store, logrus.NewEntry(lg))
 	require.NoError(t, err)
-	m.tick = 20 * time.Millisecond // real-time polling of the fake clock
+	m.tick = 20 * time.Millisecond        // real-time polling of the fake clock
+	m.pause.every = 10 * time.Millisecond // likewise
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()

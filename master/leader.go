@@ -28,12 +28,12 @@ func (m *Master) queueLocked(base string, msg outMsg) {
 	m.term.out.enqueue(base, msg)
 }
 
-// send delivers one message of term t. Nothing is sent while the contact
-// with the coordination service is stale (self-fence).
+// send delivers one message of term t. Nothing is sent while the master is
+// self-fenced (stale contact with the coordination service, or a pause not
+// yet confirmed); this is checked just before the call.
 func (m *Master) send(t *term, base, path string, req, resp any) error {
-	if m.contactStale() {
-		return fmt.Errorf("master: not sending %s to %s: no contact with the coordination service for over %s (self-fenced)",
-			path, base, m.cfg.SelfFenceAfter)
+	if why := m.selfFenced(); why != "" {
+		return fmt.Errorf("master: not sending %s to %s (self-fenced): %s", path, base, why)
 	}
 	err := m.client.Call(t.ctx, http.MethodPost, base, path, req, resp)
 	var se *protocol.StatusError
@@ -244,6 +244,7 @@ func (m *Master) onElected(ctx context.Context, epoch int64) {
 	m.ha.LeaderTransitions++
 	m.log.WithField("epoch", epoch).Info("We have gained leadership")
 	m.mu.Unlock()
+	m.kickConfirm() // a pause still unconfirmed covers this term too
 	m.bg.Add(1)
 	go func() {
 		defer m.bg.Done()
@@ -358,11 +359,12 @@ func (m *Master) readStore(t *term) (recovery.State, bool) {
 }
 
 // onTick runs the periodic leader checks: the recovery deadline and worker
-// timeouts.
+// timeouts. Nothing happens while self-fenced: after a pause, heartbeats
+// that sat in sockets have not been read yet, and the term may be over.
 func (m *Master) onTick(t *term) {
 	m.mu.Lock()
 	defer m.unlock()
-	if m.term != t {
+	if m.term != t || m.selfFenced() != "" {
 		return
 	}
 	now := m.now()

@@ -71,8 +71,12 @@ type Config struct {
 
 	// SelfFenceAfter: when the Elector's last contact with the coordination
 	// service (ZooKeeper) is older than this, the master stops acting and
-	// reporting as leader at once, without waiting for the Elector to revoke
-	// (e.g. right after the process resumes from SIGSTOP). 0 disables it.
+	// reporting as leader at once, without waiting for the Elector to revoke.
+	// It also turns on pause detection: after the process was stopped for
+	// more than max(100ms, SelfFenceAfter/4) (SIGSTOP, a stalled VM), the
+	// master neither reports ALIVE nor sends anything until Elector.Confirm
+	// has proved its term, and steps down if it cannot (see pause.go).
+	// 0 disables both (NONE, FILESYSTEM).
 	SelfFenceAfter time.Duration
 
 	// AppTimeout is how long an application may go without an AppHeartbeat
@@ -175,6 +179,9 @@ type Master struct {
 	leaderKnown bool
 	noLeaderAt  time.Time // when this master last saw "no leader" (for failover duration)
 	ha          HAStats
+
+	// pause is the zombie-leader guard; it has its own lock (see pause.go).
+	pause pauseGuard
 }
 
 // term is one period of leadership.
@@ -213,6 +220,7 @@ func New(cfg Config, elector recovery.Elector, store recovery.Store, log *logrus
 	}
 	m.ha.ZKEnabled = cfg.ZKEnabled
 	m.tick = tickInterval(cfg.WorkerTimeout, cfg.RecoveryTimeout)
+	m.pause.every, m.pause.threshold = defaultPauseEvery, pauseThreshold(cfg.SelfFenceAfter)
 	var err error
 	if m.rpcLn, err = net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))); err != nil {
 		return nil, fmt.Errorf("master: bind RPC port %d: %w", cfg.Port, err)
@@ -369,6 +377,7 @@ func (m *Master) Run(ctx context.Context) error {
 		}
 	}()
 
+	m.runPauseDetector(ctx)
 	me := recovery.Candidate{ID: m.id, RPCURL: m.url, WebUIURL: m.webUIURL, RESTURL: m.restURL}
 	errc := make(chan error, 1)
 	m.bg.Add(1)

@@ -265,7 +265,7 @@ func (m *Master) checkWorkerTimeoutsLocked(now time.Time) {
 // scheduleLocked runs one scheduling pass (Schedule) and applies its plan.
 // It does nothing unless ALIVE.
 func (m *Master) scheduleLocked() {
-	if m.status != protocol.MasterAlive || m.term == nil || m.contactStale() {
+	if m.status != protocol.MasterAlive || m.term == nil || m.selfFenced() != "" {
 		return
 	}
 	st := m.st

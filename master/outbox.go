@@ -3,6 +3,7 @@ package master
 import (
 	"strings"
 	"sync"
+	"time"
 )
 
 // outbox delivers the messages of one term in order per destination.
@@ -27,6 +28,10 @@ import (
 //     nothing queued in an old term is sent in a new one.
 //   - A sender goroutine exits as soon as its queue is empty; an idle peer
 //     costs nothing.
+//   - Nothing is taken off a queue, and nothing is sent, while the master is
+//     self-fenced (Master.selfFenced: stale contact with the coordination
+//     service, or a pause not yet confirmed); messages wait, and are dropped
+//     with the term if it ends meanwhile.
 type outbox struct {
 	m     *Master
 	t     *term
@@ -100,6 +105,7 @@ func (o *outbox) enqueue(base string, msg outMsg) bool {
 func (o *outbox) run(base, key string, q *peerQueue) {
 	defer o.m.bg.Done()
 	for {
+		o.waitActing()
 		o.mu.Lock()
 		if len(q.items) == 0 || o.t.ctx.Err() != nil {
 			// Removed under the lock: a later enqueue starts a new sender,
@@ -130,7 +136,7 @@ func (o *outbox) deliver(base string, msg outMsg) {
 			return
 		}
 	}
-	if t.ctx.Err() != nil {
+	if !o.waitActing() {
 		return
 	}
 	err := o.m.send(t, base, msg.path, msg.req, msg.resp)
@@ -142,6 +148,25 @@ func (o *outbox) deliver(base string, msg outMsg) {
 	} else if err != nil {
 		o.m.log.WithError(err).Debugf("could not deliver %s to %s", msg.path, base)
 	}
+}
+
+// selfFencedPoll is how often a sender looks whether the master may act
+// again.
+const selfFencedPoll = 10 * time.Millisecond
+
+// waitActing blocks while the master is self-fenced. It reports false when
+// the term ended.
+func (o *outbox) waitActing() bool {
+	for o.m.selfFenced() != "" {
+		tm := time.NewTimer(selfFencedPoll)
+		select {
+		case <-o.t.ctx.Done():
+			tm.Stop()
+			return false
+		case <-tm.C:
+		}
+	}
+	return o.t.ctx.Err() == nil
 }
 
 // queued is the number of messages waiting for base (tests).

@@ -30,10 +30,12 @@ func (m *Master) contactStale() bool {
 	return !lc.IsZero() && time.Since(lc) > m.cfg.SelfFenceAfter
 }
 
-// statusLocked is the state this master reports: STANDBY while its contact
-// with the coordination service is stale.
+// statusLocked is the state this master reports: STANDBY while it is
+// self-fenced (contact with the coordination service stale, or a pause not
+// yet confirmed). Every report of ALIVE (/json, /readyz, PathLeader, View,
+// metrics) and every "may I serve this" check goes through it.
 func (m *Master) statusLocked() protocol.MasterState {
-	if m.status != protocol.MasterStandby && m.contactStale() {
+	if m.status != protocol.MasterStandby && m.selfFenced() != "" {
 		return protocol.MasterStandby
 	}
 	return m.status
