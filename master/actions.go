@@ -135,7 +135,7 @@ func (m *Master) SubmitDriver(_ context.Context, spec protocol.DriverSpec) (stri
 	m.mu.Lock()
 	defer m.unlock()
 	if m.term != t {
-		return "", &NotAliveError{State: m.status, Hint: m.hintLocked()}
+		return "", &NotAliveError{State: m.statusLocked(), Hint: m.hintLocked()}
 	}
 	if perr != nil {
 		return "", perr

@@ -203,7 +203,7 @@ func (m *Master) handleRegisterWorker(r *http.Request) (any, error) {
 	defer m.unlock()
 	delete(st.pendingWorkers, req.ID)
 	if m.term != t {
-		return nil, rpcErr(&NotAliveError{State: m.status, Hint: m.hintLocked()})
+		return nil, rpcErr(&NotAliveError{State: m.statusLocked(), Hint: m.hintLocked()})
 	}
 	if perr != nil {
 		return nil, rpcErr(perr)
@@ -474,7 +474,7 @@ func (m *Master) handleRegisterApp(r *http.Request) (any, error) {
 	defer m.unlock()
 	delete(st.pendingClients, req.ClientURL)
 	if m.term != t {
-		return nil, rpcErr(&NotAliveError{State: m.status, Hint: m.hintLocked()})
+		return nil, rpcErr(&NotAliveError{State: m.statusLocked(), Hint: m.hintLocked()})
 	}
 	if perr != nil {
 		return nil, rpcErr(perr)
