@@ -266,6 +266,10 @@ func TestHAFaultZombieLeaderResumes(t *testing.T) {
 	}
 	assert.False(t, c.Workers[0].LogContains("Refusing "), "the worker had to refuse a stale command:\n%s",
 		cluster.Tail(c.Workers[0].LogPath, 20))
+	// The mechanism: the zombie noticed its pause and did not act until
+	// ZooKeeper could confirm its term (it could not).
+	assert.True(t, c.Masters[old].LogContains("This process was paused for"), "the zombie did not notice its pause:\n%s",
+		cluster.Tail(c.Masters[old].LogPath, 30))
 
 	// Invariants 5 and 7: one leader, the worker registered with it, the
 	// executor granted by the old leader running exactly once.
