@@ -12,6 +12,11 @@
 //   - Losing leadership (revocation, or a write fenced by a newer epoch)
 //     returns the master to STANDBY in the same process; the Elector then
 //     campaigns again. The master never exits because it lost leadership.
+//   - With Config.SelfFenceAfter set, a master whose contact with the
+//     coordination service is stale, or that was paused (SIGSTOP) and has
+//     not yet had its term confirmed by Elector.Confirm, reports STANDBY
+//     everywhere (View, /json, /readyz, PathLeader, metrics), serves no
+//     leader request and sends nothing (see pause.go).
 //   - Messages to one worker or application client arrive in the order of
 //     the state changes that produced them (one FIFO sender per peer and
 //     term; see outbox). A slow or dead peer delays no other.

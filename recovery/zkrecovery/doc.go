@@ -30,6 +30,12 @@
 //     candidate node deleted) never ends Run: it campaigns again in the same
 //     process, with a fresh candidate node when the old one is gone.
 //   - Resign deletes the candidate node, so a successor takes office at once.
+//   - Confirm returns nil only after round trips sent after it began (Sync,
+//     then the epoch znode and the candidate node) show that the epoch znode
+//     is still at this term's version and the candidate node is owned by
+//     this term's session, which did not change meanwhile. Any other answer,
+//     or none before its ctx's deadline, ends the term. The master calls it
+//     after a local pause, when LastContact (receive time) proves nothing.
 //   - Reads are pipelined (up to ReadConcurrency Gets in flight on the
 //     session). Records over recovery.MaxRecordSize are refused with
 //     recovery.ErrTooLarge. Undecodable records are moved to quarantine/ with a
@@ -44,7 +50,8 @@
 //     What it cannot do is commit state, and workers refuse its stale epoch.
 //   - Protection against clock-rate faults (a process paused longer than the
 //     margin, or a clock running much slower than the server's). A paused
-//     leader is caught by the fenced write, not by the self-fence.
+//     leader is caught by the fenced write and by Confirm (which its master
+//     calls when it notices the pause), not by the self-fence.
 //   - That Leader() is current: it is what this master last read, and is
 //     "unknown" while the lowest candidate has not yet taken office.
 package zkrecovery
