@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -15,13 +16,31 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// syncBuffer is a bytes.Buffer safe for a child's writes and the test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // In a container start-worker.sh may be PID 1: with SPARK_NO_DAEMONIZE it
 // must become the worker itself so that `docker stop`'s SIGTERM reaches it.
 func TestStartWorkerForegroundExecsTheWorker(t *testing.T) {
 	h := newHome(t, fakeSparkd(t))
 	cmd := exec.Command(filepath.Join(h.dir, "scripts", "start-worker.sh"), "spark://m1:7077,m2:7077", "--cores", "2")
 	cmd.Env = append(append([]string{}, h.env...), "SPARK_NO_DAEMONIZE=1", "SPARK_WORKER_WEBUI_PORT=9000")
-	var out bytes.Buffer
+	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	require.NoError(t, cmd.Start())
 	done := make(chan error, 1)
@@ -36,6 +55,9 @@ func TestStartWorkerForegroundExecsTheWorker(t *testing.T) {
 	data, _ := os.ReadFile("/proc/" + pid + "/cmdline")
 	args := strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
 	assert.Equal(t, []string{"worker", "--webui-port", "9000", "spark://m1:7077,m2:7077", "--cores", "2"}, args[1:])
+	// Signal only once the daemon is up (it prints after installing its
+	// handlers), as docker stop would hit a running daemon.
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "started") }, 10*time.Second, 10*time.Millisecond)
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	select {

@@ -16,9 +16,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "conf: spark.deploy.recoveryMode=\"BOGUS\" (from flag): unknown recovery mode")
 		os.Exit(1)
 	}
-	fmt.Printf("fake sparkd %v started\n", os.Args[1:])
+	// The handler is installed before the banner: a test that signals on
+	// seeing the banner must reach the handler, not the default action.
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGTERM, syscall.SIGPWR)
+	fmt.Printf("fake sparkd %v started\n", os.Args[1:])
 	for s := range ch {
 		fmt.Printf("got %v\n", s)
 		if s == syscall.SIGTERM && os.Getenv("FAKE_IGNORE_TERM") == "" {
