@@ -1,38 +1,20 @@
 package scripts_test
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"sparkd/internal/cluster"
 )
-
-// syncBuffer is a bytes.Buffer safe for a child's writes and the test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // In a container start-worker.sh may be PID 1: with SPARK_NO_DAEMONIZE it
 // must become the worker itself so that `docker stop`'s SIGTERM reaches it.
@@ -40,7 +22,7 @@ func TestStartWorkerForegroundExecsTheWorker(t *testing.T) {
 	h := newHome(t, fakeSparkd(t))
 	cmd := exec.Command(filepath.Join(h.dir, "scripts", "start-worker.sh"), "spark://m1:7077,m2:7077", "--cores", "2")
 	cmd.Env = append(append([]string{}, h.env...), "SPARK_NO_DAEMONIZE=1", "SPARK_WORKER_WEBUI_PORT=9000")
-	var out syncBuffer
+	var out cluster.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	require.NoError(t, cmd.Start())
 	done := make(chan error, 1)

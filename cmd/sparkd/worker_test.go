@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"sparkd/conf"
+	"sparkd/internal/cluster"
 	"sparkd/internal/testbin"
 	"sparkd/protocol"
 )
@@ -58,24 +59,6 @@ func (m *workerFakeMaster) count(kind string) int {
 	return m.seen[kind]
 }
 
-// syncBuffer is a bytes.Buffer safe for a child's output and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func waitFor(t *testing.T, within time.Duration, cond func() bool, msg string) {
 	t.Helper()
 	deadline := time.Now().Add(within)
@@ -88,13 +71,13 @@ func waitFor(t *testing.T, within time.Duration, cond func() bool, msg string) {
 }
 
 // startWorkerProc starts `sparkd worker` as a real process.
-func startWorkerProc(t *testing.T, env []string, args ...string) (*exec.Cmd, *syncBuffer, chan error) {
+func startWorkerProc(t *testing.T, env []string, args ...string) (*exec.Cmd, *cluster.SyncBuffer, chan error) {
 	t.Helper()
 	home := t.TempDir()
 	cmd := exec.Command(testbin.Path(t), append([]string{"worker"}, args...)...)
 	cmd.Env = append(os.Environ(), "SPARK_HOME="+home, "SPARK_CONF_DIR="+home+"/conf")
 	cmd.Env = append(cmd.Env, env...)
-	out := &syncBuffer{}
+	out := &cluster.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	require.NoError(t, cmd.Start())
 	done := make(chan error, 1)

@@ -5,15 +5,12 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,48 +26,15 @@ import (
 // sessionTimeout is the masters' ZooKeeper session timeout in these tests.
 const sessionTimeout = 2 * time.Second
 
-// holdScript is the executor (and driver) program: it records its pid in
-// $1 and runs until the file $2 exists, then exits 0.
-const holdScript = `#!/bin/sh
-echo $$ > "$1/$$"
-while [ ! -e "$2" ]; do sleep 0.1; done
-exit 0
-`
-
-// syncBuffer is a bytes.Buffer safe for a process writing while a test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// job is a long-running program on the cluster: pids appear in PidDir;
-// creating Release makes every copy exit 0.
-type job struct {
-	Script, PidDir, Release string
-}
+// job is a long-running program on the cluster (cluster.HoldScript).
+type job struct{ cluster.Job }
 
 func newJob(t *testing.T, c *cluster.Cluster) job {
-	dir := t.TempDir()
-	j := job{Script: filepath.Join(dir, "hold.sh"), PidDir: filepath.Join(dir, "pids"), Release: filepath.Join(dir, "release")}
-	require.NoError(t, os.MkdirAll(j.PidDir, 0o755))
-	require.NoError(t, os.WriteFile(j.Script, []byte(holdScript), 0o755))
+	j, err := cluster.NewJob(t.TempDir())
+	require.NoError(t, err)
 	c.TrackPids(j.PidDir)
-	return j
+	return job{j}
 }
-
-func (j job) argv() []string { return []string{"/bin/sh", j.Script, j.PidDir, j.Release} }
 
 func (j job) waitPids(t *testing.T, n int, timeout time.Duration) []int {
 	t.Helper()
@@ -81,15 +45,15 @@ func (j job) waitPids(t *testing.T, n int, timeout time.Duration) []int {
 	return pids
 }
 
-func (j job) release(t *testing.T) { require.NoError(t, os.WriteFile(j.Release, nil, 0o644)) }
+func (j job) release(t *testing.T) { require.NoError(t, j.ReleaseAll()) }
 
 func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
 
 // execApp runs `sparkd submit --exec` with one 1-core executor per worker.
 type execApp struct {
 	cmd    *exec.Cmd
-	out    *syncBuffer
-	errOut *syncBuffer
+	out    *cluster.SyncBuffer
+	errOut *cluster.SyncBuffer
 	done   chan error
 }
 
@@ -99,8 +63,8 @@ func startExecApp(t *testing.T, c *cluster.Cluster, name string, executors int, 
 	t.Cleanup(cancel)
 	args := append([]string{"submit", "--master", c.MasterURLs(), "--name", name, "--executor-cores", "1",
 		"--total-executor-cores", fmt.Sprint(executors), "--executors", fmt.Sprint(executors),
-		"--executor-memory", "64m", "--exec", "--"}, j.argv()...)
-	a := &execApp{cmd: c.Command(ctx, args...), out: &syncBuffer{}, errOut: &syncBuffer{}, done: make(chan error, 1)}
+		"--executor-memory", "64m", "--exec", "--"}, j.Argv()...)
+	a := &execApp{cmd: c.Command(ctx, args...), out: &cluster.SyncBuffer{}, errOut: &cluster.SyncBuffer{}, done: make(chan error, 1)}
 	a.cmd.Stdout, a.cmd.Stderr = a.out, a.errOut
 	require.NoError(t, a.cmd.Start())
 	go func() { a.done <- a.cmd.Wait() }()
@@ -261,7 +225,7 @@ func supervisedDriver(t *testing.T, c *cluster.Cluster) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	args := append([]string{"submit", "--master", c.MasterURLs(), "--deploy-mode", "cluster", "--supervise",
-		"--driver-cores", "1", "--driver-memory", "64m", "--name", "e2e-driver"}, j.argv()...)
+		"--driver-cores", "1", "--driver-memory", "64m", "--name", "e2e-driver"}, j.Argv()...)
 	out, err := c.Command(ctx, args...).Output()
 	require.NoError(t, err, "%s", out)
 	driverID := strings.TrimSpace(string(out))

@@ -10,7 +10,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -19,7 +18,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -27,30 +25,6 @@ import (
 	"sparkd/internal/zktest"
 	"sparkd/protocol"
 )
-
-const holdScript = `#!/bin/sh
-# A demo executor: record the pid, run until released, exit 0.
-echo $$ > "$1/$$"
-while [ ! -e "$2" ]; do sleep 0.1; done
-exit 0
-`
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 var start = time.Now()
 
@@ -112,23 +86,20 @@ func run(tb *cluster.TB, session time.Duration) int {
 
 	// The application: three long-running executors.
 	dir := tb.TempDir()
-	script, pidDir, release := filepath.Join(dir, "hold.sh"), filepath.Join(dir, "pids"), filepath.Join(dir, "release")
-	if err := os.MkdirAll(pidDir, 0o755); err != nil {
+	job, err := cluster.NewJob(dir)
+	if err != nil {
 		tb.Errorf("%v", err)
 		return 1
 	}
-	if err := os.WriteFile(script, []byte(holdScript), 0o755); err != nil {
-		tb.Errorf("%v", err)
-		return 1
-	}
-	c.TrackPids(pidDir)
+	c.TrackPids(job.PidDir)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	args := []string{"submit", "--master", c.MasterURLs(), "--name", "demo-app", "--executor-cores", "1",
-		"--total-executor-cores", "3", "--executors", "3", "--executor-memory", "64m", "--exec", "--", "/bin/sh", script, pidDir, release}
+		"--total-executor-cores", "3", "--executors", "3", "--executor-memory", "64m", "--exec", "--"}
+	args = append(args, job.Argv()...)
 	say("sparkd %s", strings.Join(args, " "))
 	sub := c.Command(ctx, args...)
-	out, errOut := &syncBuffer{}, &syncBuffer{}
+	out, errOut := &cluster.SyncBuffer{}, &cluster.SyncBuffer{}
 	sub.Stdout, sub.Stderr = out, errOut
 	if err := sub.Start(); err != nil {
 		tb.Errorf("start sparkd submit: %v", err)
@@ -144,11 +115,11 @@ func run(tb *cluster.TB, session time.Duration) int {
 		return 1
 	}
 	var pids []int
-	if !waitFor(60*time.Second, func() bool { pids = cluster.ReadPids(pidDir); return len(pids) >= 3 }) {
+	if !cluster.WaitFor(60*time.Second, func() bool { pids = cluster.ReadPids(job.PidDir); return len(pids) >= 3 }) {
 		return fail("3 executors did not start")
 	}
 	sort.Ints(pids)
-	if !waitFor(30*time.Second, func() bool { return appRunning(c, leader, "demo-app") }) {
+	if !cluster.WaitFor(30*time.Second, func() bool { return appRunning(c, leader, "demo-app") }) {
 		return fail("the application is not RUNNING")
 	}
 	say("application demo-app is RUNNING with 3 executors (pids %v)", pids)
@@ -182,13 +153,13 @@ func run(tb *cluster.TB, session time.Duration) int {
 			same = false
 		}
 	}
-	if !same || len(cluster.ReadPids(pidDir)) != 3 {
+	if !same || len(cluster.ReadPids(job.PidDir)) != 3 {
 		return fail("executors did not survive the failover unchanged")
 	}
 	say("the 3 executors kept running through the failover, same pids %v", pids)
 
 	say("releasing the executors")
-	if err := os.WriteFile(release, nil, 0o644); err != nil {
+	if err := job.ReleaseAll(); err != nil {
 		return fail("%v", err)
 	}
 	select {
@@ -208,7 +179,7 @@ func run(tb *cluster.TB, session time.Duration) int {
 
 	say("restarting the old leader %s", c.Masters[f.Old].Name)
 	c.RestartMaster(f.Old)
-	if !waitFor(30*time.Second, func() bool {
+	if !cluster.WaitFor(30*time.Second, func() bool {
 		li, err := c.LeaderInfo(f.Old)
 		return err == nil && li.State == protocol.MasterStandby
 	}) {
@@ -221,17 +192,6 @@ func run(tb *cluster.TB, session time.Duration) int {
 		return fail("sparkd status: %v", err)
 	}
 	return 0
-}
-
-func waitFor(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return true
 }
 
 func appRunning(c *cluster.Cluster, leader int, name string) bool {

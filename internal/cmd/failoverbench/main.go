@@ -28,12 +28,6 @@ import (
 	"sparkd/protocol"
 )
 
-const holdScript = `#!/bin/sh
-echo $$ > "$1/$$"
-while [ ! -e "$2" ]; do sleep 0.1; done
-exit 0
-`
-
 type sample struct{ alive, workers, app time.Duration }
 
 func main() {
@@ -94,7 +88,7 @@ func main() {
 						f.Alive.Round(time.Millisecond), f.Workers.Round(time.Millisecond), f.App.Round(time.Millisecond))
 				}
 				c.RestartMaster(f.Old)
-				if !waitFor(60*time.Second, func() bool {
+				if !cluster.WaitFor(60*time.Second, func() bool {
 					li, err := c.LeaderInfo(f.Old)
 					return err == nil && li.State == protocol.MasterStandby
 				}) {
@@ -138,32 +132,19 @@ func pct(ds []time.Duration, p int) string {
 	return fmt.Sprintf("%.3fs", s[k-1].Seconds())
 }
 
-func waitFor(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return true
-}
-
 // startApp submits the long-running --exec application and waits for its 3
 // executors; the returned func releases them and waits for submit to exit.
 func startApp(tb *cluster.TB, c *cluster.Cluster) func() {
 	dir := tb.TempDir()
-	script, pidDir, release := filepath.Join(dir, "hold.sh"), filepath.Join(dir, "pids"), filepath.Join(dir, "release")
-	if err := os.MkdirAll(pidDir, 0o755); err != nil {
+	job, err := cluster.NewJob(dir)
+	if err != nil {
 		tb.Fatalf("%v", err)
 	}
-	if err := os.WriteFile(script, []byte(holdScript), 0o755); err != nil {
-		tb.Fatalf("%v", err)
-	}
-	c.TrackPids(pidDir)
+	c.TrackPids(job.PidDir)
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := c.Command(ctx, "submit", "--master", c.MasterURLs(), "--name", "bench-app", "--executor-cores", "1",
-		"--total-executor-cores", "3", "--executors", "3", "--executor-memory", "64m", "--exec", "--", "/bin/sh", script, pidDir, release)
+	args := append([]string{"submit", "--master", c.MasterURLs(), "--name", "bench-app", "--executor-cores", "1",
+		"--total-executor-cores", "3", "--executors", "3", "--executor-memory", "64m", "--exec", "--"}, job.Argv()...)
+	cmd := c.Command(ctx, args...)
 	logf, err := os.Create(filepath.Join(dir, "submit.log"))
 	if err != nil {
 		tb.Fatalf("%v", err)
@@ -175,11 +156,11 @@ func startApp(tb *cluster.TB, c *cluster.Cluster) func() {
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	tb.Cleanup(func() { cancel(); <-done; logf.Close() })
-	if !waitFor(60*time.Second, func() bool { return len(cluster.ReadPids(pidDir)) >= 3 }) {
+	if !cluster.WaitFor(60*time.Second, func() bool { return len(cluster.ReadPids(job.PidDir)) >= 3 }) {
 		tb.Fatalf("the benchmark application's executors did not start; see %s", logf.Name())
 	}
 	return func() {
-		_ = os.WriteFile(release, nil, 0o644)
+		_ = job.ReleaseAll()
 		select {
 		case <-done:
 		case <-time.After(60 * time.Second):
