@@ -22,7 +22,7 @@ import (
 var templateFS embed.FS
 
 var masterPage = template.Must(template.New("master.html").Funcs(template.FuncMap{
-	"mem":      formatMB,
+	"mem":      protocol.MegabytesString,
 	"date":     formatDate,
 	"duration": formatDuration,
 	"join":     strings.Join,
@@ -295,32 +295,6 @@ func (d DriverView) Killable() bool {
 
 // Duration is the application's run time at now (Spark's duration column).
 func (d pageData) Duration(a AppView) time.Duration { return appDuration(a, d.Now) }
-
-// formatMB renders megabytes the way Spark's Utils.megabytesToString does:
-// "1024.0 MiB", "2.0 GiB", "15.0 GiB".
-func formatMB(mb int) string {
-	const (
-		kib = int64(1) << 10
-		mib = kib << 10
-		gib = mib << 10
-		tib = gib << 10
-		pib = tib << 10
-	)
-	b := int64(mb) * mib
-	switch {
-	case b >= 2*pib:
-		return fmt.Sprintf("%.1f PiB", float64(b)/float64(pib))
-	case b >= 2*tib:
-		return fmt.Sprintf("%.1f TiB", float64(b)/float64(tib))
-	case b >= 2*gib:
-		return fmt.Sprintf("%.1f GiB", float64(b)/float64(gib))
-	case b >= 2*mib:
-		return fmt.Sprintf("%.1f MiB", float64(b)/float64(mib))
-	case b >= 2*kib:
-		return fmt.Sprintf("%.1f KiB", float64(b)/float64(kib))
-	}
-	return fmt.Sprintf("%.1f B", float64(b))
-}
 
 // formatDate renders a time like Spark's UIUtils.formatDate.
 func formatDate(t time.Time) string {

@@ -203,7 +203,7 @@ func TestReadyzHealthz(t *testing.T) {
 
 func TestFormatters(t *testing.T) {
 	for mb, want := range map[int]string{0: "0.0 B", 1: "1024.0 KiB", 1024: "1024.0 MiB", 2048: "2.0 GiB", 15360: "15.0 GiB", 4 << 20: "4.0 TiB"} {
-		expectEqual(t, want, formatMB(mb), "formatMB(%d)", mb)
+		expectEqual(t, want, protocol.MegabytesString(mb), "MegabytesString(%d)", mb)
 	}
 	for d, want := range map[time.Duration]string{
 		50 * time.Millisecond: "50 ms", 500 * time.Millisecond: "0.5 s", 42 * time.Second: "42 s",

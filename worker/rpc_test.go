@@ -270,6 +270,6 @@ func TestMemStringMatchesSpark(t *testing.T) {
 		0: "0.0 B", 1: "1024.0 KiB", 2: "2.0 MiB", 512: "512.0 MiB", 1024: "1024.0 MiB",
 		2048: "2.0 GiB", 15 * 1024: "15.0 GiB", 3 * 1024 * 1024: "3.0 TiB",
 	} {
-		assert.Equal(t, want, memString(mb), "%d MB", mb)
+		assert.Equal(t, want, protocol.MegabytesString(mb), "%d MB", mb)
 	}
 }

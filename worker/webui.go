@@ -58,7 +58,7 @@ type workerView struct {
 }
 
 func newExecView(e *executor) execView {
-	v := execView{AppID: e.appID, ExecutorID: e.execID, Cores: e.cores, MemoryMB: e.memoryMB, Memory: memString(e.memoryMB),
+	v := execView{AppID: e.appID, ExecutorID: e.execID, Cores: e.cores, MemoryMB: e.memoryMB, Memory: protocol.MegabytesString(e.memoryMB),
 		State: string(e.state), AppName: e.app.Name, User: e.app.User, Command: strings.Join(e.app.Command, " "),
 		AppMaxCores: e.app.MaxCores}
 	if e.proc != nil {
@@ -72,7 +72,7 @@ func newExecView(e *executor) execView {
 
 func newDriverView(d *driver) driverView {
 	return driverView{ID: d.id, MainClass: d.desc.MainClass, State: string(d.state), Cores: d.desc.Cores,
-		MemoryMB: d.desc.MemoryMB, Memory: memString(d.desc.MemoryMB), Notes: d.message}
+		MemoryMB: d.desc.MemoryMB, Memory: protocol.MegabytesString(d.desc.MemoryMB), Notes: d.message}
 }
 
 // view snapshots the worker for the UI, /json and metrics.
@@ -114,7 +114,7 @@ func (w *Worker) view() workerView {
 	return v
 }
 
-var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{"mem": memString}).Parse(`<!DOCTYPE html>
+var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{"mem": protocol.MegabytesString}).Parse(`<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Spark Worker at {{.Host}}</title>
 <style>body{font-family:sans-serif;margin:1em 2em}table{border-collapse:collapse;margin-bottom:1.5em}
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}th{background:#eee}</style></head>

@@ -222,7 +222,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	})
 	w.log.WithFields(logrus.Fields{"url": w.url, "webUi": w.webUIURL, "cores": w.cfg.Cores, "memoryMb": w.cfg.MemoryMB,
-		"workDir": w.cfg.WorkDir}).Infof("Starting Spark worker %s with %d cores, %s RAM", w.url, w.cfg.Cores, memString(w.cfg.MemoryMB))
+		"workDir": w.cfg.WorkDir}).Infof("Starting Spark worker %s with %d cores, %s RAM", w.url, w.cfg.Cores, protocol.MegabytesString(w.cfg.MemoryMB))
 
 	var loopErr error
 	bg.Go(func() {
@@ -319,29 +319,4 @@ func signal(ch chan struct{}) {
 	case ch <- struct{}{}:
 	default:
 	}
-}
-
-// memString formats MB like Spark's UI (Utils.megabytesToString).
-func memString(mb int) string {
-	const (
-		kib = int64(1) << 10
-		mib = kib << 10
-		gib = mib << 10
-		tib = gib << 10
-		pib = tib << 10
-	)
-	b := int64(mb) * mib
-	switch {
-	case b >= 2*pib:
-		return fmt.Sprintf("%.1f PiB", float64(b)/float64(pib))
-	case b >= 2*tib:
-		return fmt.Sprintf("%.1f TiB", float64(b)/float64(tib))
-	case b >= 2*gib:
-		return fmt.Sprintf("%.1f GiB", float64(b)/float64(gib))
-	case b >= 2*mib:
-		return fmt.Sprintf("%.1f MiB", float64(b)/float64(mib))
-	case b >= 2*kib:
-		return fmt.Sprintf("%.1f KiB", float64(b)/float64(kib))
-	}
-	return fmt.Sprintf("%.1f B", float64(b))
 }
