@@ -173,7 +173,6 @@ func (e *testElector) confirmCalls() int {
 
 type memStore struct {
 	mu      sync.Mutex
-	st      recovery.State
 	apps    map[string]recovery.AppRecord
 	drivers map[string]recovery.DriverRecord
 	workers map[string]recovery.WorkerRecord

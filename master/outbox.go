@@ -168,13 +168,3 @@ func (o *outbox) waitActing() bool {
 	}
 	return o.t.ctx.Err() == nil
 }
-
-// queued is the number of messages waiting for base (tests).
-func (o *outbox) queued(base string) int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if q := o.peers[peerKey(base)]; q != nil {
-		return len(q.items)
-	}
-	return 0
-}

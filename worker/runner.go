@@ -105,13 +105,6 @@ func (p *proc) outcome() (code *int, message string, killed bool) {
 	return p.exitCode, p.message, p.killReq
 }
 
-// killed reports whether kill was requested.
-func (p *proc) killed() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.killReq
-}
-
 // kill sends SIGTERM to the process group and SIGKILL after the grace
 // period if the process is still there. It returns once the process has
 // been reaped. Safe to call more than once.
