@@ -72,7 +72,7 @@ func driverView(d *driverInfo) DriverView {
 // KillApp kills an active application (ALIVE only).
 func (m *Master) KillApp(_ context.Context, appID string) error {
 	m.mu.Lock()
-	defer m.unlock()
+	defer m.mu.Unlock()
 	if na := m.notAliveLocked(false); na != nil {
 		return na
 	}
@@ -89,7 +89,7 @@ func (m *Master) KillApp(_ context.Context, appID string) error {
 // one is killed by its worker, which then reports KILLED.
 func (m *Master) KillDriver(_ context.Context, driverID string) error {
 	m.mu.Lock()
-	defer m.unlock()
+	defer m.mu.Unlock()
 	if na := m.notAliveLocked(false); na != nil {
 		return na
 	}
@@ -119,21 +119,21 @@ func (m *Master) SubmitDriver(_ context.Context, spec protocol.DriverSpec) (stri
 	}
 	m.mu.Lock()
 	if na := m.notAliveLocked(false); na != nil {
-		m.unlock()
+		m.mu.Unlock()
 		return "", na
 	}
 	st, t, now := m.st, m.term, m.now()
 	d := &driverInfo{id: st.newDriverID(now), spec: spec, submitTime: now, state: protocol.DriverSubmitted}
 	rec := d.record()
 	done := m.persistLocked(recovery.KindDriver, d.id, func(ctx context.Context, s recovery.Store) error { return s.PutDriver(ctx, rec) })
-	m.unlock()
+	m.mu.Unlock()
 	perr := waitPersist(done, "driver "+d.id)
 	if perr != nil {
 		m.undoAmbiguous(t, recovery.KindDriver, d.id, perr)
 	}
 
 	m.mu.Lock()
-	defer m.unlock()
+	defer m.mu.Unlock()
 	if m.term != t {
 		return "", &NotAliveError{State: m.statusLocked(), Hint: m.hintLocked()}
 	}
@@ -179,7 +179,7 @@ func (m *Master) DriverStatus(_ context.Context, driverID string) (protocol.Driv
 // KillAllDrivers kills every active driver.
 func (m *Master) KillAllDrivers(_ context.Context) error {
 	m.mu.Lock()
-	defer m.unlock()
+	defer m.mu.Unlock()
 	if na := m.notAliveLocked(false); na != nil {
 		return na
 	}
@@ -192,7 +192,7 @@ func (m *Master) KillAllDrivers(_ context.Context) error {
 // ClearCompleted forgets completed applications and drivers.
 func (m *Master) ClearCompleted(_ context.Context) error {
 	m.mu.Lock()
-	defer m.unlock()
+	defer m.mu.Unlock()
 	if na := m.notAliveLocked(false); na != nil {
 		return na
 	}
@@ -219,7 +219,7 @@ func (m *Master) undoAmbiguous(t *term, kind recovery.Kind, id string, cause err
 	if m.term == t {
 		undo = m.persistLocked(kind, id, func(ctx context.Context, s recovery.Store) error { return s.Remove(ctx, kind, id) })
 	}
-	m.unlock()
+	m.mu.Unlock()
 	if undo == nil {
 		m.log.Warnf("The write of %s failed ambiguously and the term ended; a successor may recover it", recovery.Key(kind, id))
 		return

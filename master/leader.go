@@ -14,13 +14,10 @@ import (
 
 // ---- state lock and outgoing messages ----
 
-// unlock releases mu. (Messages are queued on the term's outbox while mu is
-// held, in the order of the state changes, and sent by its per-peer
-// senders: no I/O happens under the lock.)
-func (m *Master) unlock() { m.mu.Unlock() }
-
 // queueLocked queues msg for base on the current term's outbox (ordered
-// per destination). Without a term it is dropped.
+// per destination). Without a term it is dropped. Messages are queued while
+// mu is held, in the order of the state changes, and sent by the outbox's
+// per-peer senders: no I/O happens under the lock.
 func (m *Master) queueLocked(base string, msg outMsg) {
 	if m.term == nil {
 		return
@@ -312,7 +309,7 @@ func (m *Master) lead(t *term) {
 		m.maybeCompleteRecoveryLocked(t)
 	}
 	m.contactAllLocked(t, targets)
-	m.unlock()
+	m.mu.Unlock()
 
 	tk := time.NewTicker(m.tick)
 	defer tk.Stop()
@@ -327,7 +324,7 @@ func (m *Master) lead(t *term) {
 			if m.term == t {
 				m.scheduleNowLocked()
 			}
-			m.unlock()
+			m.mu.Unlock()
 		}
 	}
 }
@@ -363,7 +360,7 @@ func (m *Master) readStore(t *term) (recovery.State, bool) {
 // that sat in sockets have not been read yet, and the term may be over.
 func (m *Master) onTick(t *term) {
 	m.mu.Lock()
-	defer m.unlock()
+	defer m.mu.Unlock()
 	if m.term != t || m.selfFenced() != "" {
 		return
 	}

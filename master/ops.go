@@ -412,7 +412,7 @@ func (m *Master) driverAssignFailed(t *term, w *workerInfo, d *driverInfo, err e
 		return
 	}
 	m.mu.Lock()
-	defer m.unlock()
+	defer m.mu.Unlock()
 	if m.term != t || m.st.drivers[d.id] != d || d.worker != w || d.state != protocol.DriverRunning {
 		return
 	}
@@ -432,7 +432,7 @@ func (m *Master) driverAssignFailed(t *term, w *workerInfo, d *driverInfo, err e
 		case <-timer.C:
 		}
 		m.mu.Lock()
-		defer m.unlock()
+		defer m.mu.Unlock()
 		if m.term == t {
 			m.scheduleSafeLocked()
 		}
@@ -461,7 +461,7 @@ const appRefusalsToRemove = 2
 
 func (m *Master) appPushed(t *term, a *appInfo, path string, err error) {
 	m.mu.Lock()
-	defer m.unlock()
+	defer m.mu.Unlock()
 	if m.term != t || m.st.apps[a.id] != a {
 		return
 	}

@@ -83,7 +83,7 @@ func TestOutboxOrderedPerPeerUnderConcurrency(t *testing.T) {
 				tm.sendAsyncLocked(p.url(), protocol.PathExecutorUpdated, protocol.ExecutorUpdated{
 					Stamp: tm.stampLocked(), ExecutorID: next, State: protocol.ExecutorRunning})
 				next++
-				tm.unlock()
+				tm.mu.Unlock()
 			}
 		})
 	}
@@ -166,7 +166,7 @@ func TestOutboxHungPeerDoesNotDelayOthers(t *testing.T) {
 	for i := range n {
 		tm.sendAsyncLocked(hung.url(), protocol.PathKillExecutor, protocol.KillExecutor{Stamp: tm.stampLocked(), AppID: "a", ExecutorID: i})
 	}
-	tm.unlock()
+	tm.mu.Unlock()
 	eventually(t, "the hung peer got its first message", func() bool {
 		arrived, _ := hung.snapshot()
 		return len(arrived) > 0
@@ -174,7 +174,7 @@ func TestOutboxHungPeerDoesNotDelayOthers(t *testing.T) {
 	start := time.Now()
 	tm.mu.Lock()
 	tm.sendAsyncLocked(ok.url(), protocol.PathKillExecutor, protocol.KillExecutor{Stamp: tm.stampLocked(), AppID: "b", ExecutorID: 1})
-	tm.unlock()
+	tm.mu.Unlock()
 	eventually(t, "the healthy peer got its message", func() bool {
 		_, h := ok.snapshot()
 		return len(h) == 1
@@ -210,7 +210,7 @@ func TestOutboxOldTermMessagesAreNotSentInNewTerm(t *testing.T) {
 	for i := range 5 {
 		tm.sendAsyncLocked(p.url(), protocol.PathKillExecutor, protocol.KillExecutor{Stamp: tm.stampLocked(), AppID: "a", ExecutorID: i})
 	}
-	tm.unlock()
+	tm.mu.Unlock()
 	eventually(t, "the first message is in flight", func() bool {
 		arrived, _ := p.snapshot()
 		return len(arrived) == 1
@@ -220,7 +220,7 @@ func TestOutboxOldTermMessagesAreNotSentInNewTerm(t *testing.T) {
 	once.Do(func() { close(release) })
 	tm.mu.Lock()
 	tm.sendAsyncLocked(p.url(), protocol.PathKillExecutor, protocol.KillExecutor{Stamp: tm.stampLocked(), AppID: "b", ExecutorID: 9})
-	tm.unlock()
+	tm.mu.Unlock()
 	eventually(t, "the new term's message arrived", func() bool {
 		arrived, _ := p.snapshot()
 		for _, r := range arrived {

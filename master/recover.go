@@ -122,7 +122,7 @@ func (m *Master) contactAllLocked(t *term, targets []recoveryTarget) {
 
 func (m *Master) workerAnswered(t *term, id string, resp protocol.WorkerSchedulerState, err error) {
 	m.mu.Lock()
-	defer m.unlock()
+	defer m.mu.Unlock()
 	if m.term != t {
 		return
 	}
@@ -190,7 +190,7 @@ func (m *Master) reattachWorkerLocked(w *workerInfo, resp protocol.WorkerSchedul
 
 func (m *Master) appAnswered(t *term, id string, err error) {
 	m.mu.Lock()
-	defer m.unlock()
+	defer m.mu.Unlock()
 	if m.term != t {
 		return
 	}

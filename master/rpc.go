@@ -159,7 +159,7 @@ func (m *Master) handleRegisterWorker(r *http.Request) (any, error) {
 	}
 	m.mu.Lock()
 	if na := m.notAliveLocked(true); na != nil {
-		m.unlock()
+		m.mu.Unlock()
 		return nil, rpcErr(na)
 	}
 	st, t, now := m.st, m.term, m.now()
@@ -179,11 +179,11 @@ func (m *Master) handleRegisterWorker(r *http.Request) (any, error) {
 		}
 		w.lastHeartbeat = now
 		resp := protocol.RegisteredWorker{Stamp: m.stampLocked(), MasterWebUIURL: m.webUIURL, Duplicate: true}
-		m.unlock()
+		m.mu.Unlock()
 		return resp, nil
 	}
 	if st.pendingWorkers[req.ID] {
-		m.unlock()
+		m.mu.Unlock()
 		return nil, &protocol.StatusError{Code: http.StatusServiceUnavailable, Message: "registration of " + req.ID + " is in progress; retry"}
 	}
 	if old := st.workerByAddr[hostPort]; old != nil && old.id != req.ID {
@@ -196,11 +196,11 @@ func (m *Master) handleRegisterWorker(r *http.Request) (any, error) {
 	st.pendingWorkers[req.ID] = true
 	rec := w.record()
 	done := m.persistLocked(recovery.KindWorker, w.id, func(ctx context.Context, s recovery.Store) error { return s.PutWorker(ctx, rec) })
-	m.unlock()
+	m.mu.Unlock()
 	perr := waitPersist(done, "worker "+w.id)
 
 	m.mu.Lock()
-	defer m.unlock()
+	defer m.mu.Unlock()
 	delete(st.pendingWorkers, req.ID)
 	if m.term != t {
 		return nil, rpcErr(&NotAliveError{State: m.statusLocked(), Hint: m.hintLocked()})
@@ -225,7 +225,7 @@ func (m *Master) handleHeartbeat(r *http.Request) (any, error) {
 		return nil, err
 	}
 	m.mu.Lock()
-	defer m.unlock()
+	defer m.mu.Unlock()
 	if na := m.notAliveLocked(true); na != nil {
 		return nil, rpcErr(na)
 	}
@@ -264,7 +264,7 @@ func (m *Master) handleExecutorState(r *http.Request) (any, error) {
 		return nil, err
 	}
 	m.mu.Lock()
-	defer m.unlock()
+	defer m.mu.Unlock()
 	if na := m.notAliveLocked(true); na != nil {
 		return nil, rpcErr(na)
 	}
@@ -309,7 +309,7 @@ func (m *Master) handleDriverState(r *http.Request) (any, error) {
 		return nil, err
 	}
 	m.mu.Lock()
-	defer m.unlock()
+	defer m.mu.Unlock()
 	if na := m.notAliveLocked(true); na != nil {
 		return nil, rpcErr(na)
 	}
@@ -346,7 +346,7 @@ func (m *Master) handleWorkerLatestState(r *http.Request) (any, error) {
 	}
 	id := mux.Vars(r)["id"]
 	m.mu.Lock()
-	defer m.unlock()
+	defer m.mu.Unlock()
 	if na := m.notAliveLocked(true); na != nil {
 		return nil, rpcErr(na)
 	}
@@ -391,7 +391,7 @@ func (m *Master) handleWorkerDecommission(r *http.Request) (any, error) {
 		return nil, err
 	}
 	m.mu.Lock()
-	defer m.unlock()
+	defer m.mu.Unlock()
 	if na := m.notAliveLocked(true); na != nil {
 		return nil, rpcErr(na)
 	}
@@ -423,7 +423,7 @@ func (m *Master) handleWorkerUnregister(r *http.Request) (any, error) {
 		return nil, err
 	}
 	m.mu.Lock()
-	defer m.unlock()
+	defer m.mu.Unlock()
 	if na := m.notAliveLocked(true); na != nil {
 		return nil, rpcErr(na)
 	}
@@ -440,7 +440,7 @@ func (m *Master) handleRegisterApp(r *http.Request) (any, error) {
 	}
 	m.mu.Lock()
 	if na := m.notAliveLocked(true); na != nil {
-		m.unlock()
+		m.mu.Unlock()
 		return nil, rpcErr(na)
 	}
 	st, t, now := m.st, m.term, m.now()
@@ -451,11 +451,11 @@ func (m *Master) handleRegisterApp(r *http.Request) (any, error) {
 			m.maybeCompleteRecoveryLocked(t)
 		}
 		resp := protocol.RegisteredApplication{Stamp: m.stampLocked(), AppID: a.id}
-		m.unlock()
+		m.mu.Unlock()
 		return resp, nil
 	}
 	if st.pendingClients[req.ClientURL] {
-		m.unlock()
+		m.mu.Unlock()
 		return nil, &protocol.StatusError{Code: http.StatusServiceUnavailable, Message: "registration from " + req.ClientURL + " is in progress; retry"}
 	}
 	m.log.Infof("Registering app %s", req.App.Name)
@@ -464,14 +464,14 @@ func (m *Master) handleRegisterApp(r *http.Request) (any, error) {
 	st.pendingClients[req.ClientURL] = true
 	rec := a.record()
 	done := m.persistLocked(recovery.KindApp, a.id, func(ctx context.Context, s recovery.Store) error { return s.PutApp(ctx, rec) })
-	m.unlock()
+	m.mu.Unlock()
 	perr := waitPersist(done, "application "+a.id)
 	if perr != nil {
 		m.undoAmbiguous(t, recovery.KindApp, a.id, perr)
 	}
 
 	m.mu.Lock()
-	defer m.unlock()
+	defer m.mu.Unlock()
 	delete(st.pendingClients, req.ClientURL)
 	if m.term != t {
 		return nil, rpcErr(&NotAliveError{State: m.statusLocked(), Hint: m.hintLocked()})
@@ -510,7 +510,7 @@ func (m *Master) handleUnregisterApp(r *http.Request) (any, error) {
 		return nil, err
 	}
 	m.mu.Lock()
-	defer m.unlock()
+	defer m.mu.Unlock()
 	a, err := m.appLocked(id)
 	if err != nil {
 		return nil, err
@@ -542,7 +542,7 @@ func (m *Master) handleRequestExecutors(r *http.Request) (any, error) {
 	}
 	id := mux.Vars(r)["id"]
 	m.mu.Lock()
-	defer m.unlock()
+	defer m.mu.Unlock()
 	a, err := m.appLocked(id)
 	if err != nil {
 		return nil, err
@@ -566,7 +566,7 @@ func (m *Master) handleAppHeartbeat(r *http.Request) (any, error) {
 		return nil, err
 	}
 	m.mu.Lock()
-	defer m.unlock()
+	defer m.mu.Unlock()
 	if na := m.notAliveLocked(true); na != nil {
 		return nil, rpcErr(na)
 	}
