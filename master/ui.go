@@ -3,7 +3,6 @@ package master
 import (
 	"bytes"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -54,10 +53,10 @@ func newWebUI(a Actions, opts UIOptions, now func() time.Time) http.Handler {
 	u := &webUI{a: a, opts: opts, log: opts.logger(), now: now}
 	r := mux.NewRouter()
 	r.Handle("/", http.HandlerFunc(u.handlePage)).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/json", apiHandler(u.handleJSON)).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/json/", apiHandler(u.handleJSON)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/json", protocol.Handle(u.handleJSON)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/json/", protocol.Handle(u.handleJSON)).Methods(http.MethodGet, http.MethodHead)
 	// Spark's MasterPage matches /json/([a-zA-Z]+).* and ignores the rest.
-	r.Handle("/json/{field:[a-zA-Z]+}{rest:.*}", apiHandler(u.handleJSONField)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/json/{field:[a-zA-Z]+}{rest:.*}", protocol.Handle(u.handleJSONField)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/readyz", http.HandlerFunc(u.handleReadyz)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/healthz", http.HandlerFunc(handleHealthz)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/metrics/master/prometheus", http.HandlerFunc(u.handleMasterMetrics)).Methods(http.MethodGet, http.MethodHead)
@@ -70,45 +69,6 @@ func newWebUI(a Actions, opts UIOptions, now func() time.Time) http.Handler {
 		http.Error(w, fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path), http.StatusMethodNotAllowed)
 	})
 	return r
-}
-
-// httpError is an error that carries its HTTP status.
-type httpError struct {
-	Code int
-	Msg  string
-}
-
-func (e *httpError) Error() string { return e.Msg }
-
-// apiHandler adapts a (value, error) handler: the value is written as JSON
-// with 200; an error's status is found with errors.As (*httpError), else 500.
-func apiHandler(h func(r *http.Request) (any, error)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v, err := h(r)
-		if err != nil {
-			code := http.StatusInternalServerError
-			var he *httpError
-			if errors.As(err, &he) {
-				code = he.Code
-			}
-			writeJSON(w, code, map[string]string{"error": err.Error()})
-			return
-		}
-		writeJSON(w, http.StatusOK, v)
-	})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		http.Error(w, "encode json: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_, _ = w.Write(buf.Bytes())
 }
 
 // handleReadyz answers 200 only on the ALIVE master, 503 with the state
