@@ -41,7 +41,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	hosts, err := SplitMasters(masters)
 	if err != nil {
-		return cfg, fmt.Errorf("%w: %s=%q: %v", ErrConfig, EnvMaster, masters, err)
+		return cfg, fmt.Errorf("%w: %s=%q: %w", ErrConfig, EnvMaster, masters, err)
 	}
 	cfg.Masters = hosts
 	cfg.App.Name = getenv(EnvAppName)
@@ -97,7 +97,7 @@ func SplitMasters(s string) ([]string, error) {
 			p += ":7077"
 		}
 		if err := checkMasterURL(p); err != nil {
-			return nil, fmt.Errorf("master %q: %v", p, err)
+			return nil, fmt.Errorf("master %q: %w", p, err)
 		}
 		out = append(out, p)
 	}
