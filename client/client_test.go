@@ -456,7 +456,11 @@ func TestRegisterRefusalAmongOtherAnswers(t *testing.T) {
 	assert.Less(t, time.Since(start), 5*time.Second, "a 400 is not retried, nor waits for the hung master")
 	assert.ErrorIs(t, err, ErrRefused)
 	assert.Contains(t, err.Error(), "executorMemoryMb")
-	assert.Equal(t, 1, leader.count(protocol.PathRegisterApp), "a 400 is not retried")
+	// Not retried: at most one request per master. (Which master refuses
+	// first is a race: the standby validates the body too, and the first
+	// refusal cancels the request to the leader, possibly before it lands.)
+	assert.LessOrEqual(t, leader.count(protocol.PathRegisterApp), 1, "a 400 is not retried")
+	assert.LessOrEqual(t, standby.count(protocol.PathRegisterApp), 1, "a 400 is not retried")
 }
 
 func TestIsRefusal(t *testing.T) {
