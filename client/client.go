@@ -523,7 +523,14 @@ func (c *Client) registerOnce(ctx context.Context, req protocol.RegisterApplicat
 	}
 	var errs []error
 	for pending > 0 {
-		r := <-results
+		var r regResult
+		select {
+		case r = <-results:
+		case <-ctx.Done():
+			// A sender that sees ctx done drops its result, so waiting
+			// for every pending answer here could wait forever.
+			return regResult{}, errors.Join(append(errs, ctx.Err())...)
+		}
 		pending--
 		if r.err == nil {
 			return r, nil

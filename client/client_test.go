@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -126,6 +127,34 @@ func TestRegisterDoesNotWaitForAHungMaster(t *testing.T) {
 	// Without waiting it takes milliseconds; waiting costs the register
 	// timeout (5 s here).
 	assert.Less(t, time.Since(start), 2500*time.Millisecond, "registration waited for the hung master")
+}
+
+// When the caller's deadline passes while a master hangs, registerOnce must
+// return: the sender for the hung master may drop its result on ctx done
+// (it picks between two ready cases at random, so try many times).
+func TestRegisterOnceReturnsWhenContextEnds(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The server notices a client hang-up only once the body is read.
+		_, _ = io.Copy(io.Discard, r.Body)
+		<-r.Context().Done()
+	}))
+	t.Cleanup(srv.Close)
+	c := newTestClient(t, []string{srv.URL}, nil)
+	for i := 0; i < 40; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.registerOnce(ctx, protocol.RegisterApplication{App: testApp(), ClientURL: c.URL()})
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			assert.ErrorIs(t, err, context.DeadlineExceeded)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("registerOnce did not return after its context ended (attempt %d)", i)
+		}
+		cancel()
+	}
 }
 
 func TestRegisterRetriesUntilALeaderAppears(t *testing.T) {
