@@ -24,10 +24,13 @@ func TestStartWorkerForegroundExecsTheWorker(t *testing.T) {
 	cmd.Env = append(append([]string{}, h.env...), "SPARK_NO_DAEMONIZE=1", "SPARK_WORKER_WEBUI_PORT=9000")
 	var out cluster.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	// Its own process group, so cleanup reaches whatever the script started
+	// even when it fails to exec (as the old script did).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	require.NoError(t, cmd.Start())
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
 
 	pid := strconv.Itoa(cmd.Process.Pid)
 	require.Eventually(t, func() bool {
