@@ -104,18 +104,28 @@ func TestRegisterFollowsHintOutsideList(t *testing.T) {
 	assert.Equal(t, 1, standby.count(protocol.PathRegisterApp), "hint followed in the same attempt, no retry")
 }
 
-// A master that never answers (paused, blackholed) must not delay the
-// registration until its request times out.
-func TestRegisterDoesNotWaitForAHungMaster(t *testing.T) {
-	hung := make(chan struct{})
+// hungMaster is a master that never answers (paused, blackholed) until the
+// client gives up or the test ends.
+func hungMaster(t *testing.T) *httptest.Server {
+	t.Helper()
+	released := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The server notices a client hang-up only once the body is read.
+		_, _ = io.Copy(io.Discard, r.Body)
 		select {
-		case <-hung:
+		case <-released:
 		case <-r.Context().Done():
 		}
 	}))
 	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(hung) })
+	t.Cleanup(func() { close(released) }) // runs first: lets Close finish
+	return srv
+}
+
+// A master that never answers (paused, blackholed) must not delay the
+// registration until its request times out.
+func TestRegisterDoesNotWaitForAHungMaster(t *testing.T) {
+	srv := hungMaster(t)
 	leader := newFakeMaster(t, protocol.MasterAlive, 4)
 	c := newTestClient(t, []string{srv.URL, leader.url}, nil)
 	c.cfg.RequestTimeout = 30 * time.Second
@@ -133,12 +143,7 @@ func TestRegisterDoesNotWaitForAHungMaster(t *testing.T) {
 // return: the sender for the hung master may drop its result on ctx done
 // (it picks between two ready cases at random, so try many times).
 func TestRegisterOnceReturnsWhenContextEnds(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The server notices a client hang-up only once the body is read.
-		_, _ = io.Copy(io.Discard, r.Body)
-		<-r.Context().Done()
-	}))
-	t.Cleanup(srv.Close)
+	srv := hungMaster(t)
 	c := newTestClient(t, []string{srv.URL}, nil)
 	for i := 0; i < 40; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
@@ -462,15 +467,7 @@ func TestRegisterWrongSecretFailsAtOnce(t *testing.T) {
 // A 400 from the leader ends the registration although a standby answered
 // 503 in the same attempt and another master hangs.
 func TestRegisterRefusalAmongOtherAnswers(t *testing.T) {
-	hung := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-hung:
-		case <-r.Context().Done():
-		}
-	}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(hung) })
+	srv := hungMaster(t)
 	leader := newFakeMaster(t, protocol.MasterAlive, 1)
 	standby := newFakeMaster(t, protocol.MasterStandby, 1)
 	cfg := Config{Masters: []string{standby.url, srv.URL, leader.url}, App: testApp(), RequestTimeout: 10 * time.Second,
