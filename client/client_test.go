@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 func testApp() protocol.AppDescription {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 // fakeMaster is a scripted master RPC endpoint for client-side logic tests.

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 
-	"sparkd/protocol"
-	"sparkd/recovery"
+	"github.com/sparkd/sparkd/protocol"
+	"github.com/sparkd/sparkd/recovery"
 )
 
 // *Master implements Actions for the web UI and the REST server.

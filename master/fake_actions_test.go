@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 // fakeActions is an in-memory Actions for the web UI and REST tests. It

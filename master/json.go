@@ -8,7 +8,7 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 // The master's /json document, with Spark's field names (JsonProtocol.

@@ -6,7 +6,7 @@ import (
 	"sort"
 	"testing"
 
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 func decodeJSON(t *testing.T, body string) map[string]any {

@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"sparkd/protocol"
-	"sparkd/recovery"
+	"github.com/sparkd/sparkd/protocol"
+	"github.com/sparkd/sparkd/recovery"
 )
 
 // ---- state lock and outgoing messages ----

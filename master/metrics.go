@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 // Metrics in Spark's PrometheusServlet text format: the key is

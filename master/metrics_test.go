@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 func TestMasterMetrics(t *testing.T) {

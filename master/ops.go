@@ -8,8 +8,8 @@ import (
 	"sort"
 	"time"
 
-	"sparkd/protocol"
-	"sparkd/recovery"
+	"github.com/sparkd/sparkd/protocol"
+	"github.com/sparkd/sparkd/recovery"
 )
 
 // Registry operations. All run with mu held; they queue pushes and store

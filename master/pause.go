@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"sparkd/recovery"
+	"github.com/sparkd/sparkd/recovery"
 )
 
 // Pause detection: the zombie-leader guard (Curator TN10, ha-anchors I4).

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"sort"
 
-	"sparkd/protocol"
-	"sparkd/recovery"
+	"github.com/sparkd/sparkd/protocol"
+	"github.com/sparkd/sparkd/recovery"
 )
 
 // recoveryTarget is a worker or application told MasterChanged.

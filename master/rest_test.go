@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 func startREST(t *testing.T, a Actions) *httptest.Server {

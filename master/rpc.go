@@ -11,8 +11,8 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"sparkd/protocol"
-	"sparkd/recovery"
+	"github.com/sparkd/sparkd/protocol"
+	"github.com/sparkd/sparkd/recovery"
 )
 
 // RPC handlers of the spark:// listener. Each decodes and validates its body

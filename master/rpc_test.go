@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 func TestRPCBadBodiesName400Field(t *testing.T) {

@@ -5,8 +5,8 @@ import (
 	"os"
 	"time"
 
-	"sparkd/protocol"
-	"sparkd/recovery"
+	"github.com/sparkd/sparkd/protocol"
+	"github.com/sparkd/sparkd/recovery"
 )
 
 // idTime is Spark's id timestamp layout (yyyyMMddHHmmss).

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 // startUI serves the web UI over a real loopback listener (httptest binds

@@ -42,7 +42,7 @@ import (
 	"errors"
 	"time"
 
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 // Errors returned by Electors and Stores. Match with errors.Is.

@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"sparkd/internal/testbin"
-	"sparkd/internal/zktest"
+	"github.com/sparkd/sparkd/internal/testbin"
+	"github.com/sparkd/sparkd/internal/zktest"
 )
 
 // sshd is a real OpenSSH server on 127.0.0.2 and 127.0.0.3, each address

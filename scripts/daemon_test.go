@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"sparkd/internal/testbin"
+	"github.com/sparkd/sparkd/internal/testbin"
 )
 
 // home is a throwaway SPARK_HOME: scripts/, bin/sparkd and conf/ of its own.

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"sparkd/internal/cluster"
+	"github.com/sparkd/sparkd/internal/cluster"
 )
 
 // In a container start-worker.sh may be PID 1: with SPARK_NO_DAEMONIZE it

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 // A command admitted just before a newer epoch's MasterChanged must not act

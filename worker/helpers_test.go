@@ -17,7 +17,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
 
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 // ---- fake clock ----

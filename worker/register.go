@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 // maxHintHops bounds how many leader hints one registration follows in a row.

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 // report is one state change waiting for a master's acknowledgement.

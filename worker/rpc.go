@@ -7,7 +7,7 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 // rpcHandler routes the master's pushes to the worker.

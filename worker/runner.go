@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 // proc is one supervised child process in its own process group, with its

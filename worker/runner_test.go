@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 func launchMsg(m *fakeMaster, epoch int64, appID string, execID int, script string) protocol.LaunchExecutor {

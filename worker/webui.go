@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"strings"
 
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 // Log page bounds (Spark's LogPage: the last 100 KiB unless asked otherwise).

@@ -33,7 +33,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 // Worker is one worker daemon. Create it with New, then call Run.

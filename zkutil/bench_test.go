@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"sparkd/internal/zktest"
-	"sparkd/zkutil"
+	"github.com/sparkd/sparkd/internal/zktest"
+	"github.com/sparkd/sparkd/zkutil"
 )
 
 // BenchmarkGet measures one Get round trip through the deadline wrapper

@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"sparkd/internal/zktest"
-	"sparkd/zkutil"
+	"github.com/sparkd/sparkd/internal/zktest"
+	"github.com/sparkd/sparkd/zkutil"
 )
 
 const session = 2 * time.Second

@@ -12,7 +12,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"sparkd/conf"
+	"github.com/sparkd/sparkd/conf"
 )
 
 // keyFlag is a string flag that records its value under a spark key, with

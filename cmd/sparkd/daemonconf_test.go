@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"sparkd/conf"
-	"sparkd/internal/testbin"
+	"github.com/sparkd/sparkd/conf"
+	"github.com/sparkd/sparkd/internal/testbin"
 )
 
 // confHome makes a sparkd home whose conf/ holds files; it returns the home.

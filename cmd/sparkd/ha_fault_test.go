@@ -24,12 +24,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"sparkd/internal/cluster"
-	"sparkd/internal/zktest"
-	"sparkd/master"
-	"sparkd/protocol"
-	"sparkd/recovery/zkrecovery"
-	"sparkd/zkutil"
+	"github.com/sparkd/sparkd/internal/cluster"
+	"github.com/sparkd/sparkd/internal/zktest"
+	"github.com/sparkd/sparkd/master"
+	"github.com/sparkd/sparkd/protocol"
+	"github.com/sparkd/sparkd/recovery/zkrecovery"
+	"github.com/sparkd/sparkd/zkutil"
 )
 
 // push is one message a master pushed to a recording application client.

@@ -14,11 +14,11 @@ import (
 	"github.com/go-zookeeper/zk"
 	"github.com/sirupsen/logrus"
 
-	"sparkd/conf"
-	"sparkd/master"
-	"sparkd/recovery"
-	"sparkd/recovery/zkrecovery"
-	"sparkd/zkutil"
+	"github.com/sparkd/sparkd/conf"
+	"github.com/sparkd/sparkd/master"
+	"github.com/sparkd/sparkd/recovery"
+	"github.com/sparkd/sparkd/recovery/zkrecovery"
+	"github.com/sparkd/sparkd/zkutil"
 )
 
 // runMaster is `sparkd master [flags]`: Spark's standalone Master with

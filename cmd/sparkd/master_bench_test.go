@@ -16,12 +16,12 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"sparkd/internal/zktest"
-	"sparkd/master"
-	"sparkd/protocol"
-	"sparkd/recovery"
-	"sparkd/recovery/zkrecovery"
-	"sparkd/zkutil"
+	"github.com/sparkd/sparkd/internal/zktest"
+	"github.com/sparkd/sparkd/master"
+	"github.com/sparkd/sparkd/protocol"
+	"github.com/sparkd/sparkd/recovery"
+	"github.com/sparkd/sparkd/recovery/zkrecovery"
+	"github.com/sparkd/sparkd/zkutil"
 )
 
 // Benchmarks of the master core. They live here, not in package master,

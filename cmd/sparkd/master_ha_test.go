@@ -17,9 +17,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"sparkd/internal/cluster"
-	"sparkd/internal/zktest"
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/internal/cluster"
+	"github.com/sparkd/sparkd/internal/zktest"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 // Integration tests: real 3-node ZooKeeper, two real `bin/sparkd master`

@@ -16,9 +16,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"sparkd/conf"
-	"sparkd/internal/testbin"
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/conf"
+	"github.com/sparkd/sparkd/internal/testbin"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 // masterProc is one `sparkd master` process whose stderr is scanned.

@@ -15,11 +15,11 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"sparkd/client"
-	"sparkd/conf"
-	"sparkd/protocol"
-	"sparkd/recovery/zkrecovery"
-	"sparkd/zkutil"
+	"github.com/sparkd/sparkd/client"
+	"github.com/sparkd/sparkd/conf"
+	"github.com/sparkd/sparkd/protocol"
+	"github.com/sparkd/sparkd/recovery/zkrecovery"
+	"github.com/sparkd/sparkd/zkutil"
 )
 
 const statusUsage = `Usage: sparkd status [--master spark://h1:7077,h2:7077] [--zk host:2181,... --zk-dir /spark] [--json]

@@ -11,10 +11,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"sparkd/internal/zktest"
-	"sparkd/protocol"
-	"sparkd/recovery"
-	"sparkd/zkutil"
+	"github.com/sparkd/sparkd/internal/zktest"
+	"github.com/sparkd/sparkd/protocol"
+	"github.com/sparkd/sparkd/recovery"
+	"github.com/sparkd/sparkd/zkutil"
 )
 
 func status(args []string, out, errb *bytes.Buffer) int { return runStatus(args, out, errb) }

@@ -21,9 +21,9 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"sparkd/client"
-	"sparkd/conf"
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/client"
+	"github.com/sparkd/sparkd/conf"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 // submitOptions are spark-submit's flags plus sparkd's --exec.

@@ -20,8 +20,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"sparkd/client"
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/client"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 // fakeCluster is one scripted master (RPC + REST) for command tests.

@@ -13,8 +13,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"sparkd/conf"
-	"sparkd/worker"
+	"github.com/sparkd/sparkd/conf"
+	"github.com/sparkd/sparkd/worker"
 )
 
 // runWorker is `sparkd worker [flags] spark://m1:7077,m2:7077`: Spark's

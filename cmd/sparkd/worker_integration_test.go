@@ -19,9 +19,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"sparkd/client"
-	"sparkd/internal/cluster"
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/client"
+	"github.com/sparkd/sparkd/internal/cluster"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 // workerJSON is the part of a worker's /json this test reads.

@@ -17,10 +17,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"sparkd/conf"
-	"sparkd/internal/cluster"
-	"sparkd/internal/testbin"
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/conf"
+	"github.com/sparkd/sparkd/internal/cluster"
+	"github.com/sparkd/sparkd/internal/testbin"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 // workerFakeMaster accepts registrations and records what a worker sends.

@@ -32,9 +32,9 @@ import (
 	"testing"
 	"time"
 
-	"sparkd/internal/testbin"
-	"sparkd/internal/zktest"
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/internal/testbin"
+	"github.com/sparkd/sparkd/internal/zktest"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 // Options shape a cluster. Zero values take the defaults noted.

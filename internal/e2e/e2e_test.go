@@ -18,9 +18,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"sparkd/internal/cluster"
-	"sparkd/internal/zktest"
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/internal/cluster"
+	"github.com/sparkd/sparkd/internal/zktest"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 // sessionTimeout is the masters' ZooKeeper session timeout in these tests.

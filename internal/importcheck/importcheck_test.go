@@ -11,14 +11,14 @@ import (
 	"testing"
 )
 
-const module = "sparkd"
+const module = "github.com/sparkd/sparkd"
 
 // rules: package pattern -> forbidden dependency (project path or module prefix).
 // recovery's root package holds only interfaces, NONE and FILESYSTEM; the
 // ZooKeeper implementation is recovery/zkrecovery, so that master, which uses
 // the interfaces, never links ZooKeeper code.
 // A pattern ending in "/..." includes subpackages. A forbidden entry matches
-// that path and everything below it; "sparkd" alone forbids every project
+// that path and everything below it; the module path alone forbids every project
 // package.
 var rules = []struct {
 	pkg       string

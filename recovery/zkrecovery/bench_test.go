@@ -14,8 +14,8 @@ import (
 	"github.com/go-zookeeper/zk"
 	"github.com/stretchr/testify/require"
 
-	"sparkd/internal/zktest"
-	"sparkd/recovery"
+	"github.com/sparkd/sparkd/internal/zktest"
+	"github.com/sparkd/sparkd/recovery"
 )
 
 const benchRecords = 10000

@@ -8,8 +8,8 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"sparkd/recovery"
-	"sparkd/zkutil"
+	"github.com/sparkd/sparkd/recovery"
+	"github.com/sparkd/sparkd/zkutil"
 )
 
 // confirmRetry is the pause between attempts of Confirm after an error that

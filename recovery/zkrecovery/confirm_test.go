@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"sparkd/internal/zktest"
-	"sparkd/recovery"
+	"github.com/sparkd/sparkd/internal/zktest"
+	"github.com/sparkd/sparkd/recovery"
 )
 
 func ctxFor(t *testing.T, d time.Duration) context.Context {

@@ -11,8 +11,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
 
-	"sparkd/recovery"
-	"sparkd/zkutil"
+	"github.com/sparkd/sparkd/recovery"
+	"github.com/sparkd/sparkd/zkutil"
 )
 
 // testSession is the session timeout of test masters: short, to keep the

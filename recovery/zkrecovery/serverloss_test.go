@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"sparkd/internal/zktest"
+	"github.com/sparkd/sparkd/internal/zktest"
 )
 
 // TestServerLoss: losing a ZooKeeper follower keeps the leader; losing

@@ -12,8 +12,8 @@ import (
 	"github.com/go-zookeeper/zk"
 	"github.com/sirupsen/logrus"
 
-	"sparkd/recovery"
-	"sparkd/zkutil"
+	"github.com/sparkd/sparkd/recovery"
+	"github.com/sparkd/sparkd/zkutil"
 )
 
 // Store is the ZooKeeper recovery.Store. Create it with New. It is safe for

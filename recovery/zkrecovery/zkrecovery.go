@@ -10,8 +10,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"sparkd/recovery"
-	"sparkd/zkutil"
+	"github.com/sparkd/sparkd/recovery"
+	"github.com/sparkd/sparkd/zkutil"
 )
 
 // Reasons a term ends, passed to Callbacks.OnRevoked (besides

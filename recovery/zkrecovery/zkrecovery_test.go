@@ -13,9 +13,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"sparkd/internal/zktest"
-	"sparkd/protocol"
-	"sparkd/recovery"
+	"github.com/sparkd/sparkd/internal/zktest"
+	"github.com/sparkd/sparkd/protocol"
+	"github.com/sparkd/sparkd/recovery"
 )
 
 func TestSelfFenceBound(t *testing.T) {

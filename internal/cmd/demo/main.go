@@ -21,9 +21,9 @@ import (
 	"syscall"
 	"time"
 
-	"sparkd/internal/cluster"
-	"sparkd/internal/zktest"
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/internal/cluster"
+	"github.com/sparkd/sparkd/internal/zktest"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 var start = time.Now()

@@ -23,9 +23,9 @@ import (
 	"syscall"
 	"time"
 
-	"sparkd/internal/cluster"
-	"sparkd/internal/zktest"
-	"sparkd/protocol"
+	"github.com/sparkd/sparkd/internal/cluster"
+	"github.com/sparkd/sparkd/internal/zktest"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 type sample struct{ alive, workers, app time.Duration }
