@@ -2,7 +2,6 @@ package master
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/sparkd/sparkd/protocol"
@@ -112,8 +111,9 @@ func (m *Master) killDriverLocked(d *driverInfo) {
 }
 
 // SubmitDriver queues a cluster-mode driver. It returns only after the
-// driver is persisted.
-func (m *Master) SubmitDriver(_ context.Context, spec protocol.DriverSpec) (string, error) {
+// driver is persisted; the write is retried while the term lasts, so a
+// store that answers late costs time, not a second submission.
+func (m *Master) SubmitDriver(ctx context.Context, spec protocol.DriverSpec) (string, error) {
 	if err := spec.Validate(); err != nil {
 		return "", err
 	}
@@ -125,12 +125,22 @@ func (m *Master) SubmitDriver(_ context.Context, spec protocol.DriverSpec) (stri
 	st, t, now := m.st, m.term, m.now()
 	d := &driverInfo{id: st.newDriverID(now), spec: spec, submitTime: now, state: protocol.DriverSubmitted}
 	rec := d.record()
-	done := m.persistLocked(recovery.KindDriver, d.id, func(ctx context.Context, s recovery.Store) error { return s.PutDriver(ctx, rec) })
+	g := m.persistLocked(recovery.KindDriver, d.id, true, func(ctx context.Context, s recovery.Store) error { return s.PutDriver(ctx, rec) },
+		func(err error) {
+			if err != nil {
+				return
+			}
+			name := spec.MainClass
+			if name == "" {
+				name = spec.Command[0]
+			}
+			m.log.Infof("Driver submitted %s", name)
+			st.drivers[d.id] = d
+			st.waitingDrivers = append(st.waitingDrivers, d)
+			m.scheduleSafeLocked()
+		})
 	m.mu.Unlock()
-	perr := waitPersist(done, "driver "+d.id)
-	if perr != nil {
-		m.undoAmbiguous(t, recovery.KindDriver, d.id, perr)
-	}
+	perr := waitGate(ctx, t, g, "driver "+d.id)
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -140,14 +150,6 @@ func (m *Master) SubmitDriver(_ context.Context, spec protocol.DriverSpec) (stri
 	if perr != nil {
 		return "", perr
 	}
-	name := spec.MainClass
-	if name == "" {
-		name = spec.Command[0]
-	}
-	m.log.Infof("Driver submitted %s", name)
-	st.drivers[d.id] = d
-	st.waitingDrivers = append(st.waitingDrivers, d)
-	m.scheduleSafeLocked()
 	return d.id, nil
 }
 
@@ -199,34 +201,4 @@ func (m *Master) ClearCompleted(_ context.Context) error {
 	m.st.completedApps = nil
 	m.st.completedDrvs = nil
 	return nil
-}
-
-// undoAmbiguous removes the record of a registration or submission whose
-// write failed without a verdict (a ZooKeeper timeout or connection loss:
-// the write may still have committed). The caller is told to retry, and a
-// retry creates a new id; left in the store, the first record would be an
-// orphan that a successor recovers and launches too (the same submission
-// run twice) or prefers over the acknowledged one (same client address).
-// The remove is queued behind the failed write on the same key, so it is
-// applied after it. It is best effort: when it fails too, or the term ends
-// first, the orphan remains and is logged.
-func (m *Master) undoAmbiguous(t *term, kind recovery.Kind, id string, cause error) {
-	if errors.Is(cause, recovery.ErrFenced) || errors.Is(cause, recovery.ErrNotLeader) {
-		return // the write did not commit
-	}
-	m.mu.Lock()
-	var undo <-chan error
-	if m.term == t {
-		undo = m.persistLocked(kind, id, func(ctx context.Context, s recovery.Store) error { return s.Remove(ctx, kind, id) })
-	}
-	m.mu.Unlock()
-	if undo == nil {
-		m.log.Warnf("The write of %s failed ambiguously and the term ended; a successor may recover it", recovery.Key(kind, id))
-		return
-	}
-	if err := <-undo; err != nil {
-		m.log.WithError(err).Warnf("The write of %s failed ambiguously and could not be undone; a successor may recover it", recovery.Key(kind, id))
-		return
-	}
-	m.log.Infof("Removed %s, whose write failed ambiguously, so that a retry does not duplicate it", recovery.Key(kind, id))
 }

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/sparkd/sparkd/protocol"
@@ -60,131 +60,75 @@ func (m *Master) stampLocked() protocol.Stamp {
 
 // ---- persistence ----
 
-// persister serialises store writes per record key (so that a Put and a
-// later Remove of the same record never swap), while writes to different
-// keys proceed concurrently. Operations are queued under mu, in the order
-// the state changed, and never block the queuing goroutine.
-type persister struct {
-	stripes []*stripe
-}
-
-type stripe struct {
-	mu     sync.Mutex
-	queue  []persistOp
-	signal chan struct{}
-}
-
-type persistOp struct {
-	fn   func(ctx context.Context) error
-	done chan error // nil for fire-and-forget
-}
-
-const persistStripes = 32
-
-func (m *Master) newPersister(t *term) *persister {
-	p := &persister{}
-	for range persistStripes {
-		s := &stripe{signal: make(chan struct{}, 1)}
-		p.stripes = append(p.stripes, s)
-		m.bg.Add(1)
-		go func() {
-			defer m.bg.Done()
-			s.run(t.ctx)
-		}()
-	}
-	return p
-}
-
-func (s *stripe) run(ctx context.Context) {
-	for {
-		s.mu.Lock()
-		q := s.queue
-		s.queue = nil
-		s.mu.Unlock()
-		for _, op := range q {
-			var err error
-			if ctx.Err() != nil {
-				err = fmt.Errorf("%w: term ended", recovery.ErrNotLeader)
-			} else {
-				err = op.fn(ctx)
-			}
-			if op.done != nil {
-				op.done <- err
-			}
-		}
-		if len(q) > 0 {
-			continue
-		}
-		select {
-		case <-s.signal:
-		case <-ctx.Done():
-			s.mu.Lock()
-			q := s.queue
-			s.queue = nil
-			s.mu.Unlock()
-			for _, op := range q {
-				if op.done != nil {
-					op.done <- fmt.Errorf("%w: term ended", recovery.ErrNotLeader)
-				}
-			}
-			// Late enqueues after this point find ctx done in enqueue.
-			return
-		}
-	}
-}
-
-func (p *persister) enqueue(ctx context.Context, key string, op persistOp) {
-	if ctx.Err() != nil {
-		if op.done != nil {
-			op.done <- fmt.Errorf("%w: term ended", recovery.ErrNotLeader)
-		}
-		return
-	}
-	s := p.stripes[fnv32(key)%uint32(len(p.stripes))]
-	s.mu.Lock()
-	s.queue = append(s.queue, op)
-	s.mu.Unlock()
-	select {
-	case s.signal <- struct{}{}:
-	default:
-	}
-}
-
-func fnv32(s string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(s); i++ {
-		h ^= uint32(s[i])
-		h *= 16777619
-	}
-	return h
-}
-
-// persistLocked queues a store write of the current term. done (buffered,
-// size 1) receives its result; it is nil-safe to ignore for async writes,
-// whose failures are logged (and a fenced one steps the master down).
-func (m *Master) persistLocked(kind recovery.Kind, id string, fn func(ctx context.Context, s recovery.Store) error) <-chan error {
-	done := make(chan error, 1)
+// persistLocked queues a store write of the current term. The write goes on
+// the stripe of its record (all driver records share one stripe, so that a
+// relaunch's new record is written before the old one is removed), and
+// when coalesce is set a queued write of the same record is replaced by this
+// one. then, if not nil, runs with the state lock held once the write has
+// settled, unless the term ended meanwhile; the returned gate opens after
+// that. Failures are retried by the persister while they may pass; what is
+// left (fenced, term ended, a record the store refuses) is logged, and a
+// fenced write steps the master down.
+func (m *Master) persistLocked(kind recovery.Kind, id string, coalesce bool, fn func(ctx context.Context, s recovery.Store) error, then func(err error)) *gate {
+	g := newGate()
 	t := m.term
 	if t == nil {
-		done <- fmt.Errorf("%w: no term", recovery.ErrNotLeader)
-		return done
+		g.open(errTermEnded)
+		return g
 	}
-	op := persistOp{done: done, fn: func(ctx context.Context) error {
-		err := fn(ctx, m.store)
+	key := recovery.Key(kind, id)
+	op := &persistOp{fn: func(ctx context.Context) error { return fn(ctx, m.store) }}
+	if coalesce {
+		op.record = key
+	}
+	op.done = []func(error){func(err error) {
 		if err != nil {
 			m.storeFailed(t, kind, id, err)
 		}
-		return err
+		if then != nil {
+			m.onTerm(t, func() { then(err) })
+		}
+		g.open(err)
 	}}
-	key := recovery.Key(kind, id)
+	stripe := key
 	if kind == recovery.KindDriver {
-		// All driver writes share one queue: a relaunch writes the new
-		// record and removes the old one, and neither may overtake the
-		// other or an earlier write of either.
-		key = string(recovery.KindDriver)
+		stripe = string(recovery.KindDriver)
 	}
-	t.persist.enqueue(t.ctx, key, op)
-	return done
+	t.persist.enqueue(stripe, op)
+	return g
+}
+
+// persistAppLocked writes a's whole record (coalesced with any queued write
+// of it) and returns the gate of that write.
+func (m *Master) persistAppLocked(a *appInfo) *gate {
+	rec := a.record()
+	return m.persistLocked(recovery.KindApp, a.id, true, func(ctx context.Context, s recovery.Store) error { return s.PutApp(ctx, rec) }, nil)
+}
+
+// onTerm runs f with the state lock held if t is still the current term:
+// the way an effect's outcome comes back to the state machine.
+func (m *Master) onTerm(t *term, f func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.term == t {
+		f()
+	}
+}
+
+// waitGate waits for a write's gate, the end of its term, or ctx (the
+// request). It never waits on a channel nothing else can close.
+func waitGate(ctx context.Context, t *term, g *gate, what string) error {
+	select {
+	case <-g.done:
+		if g.err != nil {
+			return fmt.Errorf("%w %s: %w", errPersist, what, g.err)
+		}
+		return nil
+	case <-t.ctx.Done():
+		return fmt.Errorf("%w %s: %w", errPersist, what, errTermEnded)
+	case <-ctx.Done():
+		return fmt.Errorf("%w %s: still in progress: %w", errPersist, what, ctx.Err())
+	}
 }
 
 func (m *Master) storeFailed(t *term, kind recovery.Kind, id string, err error) {
@@ -224,33 +168,46 @@ func (m *Master) onLeaderChanged(l recovery.LeaderInfo, ok bool) {
 	}
 }
 
-// onElected starts a term: the master reads the store and recovers in the
-// background (the Elector's callbacks must not block).
+// onElected establishes a term: the master reads the store and recovers on
+// a goroutine of the term (the Elector's callbacks must not block).
 func (m *Master) onElected(ctx context.Context, epoch int64) {
 	m.mu.Lock()
-	if m.term != nil {
-		m.endTermLocked(errors.New("a new term started"))
+	prev := m.term
+	if prev != nil {
+		m.endTermLocked(errors.New("a new term started"), false)
 	}
+	m.mu.Unlock()
+	if prev != nil {
+		prev.wait()
+	}
+	m.mu.Lock()
 	tctx, cancel := context.WithCancel(ctx)
 	t := &term{epoch: epoch, ctx: tctx, cancel: cancel, elected: m.now(), sched: make(chan struct{}, 1)}
-	t.persist = m.newPersister(t)
+	t.persist = newPersister(tctx, m.log, t.spawn)
 	t.out = newOutbox(m, t)
-	m.term = t
+	m.term, m.lastTerm = t, t
 	m.st = newState(epoch)
 	m.status = protocol.MasterStandby
 	m.ha.LeaderTransitions++
 	m.log.WithField("epoch", epoch).Info("We have gained leadership")
 	m.mu.Unlock()
 	m.kickConfirm() // a pause still unconfirmed covers this term too
-	m.bg.Add(1)
-	go func() {
-		defer m.bg.Done()
-		m.lead(t)
-	}()
+	t.spawn(func() { m.lead(t) })
 }
 
+// onRevoked revokes the current term, if the master has not already, and
+// waits for every goroutine of the last term before the Elector campaigns
+// again.
 func (m *Master) onRevoked(reason error) {
-	m.stepDown(nil, reason, false)
+	m.mu.Lock()
+	if m.term != nil {
+		m.endTermLocked(reason, false)
+	}
+	t := m.lastTerm
+	m.mu.Unlock()
+	if t != nil {
+		t.wait()
+	}
 }
 
 // fenced handles a write or command refused because a newer epoch exists.
@@ -259,7 +216,9 @@ func (m *Master) fenced(t *term, err error) {
 }
 
 // stepDown ends term t (nil = whatever term is current) and returns the
-// master to STANDBY in this process; the Elector campaigns again.
+// master to STANDBY in this process; the Elector campaigns again. It may be
+// called from a goroutine of the term, so it does not wait for them: the
+// Elector's OnRevoked (or Run's end) does.
 func (m *Master) stepDown(t *term, reason error, fenced bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -269,18 +228,38 @@ func (m *Master) stepDown(t *term, reason error, fenced bool) {
 	if fenced {
 		m.ha.FencedWrites++
 	}
-	m.endTermLocked(reason)
+	m.endTermLocked(reason, fenced)
 }
 
-func (m *Master) endTermLocked(reason error) {
+// endTermLocked revokes the current term: it is cancelled (its senders,
+// writes and loop stop), and the registries are dropped. An expected end (a
+// resignation, the master stopping) is logged at Info; a lost term (fenced,
+// session lost, self-fenced) at Warn, with Spark's line.
+func (m *Master) endTermLocked(reason error, fenced bool) {
 	t := m.term
 	t.cancel()
 	m.term = nil
 	m.st = newState(0)
 	m.status = protocol.MasterStandby
-	m.log.WithField("epoch", t.epoch).WithField("reason", fmt.Sprint(reason)).
-		Error("Leadership has been revoked -- stepping down to STANDBY")
+	log := m.log.WithField("epoch", t.epoch).WithField("reason", fmt.Sprint(reason))
+	if !fenced && expectedEnd(reason) {
+		log.Info("Leadership handed over -- now STANDBY")
+		return
+	}
+	log.Warn("Leadership has been revoked -- stepping down to STANDBY")
 }
+
+// expectedEnd reports whether a term ended because this master chose to
+// (resign, stop), as opposed to losing it.
+func expectedEnd(reason error) bool {
+	if reason == nil || errors.Is(reason, recovery.ErrResigned) || errors.Is(reason, context.Canceled) || errors.Is(reason, errShutdown) {
+		return true
+	}
+	return strings.Contains(reason.Error(), "elector stopped")
+}
+
+// errShutdown ends the term when Run returns.
+var errShutdown = errors.New("master shutting down")
 
 // lead runs one term: read the store, recover, then check timeouts until
 // the term ends.

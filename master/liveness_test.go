@@ -2,6 +2,7 @@ package master
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -161,7 +162,7 @@ func TestAppRefusingTwoPushesIsRemovedAtOnce(t *testing.T) {
 	})
 	assert.Equal(t, protocol.AppRunning, appStates(tm.View())[id], "one refusal is not enough")
 	// The executor reports RUNNING: ExecutorUpdated is refused too.
-	require.NoError(t, tm.call(http.MethodPost, protocol.PathExecutorState, protocol.ExecutorStateChanged{
+	require.NoError(t, tm.call(http.MethodPost, strings.Replace(protocol.PathExecutorState, "{id}", "worker-a", 1), protocol.ExecutorStateChanged{
 		AppID: id, ExecutorID: le.ExecutorID, State: protocol.ExecutorRunning}, nil))
 	eventually(t, "application removed", func() bool { return appStates(tm.View())[id] == protocol.AppFinished })
 	assert.True(t, tm.logged(client.url()+" got disassociated, removing it."))

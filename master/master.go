@@ -178,8 +178,11 @@ type Master struct {
 	mu sync.Mutex // guards everything below
 	st *state     // registries; reset on every change of term
 	// state machine
-	status      protocol.MasterState
-	term        *term // nil unless leader
+	status protocol.MasterState
+	term   *term // nil unless leader
+	// lastTerm is the most recent term, current or ended: OnRevoked and Run
+	// wait for its goroutines.
+	lastTerm    *term
 	leader      recovery.LeaderInfo
 	leaderKnown bool
 	noLeaderAt  time.Time // when this master last saw "no leader" (for failover duration)
@@ -187,18 +190,6 @@ type Master struct {
 
 	// pause is the zombie-leader guard; it has its own lock (see pause.go).
 	pause pauseGuard
-}
-
-// term is one period of leadership.
-type term struct {
-	epoch     int64
-	ctx       context.Context
-	cancel    context.CancelFunc
-	elected   time.Time
-	recoverBy time.Time // RECOVERING ends by this time at the latest
-	persist   *persister
-	out       *outbox       // messages to workers and clients, ordered per peer
-	sched     chan struct{} // a scheduling pass is wanted (size 1: requests coalesce)
 }
 
 // New validates cfg and binds the RPC, web UI and (if enabled) REST
@@ -401,7 +392,13 @@ func (m *Master) Run(ctx context.Context) error {
 	case runErr = <-errc:
 		cancel()
 	}
-	m.stepDown(nil, errors.New("master shutting down"), false)
+	m.stepDown(nil, errShutdown, false)
+	m.mu.Lock()
+	last := m.lastTerm
+	m.mu.Unlock()
+	if last != nil {
+		last.wait()
+	}
 	sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer scancel()
 	for _, s := range servers {
@@ -410,6 +407,7 @@ func (m *Master) Run(ctx context.Context) error {
 		}
 	}
 	m.bg.Wait()
+	m.client.HTTP.CloseIdleConnections()
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		return fmt.Errorf("master: election: %w", runErr)
 	}

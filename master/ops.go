@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"sort"
 	"time"
 
@@ -35,6 +36,15 @@ func driversBySubmit(ds map[string]*driverInfo) []*driverInfo {
 	return out
 }
 
+func appsByID(set map[*appInfo]bool) []*appInfo {
+	out := make([]*appInfo, 0, len(set))
+	for a := range set {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}
+
 func executorsByID(es map[execKey]*executorInfo) []*executorInfo {
 	out := make([]*executorInfo, 0, len(es))
 	for _, e := range es {
@@ -48,7 +58,7 @@ func executorsByID(es map[execKey]*executorInfo) []*executorInfo {
 
 // removeRecordLocked queues the removal of a stored record.
 func (m *Master) removeRecordLocked(kind recovery.Kind, id string) {
-	m.persistLocked(kind, id, func(ctx context.Context, s recovery.Store) error { return s.Remove(ctx, kind, id) })
+	m.persistLocked(kind, id, true, func(ctx context.Context, s recovery.Store) error { return s.Remove(ctx, kind, id) }, nil)
 }
 
 // removeWorkerLocked marks w DEAD: its executors are reported LOST to their
@@ -74,9 +84,10 @@ func (m *Master) removeWorkerLocked(w *workerInfo, why string) {
 		w.removeExecutor(e)
 		told[e.app] = true
 	}
-	for app := range told {
+	for _, app := range appsByID(told) {
 		m.pushToAppLocked(app, protocol.PathWorkerRemoved, protocol.WorkerRemoved{
 			Stamp: stamp, WorkerID: w.id, Host: w.host, Message: why})
+		m.persistAppLocked(app)
 	}
 	for _, d := range driversBySubmit(w.drivers) {
 		w.removeDriver(d)
@@ -152,12 +163,12 @@ func (m *Master) relaunchDriverLocked(d *driverInfo) *driverInfo {
 	st.drivers[nd.id] = nd
 	st.waitingDrivers = append(st.waitingDrivers, nd)
 	rec, oldID := nd.record(), d.id
-	m.persistLocked(recovery.KindDriver, nd.id, func(ctx context.Context, s recovery.Store) error {
+	m.persistLocked(recovery.KindDriver, nd.id, false, func(ctx context.Context, s recovery.Store) error {
 		if err := s.PutDriver(ctx, rec); err != nil {
 			return err
 		}
 		return s.Remove(ctx, recovery.KindDriver, oldID)
-	})
+	}, nil)
 	m.log.Infof("Driver %s relaunched as %s", oldID, nd.id)
 	m.scheduleSafeLocked()
 	return nd
@@ -351,17 +362,86 @@ func (m *Master) scheduleLocked() {
 	}
 }
 
+// launchExecutorLocked grants an executor of a on w. The grant is written
+// to a's record (with the advanced executor counter) before the worker is
+// told to launch it and the driver is told it was added, so a successor
+// knows every executor that may run and never hands out its id again.
+// The launch's outcome comes back: a definite refusal frees the resources
+// at once (launchRefused); an ambiguous failure is settled by the worker's
+// heartbeats (reconcileWorkerLocked).
 func (m *Master) launchExecutorLocked(w *workerInfo, a *appInfo, cores, memMB int) {
-	e := &executorInfo{app: a, id: a.nextExecID, worker: w, cores: cores, memMB: memMB, state: protocol.ExecutorLaunching}
+	e := &executorInfo{app: a, id: a.nextExecID, worker: w, cores: cores, memMB: memMB, state: protocol.ExecutorLaunching,
+		launchedAt: m.now()}
 	a.addExecutor(e)
 	w.addExecutor(e)
 	a.state = protocol.AppRunning
 	m.log.Infof("Launching executor %s/%d on worker %s", a.id, e.id, w.id)
 	stamp := m.stampLocked()
-	m.sendAsyncLocked(w.url, protocol.PathLaunchExecutor, protocol.LaunchExecutor{Stamp: stamp, AppID: a.id, ExecutorID: e.id,
-		App: a.desc, Cores: cores, MemoryMB: memMB})
-	m.pushToAppLocked(a, protocol.PathExecutorAdded, protocol.ExecutorAdded{Stamp: stamp, ExecutorID: e.id,
-		WorkerID: w.id, HostPort: w.hostPort(), Cores: cores, MemoryMB: memMB})
+	t := m.term
+	persisted := m.persistAppLocked(a)
+	m.queueLocked(w.url, outMsg{path: protocol.PathLaunchExecutor, gate: persisted,
+		req: protocol.LaunchExecutor{Stamp: stamp, AppID: a.id, ExecutorID: e.id, App: a.desc, Cores: cores, MemoryMB: memMB},
+		done: func(err error) { m.onTerm(t, func() { m.executorLaunchedLocked(e, err) }) }})
+	m.pushToAppGatedLocked(a, protocol.PathExecutorAdded, protocol.ExecutorAdded{Stamp: stamp, ExecutorID: e.id,
+		WorkerID: w.id, HostPort: w.hostPort(), Cores: cores, MemoryMB: memMB}, persisted)
+}
+
+// definiteRefusal reports whether a command's failure proves the peer did
+// not carry it out: the connection was refused, or the peer answered with
+// an error status. Anything else (a timeout, a reset connection) is
+// ambiguous: the peer may have acted.
+func definiteRefusal(err error) bool {
+	var se *protocol.StatusError
+	return errors.Is(err, protocol.ErrConnRefused) || errors.As(err, &se)
+}
+
+// executorLaunchedLocked handles the outcome of a LaunchExecutor.
+func (m *Master) executorLaunchedLocked(e *executorInfo, err error) {
+	a, w := e.app, e.worker
+	if m.st.apps[a.id] != a || a.executors[e.id] != e {
+		return // ended meanwhile
+	}
+	if err == nil {
+		e.acked = true
+		return
+	}
+	if !definiteRefusal(err) {
+		m.log.WithError(err).Warnf("Launch of executor %s/%d on %s may not have arrived; the worker's heartbeats will tell", a.id, e.id, w.id)
+		e.acked = true // settled by the heartbeats
+		return
+	}
+	m.log.WithError(err).Warnf("Worker %s refused to launch executor %s/%d; freeing its resources", w.id, a.id, e.id)
+	m.ha.Reconciled.LaunchRefused++
+	var se *protocol.StatusError
+	if errors.As(err, &se) && se.Code == http.StatusServiceUnavailable && w.state == protocol.WorkerAlive {
+		// Decommissioning or stopping: it takes no new work.
+		m.log.Infof("Worker %s refuses new work (%s); no more executors go there", w.id, se.Message)
+		w.state = protocol.WorkerDecommissioned
+	}
+	m.executorEndedLocked(e, protocol.ExecutorLost, "the worker refused the launch: "+err.Error(), nil, false)
+}
+
+// executorEndedLocked removes an executor the master knows to have ended,
+// tells its driver, persists the application, and counts the failure
+// against the application when countFailure is set.
+func (m *Master) executorEndedLocked(e *executorInfo, state protocol.ExecutorState, msg string, exitCode *int, countFailure bool) {
+	a := e.app
+	m.log.Infof("Removing executor %s/%d because it is %s", a.id, e.id, state)
+	e.state = state
+	a.removeExecutor(e)
+	e.worker.removeExecutor(e)
+	m.pushToAppLocked(a, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: m.stampLocked(),
+		ExecutorID: e.id, State: state, Message: msg, ExitCode: exitCode})
+	if countFailure {
+		a.retries++
+		if limit := m.cfg.MaxExecutorRetries; limit >= 0 && a.retries >= limit && !a.anyRunning() {
+			m.log.Errorf("Application %s with ID %s failed %d times; removing it", a.desc.Name, a.id, a.retries)
+			m.removeAppLocked(a, protocol.AppFailed, fmt.Sprintf("Application %s with ID %s failed %d times", a.desc.Name, a.id, a.retries))
+			return
+		}
+	}
+	m.persistAppLocked(a)
+	m.scheduleSafeLocked()
 }
 
 // launchDriverLocked assigns d to w, persists the assignment, and only then
@@ -371,49 +451,78 @@ func (m *Master) launchDriverLocked(w *workerInfo, d *driverInfo) {
 	d.worker = w
 	d.launchedAt = m.now()
 	d.state = protocol.DriverRunning
+	d.acked, d.missed = false, 0
 	w.addDriver(d)
 	m.st.waitingDrivers = removeDrv(m.st.waitingDrivers, d)
 	rec := d.record()
 	msg := protocol.LaunchDriver{Stamp: m.stampLocked(), DriverID: d.id, Desc: d.spec}
 	t := m.term
-	persisted := m.persistLocked(recovery.KindDriver, d.id, func(ctx context.Context, s recovery.Store) error {
-		if err := s.PutDriver(ctx, rec); err != nil {
-			m.driverAssignFailed(t, w, d, err)
-			return err
+	persisted := m.persistLocked(recovery.KindDriver, d.id, true, func(ctx context.Context, s recovery.Store) error {
+		return s.PutDriver(ctx, rec)
+	}, func(err error) {
+		if err != nil {
+			m.driverAssignFailedLocked(t, w, d, err)
 		}
-		return nil
 	})
 	// Queued now, so that it keeps its place before any later message to
 	// the worker (a KillDriver must not overtake it), but held until the
 	// assignment is persisted; dropped if that fails.
 	m.queueLocked(w.url, outMsg{path: protocol.PathLaunchDriver, req: msg, gate: persisted, done: func(err error) {
-		if err != nil {
-			m.log.WithError(err).Warnf("could not launch driver %s on %s", d.id, w.id)
-		}
+		m.onTerm(t, func() { m.driverLaunchedLocked(w, d, err) })
 	}})
+}
+
+// driverLaunchedLocked handles the outcome of a LaunchDriver: a definite
+// refusal puts the driver back in line (first) at once.
+func (m *Master) driverLaunchedLocked(w *workerInfo, d *driverInfo, err error) {
+	if m.st.drivers[d.id] != d || d.worker != w {
+		return
+	}
+	if err == nil || !definiteRefusal(err) {
+		if err != nil {
+			m.log.WithError(err).Warnf("Launch of driver %s on %s may not have arrived; the worker's heartbeats will tell", d.id, w.id)
+		}
+		d.acked = true
+		return
+	}
+	m.log.WithError(err).Warnf("Worker %s refused to launch driver %s; it waits again", w.id, d.id)
+	m.ha.Reconciled.LaunchRefused++
+	var se *protocol.StatusError
+	if errors.As(err, &se) && se.Code == http.StatusServiceUnavailable && w.state == protocol.WorkerAlive {
+		w.state = protocol.WorkerDecommissioned
+	}
+	m.unassignDriverLocked(d)
+}
+
+// unassignDriverLocked puts a driver that is not running where the master
+// assigned it back in line, first, and persists that.
+func (m *Master) unassignDriverLocked(d *driverInfo) {
+	if d.worker != nil {
+		d.worker.removeDriver(d)
+	}
+	d.worker = nil
+	d.state = protocol.DriverSubmitted
+	m.st.waitingDrivers = append([]*driverInfo{d}, removeDrv(m.st.waitingDrivers, d)...)
+	rec := d.record()
+	m.persistLocked(recovery.KindDriver, d.id, true, func(ctx context.Context, s recovery.Store) error { return s.PutDriver(ctx, rec) }, nil)
+	m.scheduleSafeLocked()
 }
 
 // driverLaunchRetry is how long a driver whose assignment could not be
 // persisted waits before the next scheduling pass tries again.
 var driverLaunchRetry = time.Second
 
-// driverAssignFailed undoes the assignment of d to w when it could not be
-// persisted: LaunchDriver is never sent then, so without this the driver
-// would stay RUNNING on w for the rest of the term with no process behind
-// it (an acknowledged submission that never runs). It waits again, first in
-// line, and a scheduling pass is retried after driverLaunchRetry. A fenced
-// or revoked term needs nothing: the successor recovers the record.
-//
-// The failed write may still have committed (a ZooKeeper timeout is
-// ambiguous): the next assignment overwrites it, and a successor that finds
-// the driver missing on w treats it as lost, as for any assignment.
-func (m *Master) driverAssignFailed(t *term, w *workerInfo, d *driverInfo, err error) {
+// driverAssignFailedLocked undoes the assignment of d to w when it could
+// not be persisted (the store refused it: the persister retries everything
+// that may pass): LaunchDriver is never sent then, so without this the
+// driver would stay RUNNING on w with no process behind it. It waits again,
+// first in line, and a scheduling pass is retried after driverLaunchRetry.
+// A fenced or revoked term needs nothing: the successor recovers the record.
+func (m *Master) driverAssignFailedLocked(t *term, w *workerInfo, d *driverInfo, err error) {
 	if errors.Is(err, recovery.ErrFenced) || errors.Is(err, recovery.ErrNotLeader) {
 		return
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.term != t || m.st.drivers[d.id] != d || d.worker != w || d.state != protocol.DriverRunning {
+	if m.st.drivers[d.id] != d || d.worker != w || d.state != protocol.DriverRunning {
 		return
 	}
 	m.log.WithError(err).Warnf("Could not persist the assignment of driver %s to worker %s; it waits again", d.id, w.id)
@@ -421,9 +530,7 @@ func (m *Master) driverAssignFailed(t *term, w *workerInfo, d *driverInfo, err e
 	d.worker = nil
 	d.state = protocol.DriverSubmitted
 	m.st.waitingDrivers = append([]*driverInfo{d}, removeDrv(m.st.waitingDrivers, d)...)
-	m.bg.Add(1)
-	go func() {
-		defer m.bg.Done()
+	t.spawn(func() {
 		timer := time.NewTimer(driverLaunchRetry)
 		defer timer.Stop()
 		select {
@@ -431,12 +538,8 @@ func (m *Master) driverAssignFailed(t *term, w *workerInfo, d *driverInfo, err e
 			return
 		case <-timer.C:
 		}
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		if m.term == t {
-			m.scheduleSafeLocked()
-		}
-	}()
+		m.onTerm(t, m.scheduleSafeLocked)
+	})
 }
 
 // ---- application liveness ----
@@ -451,8 +554,14 @@ func (m *Master) appAliveLocked(a *appInfo) {
 // a client that refuses the connection twice in a row (with no sign of life
 // in between) has gone away, and the application is removed at once.
 func (m *Master) pushToAppLocked(a *appInfo, path string, req any) {
+	m.pushToAppGatedLocked(a, path, req, nil)
+}
+
+// pushToAppGatedLocked is pushToAppLocked held back until g opens (nil:
+// not held).
+func (m *Master) pushToAppGatedLocked(a *appInfo, path string, req any, g *gate) {
 	t := m.term
-	m.queueLocked(a.clientURL, outMsg{path: path, req: req, done: func(err error) { m.appPushed(t, a, path, err) }})
+	m.queueLocked(a.clientURL, outMsg{path: path, req: req, gate: g, done: func(err error) { m.appPushed(t, a, path, err) }})
 }
 
 // appRefusalsToRemove is how many pushes in a row an application's client

@@ -3,6 +3,7 @@ package master
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,6 +38,7 @@ type outbox struct {
 	t     *term
 	mu    sync.Mutex
 	peers map[string]*peerQueue // by destination
+	depth atomic.Int64          // messages queued or in flight
 }
 
 // peerQueueLimit bounds the messages queued for one peer.
@@ -54,7 +56,7 @@ type outMsg struct {
 	resp any // decoded answer, or nil
 	// gate, when set, holds the message (and everything queued after it
 	// for the same peer) until it yields; a non-nil error drops the message.
-	gate <-chan error
+	gate *gate
 	// done, when set, is called with the outcome of the call (nil =
 	// delivered). It is not called for a message dropped because its term
 	// ended or its gate failed. It runs on the sender goroutine, without
@@ -81,8 +83,7 @@ func (o *outbox) enqueue(base string, msg outMsg) bool {
 	if q == nil {
 		q = &peerQueue{}
 		o.peers[key] = q
-		o.m.bg.Add(1)
-		go o.run(base, key, q)
+		o.t.spawn(func() { o.run(base, key, q) })
 	}
 	if len(q.items) >= peerQueueLimit {
 		if q.dropped == 0 {
@@ -97,13 +98,13 @@ func (o *outbox) enqueue(base string, msg outMsg) bool {
 		q.dropped = 0
 	}
 	q.items = append(q.items, msg)
+	o.depth.Add(1)
 	return true
 }
 
 // run is the sender of one peer: it delivers the queue in order and exits
 // when the queue is empty or the term ended.
 func (o *outbox) run(base, key string, q *peerQueue) {
-	defer o.m.bg.Done()
 	for {
 		o.waitActing()
 		o.mu.Lock()
@@ -113,6 +114,7 @@ func (o *outbox) run(base, key string, q *peerQueue) {
 			if o.peers[key] == q {
 				delete(o.peers, key)
 			}
+			o.depth.Add(-int64(len(q.items)))
 			o.mu.Unlock()
 			return
 		}
@@ -121,6 +123,7 @@ func (o *outbox) run(base, key string, q *peerQueue) {
 		q.items = q.items[1:]
 		o.mu.Unlock()
 		o.deliver(base, msg)
+		o.depth.Add(-1)
 	}
 }
 
@@ -128,8 +131,8 @@ func (o *outbox) deliver(base string, msg outMsg) {
 	t := o.t
 	if msg.gate != nil {
 		select {
-		case err := <-msg.gate:
-			if err != nil {
+		case <-msg.gate.done:
+			if msg.gate.err != nil {
 				return
 			}
 		case <-t.ctx.Done():

@@ -221,7 +221,10 @@ func (m *Master) confirmLoop() {
 			continue // a new pause or a new term: look again
 		}
 		if t.ctx.Err() != nil {
-			continue // the term ended meanwhile
+			// The term ended meanwhile (the Elector cancelled it and is about
+			// to call OnRevoked): end it here too rather than confirm it again.
+			m.stepDown(t, fmt.Errorf("term ended while confirming it after a pause: %w", err), false)
+			continue
 		}
 		m.stepDown(t, fmt.Errorf("term not confirmed after a pause: %w", err), errors.Is(err, recovery.ErrFenced))
 	}

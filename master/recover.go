@@ -16,7 +16,9 @@ type recoveryTarget struct {
 }
 
 // beginRecoveryLocked loads the stored records, every worker and app
-// UNKNOWN, and returns who must be told MasterChanged.
+// UNKNOWN, and returns who must be told MasterChanged. The executors an
+// application's record lists are put back on their workers, unconfirmed:
+// re-attaching the worker confirms them or marks them lost.
 func (m *Master) beginRecoveryLocked(stored recovery.State) []recoveryTarget {
 	st := m.st
 	now := m.now()
@@ -27,46 +29,7 @@ func (m *Master) beginRecoveryLocked(stored recovery.State) []recoveryTarget {
 	for _, r := range stored.Drivers {
 		st.storedIDs[r.ID] = true
 	}
-	sort.Slice(stored.Apps, func(i, j int) bool { return stored.Apps[i].SubmitTime.Before(stored.Apps[j].SubmitTime) })
-	for _, r := range stored.Apps {
-		if r.State.Finished() {
-			m.removeRecordLocked(recovery.KindApp, r.ID)
-			continue
-		}
-		if _, dup := st.apps[r.ID]; dup {
-			continue
-		}
-		if other, dup := st.appByClient[r.ClientURL]; dup {
-			m.log.Warnf("Stored app %s has the same client address as %s; ignoring it", r.ID, other.id)
-			continue
-		}
-		a := &appInfo{id: r.ID, desc: r.Desc, clientURL: r.ClientURL, submitTime: r.SubmitTime,
-			state: protocol.AppUnknown, executors: map[int]*executorInfo{}, nextExecID: r.NextExecID,
-			lastHeartbeat: now} // a fresh grace period in every term
-		if r.ExecutorLimit != nil {
-			a.limit, a.limitSet = *r.ExecutorLimit, true
-		}
-		st.apps[a.id] = a
-		st.appByClient[a.clientURL] = a
-		st.waitingApps = append(st.waitingApps, a)
-		m.log.Infof("Trying to recover app: %s", a.id)
-		targets = append(targets, recoveryTarget{appID: a.id, url: a.clientURL})
-	}
-	sort.Slice(stored.Drivers, func(i, j int) bool {
-		return stored.Drivers[i].SubmitTime.Before(stored.Drivers[j].SubmitTime) ||
-			stored.Drivers[i].SubmitTime.Equal(stored.Drivers[j].SubmitTime) && stored.Drivers[i].ID < stored.Drivers[j].ID
-	})
-	for _, r := range stored.Drivers {
-		if r.State.Finished() {
-			m.removeRecordLocked(recovery.KindDriver, r.ID)
-			continue
-		}
-		d := &driverInfo{id: r.ID, spec: r.Spec, submitTime: r.SubmitTime, state: r.State, recoveredWorker: r.WorkerID}
-		if d.state == "" {
-			d.state = protocol.DriverSubmitted
-		}
-		st.drivers[d.id] = d
-	}
+	sort.Slice(stored.Workers, func(i, j int) bool { return stored.Workers[i].ID < stored.Workers[j].ID })
 	for _, r := range stored.Workers {
 		if _, dup := st.workers[r.ID]; dup {
 			continue
@@ -89,6 +52,59 @@ func (m *Master) beginRecoveryLocked(stored recovery.State) []recoveryTarget {
 		m.log.Infof("Trying to recover worker: %s", w.id)
 		targets = append(targets, recoveryTarget{workerID: w.id, url: w.url})
 	}
+	sort.Slice(stored.Apps, func(i, j int) bool { return stored.Apps[i].SubmitTime.Before(stored.Apps[j].SubmitTime) })
+	for _, r := range stored.Apps {
+		if r.State.Finished() {
+			m.removeRecordLocked(recovery.KindApp, r.ID)
+			continue
+		}
+		if _, dup := st.apps[r.ID]; dup {
+			continue
+		}
+		if other, dup := st.appByClient[r.ClientURL]; dup {
+			m.log.Warnf("Stored app %s has the same client address as %s; ignoring it", r.ID, other.id)
+			continue
+		}
+		a := &appInfo{id: r.ID, desc: r.Desc, clientURL: r.ClientURL, submitTime: r.SubmitTime,
+			state: protocol.AppUnknown, executors: map[int]*executorInfo{}, nextExecID: r.NextExecID,
+			lastHeartbeat: now, untracked: !r.ExecutorsTracked} // a fresh grace period in every term
+		if r.ExecutorLimit != nil {
+			a.limit, a.limitSet = *r.ExecutorLimit, true
+		}
+		for _, er := range r.Executors {
+			w := st.workers[er.WorkerID]
+			if w == nil {
+				a.lostOnRecovery = append(a.lostOnRecovery, er.ID)
+				a.nextExecID = max(a.nextExecID, er.ID+1)
+				continue
+			}
+			e := &executorInfo{app: a, id: er.ID, worker: w, cores: er.Cores, memMB: er.MemoryMB, state: protocol.ExecutorRunning}
+			a.addExecutor(e)
+			w.addExecutor(e)
+		}
+		st.apps[a.id] = a
+		st.appByClient[a.clientURL] = a
+		st.waitingApps = append(st.waitingApps, a)
+		m.log.Infof("Trying to recover app: %s", a.id)
+		targets = append(targets, recoveryTarget{appID: a.id, url: a.clientURL})
+	}
+	sort.Slice(stored.Drivers, func(i, j int) bool {
+		return stored.Drivers[i].SubmitTime.Before(stored.Drivers[j].SubmitTime) ||
+			stored.Drivers[i].SubmitTime.Equal(stored.Drivers[j].SubmitTime) && stored.Drivers[i].ID < stored.Drivers[j].ID
+	})
+	for _, r := range stored.Drivers {
+		if r.State.Finished() {
+			m.removeRecordLocked(recovery.KindDriver, r.ID)
+			continue
+		}
+		d := &driverInfo{id: r.ID, spec: r.Spec, submitTime: r.SubmitTime, state: r.State, recoveredWorker: r.WorkerID}
+		if d.state == "" {
+			d.state = protocol.DriverSubmitted
+		}
+		st.drivers[d.id] = d
+	}
+	// Workers are contacted before applications: a worker's answer may end
+	// executors, and the driver hears of it after its own MasterChanged.
 	return targets
 }
 
@@ -144,28 +160,66 @@ func (m *Master) workerAnswered(t *term, id string, resp protocol.WorkerSchedule
 	m.maybeCompleteRecoveryLocked(t)
 }
 
-// reattachWorkerLocked marks a recovered worker ALIVE and rebuilds its
-// executors, drivers and resource accounting from its own report.
+// reattachWorkerLocked marks a recovered (or re-registered) worker ALIVE
+// and reconciles what the master has on it with its own complete report:
+// executors it runs are confirmed (or killed when the master does not have
+// them there), executors that ended meanwhile end (their drivers are told,
+// even when no master led when they ended), and executors the master has on
+// it that it neither runs nor ran recently are marked lost.
 func (m *Master) reattachWorkerLocked(w *workerInfo, resp protocol.WorkerSchedulerState) {
 	wasUnknown := w.state == protocol.WorkerUnknown
 	w.state = protocol.WorkerAlive
 	w.needsSync = false
 	w.lastHeartbeat = m.now()
+	running := map[execKey]bool{}
 	for _, ed := range resp.Executors {
 		if ed.State.Finished() {
 			continue
 		}
 		a := m.st.apps[ed.AppID]
-		if a == nil {
+		k := execKey{ed.AppID, ed.ExecutorID}
+		var e *executorInfo
+		if a != nil {
+			e = a.executors[ed.ExecutorID]
+		}
+		switch {
+		case e != nil && e.worker == w:
+			e.state, e.acked, e.missed = ed.State, true, 0
+			running[k] = true
+		case e == nil && a != nil && a.untracked:
+			// A record of an older sparkd lists no executors: adopt it.
+			e = &executorInfo{app: a, id: ed.ExecutorID, worker: w, cores: ed.Cores, memMB: ed.MemoryMB, state: ed.State, acked: true}
+			a.addExecutor(e)
+			w.addExecutor(e)
+			running[k] = true
+		default:
+			if e != nil {
+				m.log.Warnf("Worker %s runs executor %s/%d, which the master has on %s; killing this copy", w.id, ed.AppID, ed.ExecutorID, e.worker.id)
+			} else {
+				m.log.Warnf("Worker %s runs unknown executor %s/%d; killing it", w.id, ed.AppID, ed.ExecutorID)
+			}
+			m.ha.Reconciled.KilledUnknown++
 			m.killExecutorOnWorkerLocked(w, ed.AppID, ed.ExecutorID)
+		}
+	}
+	for _, ed := range resp.FinishedExecutors {
+		a := m.st.apps[ed.AppID]
+		if a == nil || running[execKey{ed.AppID, ed.ExecutorID}] {
 			continue
 		}
-		if _, dup := a.executors[ed.ExecutorID]; dup {
-			continue
+		if e := a.executors[ed.ExecutorID]; e != nil && e.worker == w {
+			m.ha.Reconciled.EndedWhileLeaderless++
+			m.log.Infof("Executor %s/%d ended while the master changed: %s", a.id, e.id, ed.State)
+			m.executorEndedLocked(e, ed.State, ed.Message, ed.ExitCode, countsAsFailure(e.state, ed.State, ed.ExitCode))
 		}
-		e := &executorInfo{app: a, id: ed.ExecutorID, worker: w, cores: ed.Cores, memMB: ed.MemoryMB, state: ed.State}
-		a.addExecutor(e)
-		w.addExecutor(e)
+	}
+	for _, e := range executorsByID(w.executors) {
+		if running[e.key()] || !e.launchedAt.IsZero() && !e.acked {
+			continue // confirmed, or a launch of this term still on its way
+		}
+		m.ha.Reconciled.MarkedLost++
+		m.log.Warnf("Worker %s does not run executor %s/%d; marking it lost", w.id, e.app.id, e.id)
+		m.executorEndedLocked(e, protocol.ExecutorLost, "not running on its worker after the master changed", nil, false)
 	}
 	for _, dd := range resp.Drivers {
 		if dd.State.Finished() {
@@ -173,15 +227,26 @@ func (m *Master) reattachWorkerLocked(w *workerInfo, resp protocol.WorkerSchedul
 		}
 		d := m.st.drivers[dd.DriverID]
 		if d == nil || (d.worker != nil && d.worker != w) {
+			m.ha.Reconciled.KilledUnknown++
 			m.sendAsyncLocked(w.url, protocol.PathKillDriverOnWorker, protocol.KillDriver{Stamp: m.stampLocked(), DriverID: dd.DriverID})
 			continue
 		}
+		d.acked, d.missed = true, 0
 		if d.worker == nil {
 			d.worker = w
 			d.state = protocol.DriverRunning
 			w.addDriver(d)
 			m.st.waitingDrivers = removeDrv(m.st.waitingDrivers, d)
 		}
+	}
+	for _, dd := range resp.FinishedDrivers {
+		d := m.st.drivers[dd.DriverID]
+		if d == nil || d.worker != nil && d.worker != w || d.worker == nil && d.recoveredWorker != w.id {
+			continue
+		}
+		m.ha.Reconciled.EndedWhileLeaderless++
+		m.log.Infof("Driver %s ended while the master changed: %s", d.id, dd.State)
+		m.driverStateLocked(d, dd.State, dd.Exception)
 	}
 	if wasUnknown {
 		m.log.Infof("Worker has been re-registered: %s", w.id)
@@ -271,6 +336,15 @@ func (m *Master) completeRecoveryLocked(t *term) {
 		}
 	}
 	for _, a := range append([]*appInfo(nil), st.waitingApps...) {
+		if len(a.lostOnRecovery) > 0 && a.state != protocol.AppUnknown {
+			for _, id := range a.lostOnRecovery {
+				m.ha.Reconciled.MarkedLost++
+				m.pushToAppLocked(a, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: m.stampLocked(), ExecutorID: id,
+					State: protocol.ExecutorLost, Message: "worker lost: it did not come back after the master changed", WorkerLost: true})
+			}
+			a.lostOnRecovery = nil
+			m.persistAppLocked(a)
+		}
 		switch a.state {
 		case protocol.AppUnknown:
 			m.removeAppLocked(a, protocol.AppFinished, "Not responding for recovery")

@@ -143,15 +143,6 @@ func (m *Master) handleLeader(r *http.Request) (any, error) {
 	return li, nil
 }
 
-// waitPersist waits for a queued store write; the write itself is bounded
-// by the term.
-func waitPersist(done <-chan error, what string) error {
-	if err := <-done; err != nil {
-		return fmt.Errorf("%w %s: %w", errPersist, what, err)
-	}
-	return nil
-}
-
 func (m *Master) handleRegisterWorker(r *http.Request) (any, error) {
 	req, err := decode[protocol.RegisterWorker](r)
 	if err != nil {
@@ -195,23 +186,30 @@ func (m *Master) handleRegisterWorker(r *http.Request) (any, error) {
 		executors: map[execKey]*executorInfo{}, drivers: map[string]*driverInfo{}}
 	st.pendingWorkers[req.ID] = true
 	rec := w.record()
-	done := m.persistLocked(recovery.KindWorker, w.id, func(ctx context.Context, s recovery.Store) error { return s.PutWorker(ctx, rec) })
+	g := m.persistLocked(recovery.KindWorker, w.id, true, func(ctx context.Context, s recovery.Store) error { return s.PutWorker(ctx, rec) },
+		func(err error) {
+			delete(st.pendingWorkers, req.ID)
+			if err != nil {
+				return
+			}
+			// Registered once the record is durable, whether or not the
+			// request that asked is still waiting: its retry is a duplicate.
+			w.lastHeartbeat = m.now()
+			st.workers[w.id] = w
+			st.workerByAddr[hostPort] = w
+			m.scheduleSafeLocked()
+		})
 	m.mu.Unlock()
-	perr := waitPersist(done, "worker "+w.id)
+	perr := waitGate(r.Context(), t, g, "worker "+w.id)
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(st.pendingWorkers, req.ID)
 	if m.term != t {
 		return nil, rpcErr(&NotAliveError{State: m.statusLocked(), Hint: m.hintLocked()})
 	}
 	if perr != nil {
 		return nil, rpcErr(perr)
 	}
-	w.lastHeartbeat = m.now()
-	st.workers[w.id] = w
-	st.workerByAddr[hostPort] = w
-	m.scheduleSafeLocked()
 	return protocol.RegisteredWorker{Stamp: m.stampLocked(), MasterWebUIURL: m.webUIURL}, nil
 }
 
@@ -255,12 +253,19 @@ func (m *Master) handleHeartbeat(r *http.Request) (any, error) {
 	}
 	w.lastHeartbeat = m.now()
 	m.log.Debugf("heartbeat from %s", id)
+	if req.Running != nil && !w.needsSync {
+		m.reconcileWorkerLocked(w, *req.Running)
+	}
 	return protocol.HeartbeatResponse{Stamp: m.stampLocked()}, nil
 }
 
 func (m *Master) handleExecutorState(r *http.Request) (any, error) {
 	req, err := decode[protocol.ExecutorStateChanged](r)
 	if err != nil {
+		return nil, err
+	}
+	id := mux.Vars(r)["id"]
+	if err := matchPathID("workerId", req.WorkerID, id, false); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
@@ -274,38 +279,51 @@ func (m *Master) handleExecutorState(r *http.Request) (any, error) {
 		e = a.executors[req.ExecutorID]
 	}
 	if e == nil {
-		m.log.Warnf("Got status update for unknown executor %s/%d", req.AppID, req.ExecutorID)
-		return struct{}{}, nil
-	}
-	old := e.state
-	e.state = req.State
-	if req.State == protocol.ExecutorRunning {
-		a.retries = 0
-	}
-	m.pushToAppLocked(a, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: m.stampLocked(),
-		ExecutorID: e.id, State: req.State, Message: req.Message, ExitCode: req.ExitCode})
-	if !req.State.Finished() {
-		return struct{}{}, nil
-	}
-	m.log.Infof("Removing executor %s/%d because it is %s", a.id, e.id, req.State)
-	a.removeExecutor(e)
-	e.worker.removeExecutor(e)
-	normalExit := req.ExitCode != nil && *req.ExitCode == 0
-	if !normalExit && old != protocol.ExecutorDecommissioned && req.State != protocol.ExecutorDecommissioned {
-		a.retries++
-		if limit := m.cfg.MaxExecutorRetries; limit >= 0 && a.retries >= limit && !a.anyRunning() {
-			m.log.Errorf("Application %s with ID %s failed %d times; removing it", a.desc.Name, a.id, a.retries)
-			m.removeAppLocked(a, protocol.AppFailed, fmt.Sprintf("Application %s with ID %s failed %d times", a.desc.Name, a.id, a.retries))
-			return struct{}{}, nil
+		if a != nil && req.ExecutorID < a.nextExecID {
+			m.log.Debugf("Got status update for executor %s/%d, which has already ended", req.AppID, req.ExecutorID)
+		} else {
+			m.log.Warnf("Got status update for unknown executor %s/%d", req.AppID, req.ExecutorID)
 		}
+		return struct{}{}, nil
 	}
-	m.scheduleSafeLocked()
+	if e.worker.id != id {
+		// Only the worker that runs an executor may report on it: a copy
+		// elsewhere (a worker back from a partition) must not end it.
+		m.ha.Reconciled.ReportsRefused++
+		m.log.Warnf("Worker %s reported executor %s/%d, which runs on %s; refusing the report", id, a.id, e.id, e.worker.id)
+		return nil, &protocol.StatusError{Code: http.StatusForbidden,
+			Message: fmt.Sprintf("executor %s/%d runs on worker %s, not %s", a.id, e.id, e.worker.id, id)}
+	}
+	e.acked, e.missed = true, 0
+	if !req.State.Finished() {
+		e.state = req.State
+		if req.State == protocol.ExecutorRunning {
+			a.retries = 0
+		}
+		m.pushToAppLocked(a, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: m.stampLocked(),
+			ExecutorID: e.id, State: req.State, Message: req.Message, ExitCode: req.ExitCode})
+		return struct{}{}, nil
+	}
+	m.executorEndedLocked(e, req.State, req.Message, req.ExitCode, countsAsFailure(e.state, req.State, req.ExitCode))
 	return struct{}{}, nil
+}
+
+// countsAsFailure reports whether an executor's end counts against its
+// application (spark.deploy.maxExecutorRetries): a non-zero exit that is
+// not a decommission.
+func countsAsFailure(old, final protocol.ExecutorState, exitCode *int) bool {
+	normalExit := exitCode != nil && *exitCode == 0
+	return !normalExit && old != protocol.ExecutorDecommissioned && final != protocol.ExecutorDecommissioned &&
+		final != protocol.ExecutorLost && final != protocol.ExecutorKilled
 }
 
 func (m *Master) handleDriverState(r *http.Request) (any, error) {
 	req, err := decode[protocol.DriverStateChanged](r)
 	if err != nil {
+		return nil, err
+	}
+	id := mux.Vars(r)["id"]
+	if err := matchPathID("workerId", req.WorkerID, id, false); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
@@ -318,22 +336,33 @@ func (m *Master) handleDriverState(r *http.Request) (any, error) {
 		m.log.Warnf("Asked to change the state of unknown driver %s", req.DriverID)
 		return struct{}{}, nil
 	}
-	switch req.State {
+	if d.worker != nil && d.worker.id != id || d.worker == nil && d.recoveredWorker != id {
+		m.ha.Reconciled.ReportsRefused++
+		m.log.Warnf("Worker %s reported driver %s, which it does not run; refusing the report", id, d.id)
+		return nil, &protocol.StatusError{Code: http.StatusForbidden, Message: fmt.Sprintf("driver %s does not run on worker %s", d.id, id)}
+	}
+	m.driverStateLocked(d, req.State, req.Exception)
+	return struct{}{}, nil
+}
+
+// driverStateLocked applies a driver's state change reported by its worker.
+func (m *Master) driverStateLocked(d *driverInfo, state protocol.DriverState, exception string) {
+	d.acked, d.missed = true, 0
+	switch state {
 	case protocol.DriverFailed:
-		if d.spec.Supervise && d.worker != nil {
+		if d.spec.Supervise {
 			// --supervise: the master restarts a driver that exited non-zero
 			// (Spark's DriverRunner does it on the worker; here the worker
 			// never relaunches), with a backoff so a crash loop stays cheap.
-			m.relaunchFailedDriverLocked(d, req.Exception)
-			return struct{}{}, nil
+			m.relaunchFailedDriverLocked(d, exception)
+			return
 		}
-		m.removeDriverLocked(d, req.State, req.Exception)
+		m.removeDriverLocked(d, state, exception)
 	case protocol.DriverError, protocol.DriverFinished, protocol.DriverKilled:
-		m.removeDriverLocked(d, req.State, req.Exception)
+		m.removeDriverLocked(d, state, exception)
 	default:
-		d.state = req.State
+		d.state = state
 	}
-	return struct{}{}, nil
 }
 
 // handleWorkerLatestState kills what the worker runs that the master does
@@ -359,25 +388,7 @@ func (m *Master) handleWorkerLatestState(r *http.Request) (any, error) {
 		m.maybeCompleteRecoveryLocked(m.term)
 		return struct{}{}, nil
 	}
-	for _, ed := range req.Executors {
-		if ed.State.Finished() {
-			continue
-		}
-		a := m.st.apps[ed.AppID]
-		if a == nil || a.executors[ed.ExecutorID] == nil || a.executors[ed.ExecutorID].worker != w {
-			m.log.Warnf("Worker %s runs unknown executor %s/%d; killing it", id, ed.AppID, ed.ExecutorID)
-			m.killExecutorOnWorkerLocked(w, ed.AppID, ed.ExecutorID)
-		}
-	}
-	for _, dd := range req.Drivers {
-		if dd.State.Finished() {
-			continue
-		}
-		if d := m.st.drivers[dd.DriverID]; d == nil || d.worker != w {
-			m.log.Warnf("Worker %s runs unknown driver %s; killing it", id, dd.DriverID)
-			m.sendAsyncLocked(w.url, protocol.PathKillDriverOnWorker, protocol.KillDriver{Stamp: m.stampLocked(), DriverID: dd.DriverID})
-		}
-	}
+	m.killUnknownLocked(w, req)
 	return struct{}{}, nil
 }
 
@@ -463,28 +474,32 @@ func (m *Master) handleRegisterApp(r *http.Request) (any, error) {
 		state: protocol.AppWaiting, executors: map[int]*executorInfo{}}
 	st.pendingClients[req.ClientURL] = true
 	rec := a.record()
-	done := m.persistLocked(recovery.KindApp, a.id, func(ctx context.Context, s recovery.Store) error { return s.PutApp(ctx, rec) })
+	g := m.persistLocked(recovery.KindApp, a.id, true, func(ctx context.Context, s recovery.Store) error { return s.PutApp(ctx, rec) },
+		func(err error) {
+			delete(st.pendingClients, req.ClientURL)
+			if err != nil {
+				return
+			}
+			// Registered once durable, even if the request gave up waiting:
+			// the driver's retry finds it by its address.
+			a.lastHeartbeat = m.now()
+			st.apps[a.id] = a
+			st.appByClient[a.clientURL] = a
+			st.waitingApps = append(st.waitingApps, a)
+			m.log.Infof("Registered app %s with ID %s", a.desc.Name, a.id)
+			m.scheduleSafeLocked()
+		})
 	m.mu.Unlock()
-	perr := waitPersist(done, "application "+a.id)
-	if perr != nil {
-		m.undoAmbiguous(t, recovery.KindApp, a.id, perr)
-	}
+	perr := waitGate(r.Context(), t, g, "application "+a.id)
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(st.pendingClients, req.ClientURL)
 	if m.term != t {
 		return nil, rpcErr(&NotAliveError{State: m.statusLocked(), Hint: m.hintLocked()})
 	}
 	if perr != nil {
 		return nil, rpcErr(perr)
 	}
-	a.lastHeartbeat = m.now()
-	st.apps[a.id] = a
-	st.appByClient[a.clientURL] = a
-	st.waitingApps = append(st.waitingApps, a)
-	m.log.Infof("Registered app %s with ID %s", a.desc.Name, a.id)
-	m.scheduleSafeLocked()
 	return protocol.RegisteredApplication{Stamp: m.stampLocked(), AppID: a.id}, nil
 }
 
@@ -550,8 +565,7 @@ func (m *Master) handleRequestExecutors(r *http.Request) (any, error) {
 	m.appAliveLocked(a)
 	m.log.Infof("Application %s requested to set total executors to %d.", id, req.Total)
 	a.limit, a.limitSet = req.Total, true
-	rec := a.record()
-	m.persistLocked(recovery.KindApp, a.id, func(ctx context.Context, s recovery.Store) error { return s.PutApp(ctx, rec) })
+	m.persistAppLocked(a)
 	m.scheduleSafeLocked()
 	return struct{}{}, nil
 }

@@ -3,6 +3,7 @@ package master
 import (
 	"fmt"
 	"os"
+	"sort"
 	"time"
 
 	"github.com/sparkd/sparkd/protocol"
@@ -78,6 +79,16 @@ type executorInfo struct {
 	cores  int
 	memMB  int
 	state  protocol.ExecutorState
+	// launchedAt is when the launch was queued (zero for an executor
+	// recovered from the store).
+	launchedAt time.Time
+	// acked: the worker answered the launch, or the executor was seen on
+	// the worker. Only then can its absence from the worker's heartbeat
+	// mean it is not there.
+	acked bool
+	// missed counts consecutive heartbeats of its worker that did not list
+	// it (see reconcileWorkerLocked).
+	missed int
 }
 
 func (e *executorInfo) key() execKey { return execKey{e.app.id, e.id} }
@@ -102,15 +113,26 @@ type appInfo struct {
 	// refused counts the pushes its client refused in a row since it last
 	// showed it is alive.
 	refused int
+	// untracked: recovered from a record of an older sparkd that did not
+	// list executors; running executors its workers report are adopted.
+	untracked bool
+	// lostOnRecovery are executors its record names on a worker that is
+	// not stored any more; the driver is told they are lost once recovery
+	// completes.
+	lostOnRecovery []int
 }
 
 func (a *appInfo) record() recovery.AppRecord {
 	r := recovery.AppRecord{Format: recovery.FormatVersion, ID: a.id, Desc: a.desc, ClientURL: a.clientURL,
-		SubmitTime: a.submitTime, State: a.state, NextExecID: a.nextExecID}
+		SubmitTime: a.submitTime, State: a.state, NextExecID: a.nextExecID, ExecutorsTracked: true}
 	if a.limitSet {
 		limit := a.limit
 		r.ExecutorLimit = &limit
 	}
+	for _, e := range a.executors {
+		r.Executors = append(r.Executors, recovery.ExecutorRecord{ID: e.id, WorkerID: e.worker.id, Cores: e.cores, MemoryMB: e.memMB})
+	}
+	sort.Slice(r.Executors, func(i, j int) bool { return r.Executors[i].ID < r.Executors[j].ID })
 	return r
 }
 
@@ -154,6 +176,9 @@ type driverInfo struct {
 	// then (backoff). Neither is persisted: a new leader relaunches at once.
 	failures  int
 	notBefore time.Time
+	// acked and missed: as for executors (heartbeat reconciliation).
+	acked  bool
+	missed int
 }
 
 func (d *driverInfo) record() recovery.DriverRecord {

@@ -77,6 +77,30 @@ type HAStats struct {
 	LastFailover                    time.Duration
 	LastZKContact                   time.Time
 	ZKEnabled                       bool
+	// Reconciled counts what the master corrected because the fleet and its
+	// own view disagreed.
+	Reconciled ReconcileStats
+	// OutboxDepth and PersistDepth are the messages and store writes the
+	// current term has queued or in flight.
+	OutboxDepth, PersistDepth int64
+}
+
+// ReconcileStats counts reconciliation actions of the leader.
+type ReconcileStats struct {
+	// LaunchRefused: launches a worker definitely refused (resources freed).
+	LaunchRefused uint64
+	// MarkedLost: executors and drivers a worker did not run although the
+	// master had them there (after a grace period, or on re-attach).
+	MarkedLost uint64
+	// KilledUnknown: executors and drivers a worker ran that the master did
+	// not know (killed).
+	KilledUnknown uint64
+	// ReportsRefused: state reports from a worker that does not run the
+	// executor or driver reported on.
+	ReportsRefused uint64
+	// EndedWhileLeaderless: executor and driver ends reported on re-attach
+	// (they ended while no master led).
+	EndedWhileLeaderless uint64
 }
 
 // Actions is what the UI and REST server may ask of the master (the master

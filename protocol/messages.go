@@ -135,10 +135,28 @@ type RegisteredWorker struct {
 	Duplicate      bool   `json:"duplicate"`
 }
 
-// Heartbeat is sent by a registered worker every spark.worker.timeout/4.
+// Heartbeat is sent by a registered worker every spark.worker.timeout/4
+// (jittered).
 type Heartbeat struct {
 	WorkerID string `json:"workerId"`
 	Epoch    int64  `json:"epoch"` // the highest epoch the worker has seen
+	// Running is what the worker runs right now, so that the master can
+	// reconcile both ways: kill what it does not know, and mark lost what it
+	// has on this worker that the worker does not run. Nil from a worker
+	// that does not report it.
+	Running *Running `json:"running,omitempty"`
+}
+
+// Running lists the executors and drivers a worker runs.
+type Running struct {
+	Executors []ExecutorRef `json:"executors"`
+	Drivers   []string      `json:"drivers"`
+}
+
+// ExecutorRef names one executor.
+type ExecutorRef struct {
+	AppID      string `json:"appId"`
+	ExecutorID int    `json:"executorId"`
 }
 
 // HeartbeatResponse tells a worker the master no longer knows it.
@@ -197,21 +215,31 @@ type ExecutorDescription struct {
 	MemoryMB   int           `json:"memoryMb"`
 	State      ExecutorState `json:"state"`
 	PID        int           `json:"pid,omitempty"`
+	// ExitCode and Message describe how a finished executor ended.
+	ExitCode *int   `json:"exitCode,omitempty"`
+	Message  string `json:"message,omitempty"`
 }
 
 // DriverDescription describes a driver a worker runs (worker state sync).
 type DriverDescription struct {
-	DriverID string      `json:"driverId"`
-	Cores    int         `json:"cores"`
-	MemoryMB int         `json:"memoryMb"`
-	State    DriverState `json:"state"`
+	DriverID  string      `json:"driverId"`
+	Cores     int         `json:"cores"`
+	MemoryMB  int         `json:"memoryMb"`
+	State     DriverState `json:"state"`
+	Exception string      `json:"exception,omitempty"` // how a finished driver ended
 }
 
-// WorkerSchedulerState answers MasterChanged: everything the worker runs.
+// WorkerSchedulerState answers MasterChanged: everything the worker runs,
+// and what ended recently (FinishedExecutors, FinishedDrivers: within the
+// last few minutes, newest last, bounded), so that a new leader learns of
+// ends that happened while no master led even when their report was
+// acknowledged by a master that died before acting on it.
 type WorkerSchedulerState struct {
-	WorkerID  string                `json:"workerId"`
-	Executors []ExecutorDescription `json:"executors"`
-	Drivers   []DriverDescription   `json:"drivers"`
+	WorkerID          string                `json:"workerId"`
+	Executors         []ExecutorDescription `json:"executors"`
+	Drivers           []DriverDescription   `json:"drivers"`
+	FinishedExecutors []ExecutorDescription `json:"finishedExecutors,omitempty"`
+	FinishedDrivers   []DriverDescription   `json:"finishedDrivers,omitempty"`
 }
 
 // WorkerLatestState is sent after registration so the master can kill what it

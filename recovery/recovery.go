@@ -155,6 +155,23 @@ type AppRecord struct {
 	// RequestExecutors; nil when it never asked. 0 is a real limit ("no
 	// more executors") and must survive a failover.
 	ExecutorLimit *int `json:"executorLimit,omitempty"`
+	// Executors are the executors granted and not yet known to have ended.
+	// A leader writes an executor here before it tells the worker to launch
+	// it, so a successor knows every executor that may run (and reports
+	// the ones that ended while no master led), and NextExecID never goes
+	// back: executor ids are never reused within an application.
+	Executors []ExecutorRecord `json:"executors,omitempty"`
+	// ExecutorsTracked is set by leaders that keep Executors; a record
+	// without it (an older sparkd) says nothing about its executors.
+	ExecutorsTracked bool `json:"executorsTracked,omitempty"`
+}
+
+// ExecutorRecord is one granted executor of an AppRecord.
+type ExecutorRecord struct {
+	ID       int    `json:"id"`
+	WorkerID string `json:"workerId"`
+	Cores    int    `json:"cores"`
+	MemoryMB int    `json:"memoryMb"`
 }
 
 // DriverRecord is everything a new leader needs to recover a driver,

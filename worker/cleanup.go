@@ -81,6 +81,13 @@ func (w *Worker) cleanupWorkDir() {
 	cutoff := w.clock.Now().Add(-w.cfg.AppDataTTL)
 	for _, ent := range entries {
 		name := ent.Name()
+		if ent.IsDir() && strings.HasPrefix(name, ".removing-") {
+			// Left by a cleanup interrupted mid-way (the worker stopped).
+			if err := os.RemoveAll(filepath.Join(w.cfg.WorkDir, name)); err != nil {
+				w.log.WithError(err).Warnf("Work-dir cleanup: could not remove %s", name)
+			}
+			continue
+		}
 		if !ent.IsDir() || active[name] || !(strings.HasPrefix(name, "app-") || strings.HasPrefix(name, "driver-")) {
 			continue
 		}
@@ -89,19 +96,27 @@ func (w *Worker) cleanupWorkDir() {
 			continue
 		}
 		// Re-check under the lock: an executor of this app may have started.
+		// The directory is only renamed under the lock (one rename, however
+		// large it is); the slow RemoveAll runs without it, so heartbeats and
+		// MasterChanged answers never wait for the disk.
 		w.mu.Lock()
 		running := false
 		for _, e := range w.executors {
 			running = running || e.appID == name
 		}
 		_, drv := w.drivers[name]
+		var trash string
 		if !running && !drv {
-			err = os.RemoveAll(dir)
+			trash = filepath.Join(w.cfg.WorkDir, ".removing-"+name)
+			err = os.Rename(dir, trash)
 			delete(w.finishedApps, name)
 		}
 		w.mu.Unlock()
 		if running || drv {
 			continue
+		}
+		if err == nil {
+			err = os.RemoveAll(trash)
 		}
 		if err != nil {
 			w.log.WithError(err).Warnf("Work-dir cleanup: could not remove %s", dir)

@@ -242,8 +242,7 @@ func (w *Worker) afterRegistration(ctx context.Context) {
 // heartbeatLoop heartbeats to the current master every Timeout/4 until the
 // master is lost or asks for re-registration, or ctx ends.
 func (w *Worker) heartbeatLoop(ctx context.Context) {
-	interval := w.cfg.Timeout / 4
-	t := w.clock.NewTimer(interval)
+	t := w.clock.NewTimer(w.heartbeatInterval())
 	defer func() { t.Stop() }()
 	for {
 		select {
@@ -260,12 +259,21 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 				return
 			}
 			if w.heartbeat(ctx, addr) {
-				t = w.clock.NewTimer(interval)
+				t = w.clock.NewTimer(w.heartbeatInterval())
 				continue
 			}
 			return
 		}
 	}
+}
+
+// heartbeatInterval is Timeout/4 scaled by a jitter factor in [0.9, 1.3):
+// a fleet started together must not stay in step and hit the master (or a
+// new leader) all at once. Even the longest interval leaves more than three
+// heartbeats per timeout.
+func (w *Worker) heartbeatInterval() time.Duration {
+	d := w.cfg.Timeout / 4
+	return d*9/10 + time.Duration(float64(d/10)*4*w.jit())
 }
 
 // heartbeat sends one heartbeat; false means "register again".
@@ -274,7 +282,7 @@ func (w *Worker) heartbeat(ctx context.Context, addr string) bool {
 	defer cancel()
 	var resp protocol.HeartbeatResponse
 	err := w.client.Call(ctx, http.MethodPost, addr, w.masterPath(protocol.PathWorkerHeartbeat),
-		protocol.Heartbeat{WorkerID: w.id, Epoch: w.Epoch()}, &resp)
+		protocol.Heartbeat{WorkerID: w.id, Epoch: w.Epoch(), Running: w.running()}, &resp)
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			return false

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"sort"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -131,7 +132,53 @@ func (w *Worker) schedulerState() protocol.WorkerSchedulerState {
 		return a.AppID < b.AppID || a.AppID == b.AppID && a.ExecutorID < b.ExecutorID
 	})
 	sort.Slice(st.Drivers, func(i, j int) bool { return st.Drivers[i].DriverID < st.Drivers[j].DriverID })
+	cutoff := w.clock.Now().Add(-recentlyFinished)
+	for _, e := range w.finishedExecs {
+		if e.finished.After(cutoff) {
+			d := e.description()
+			d.ExitCode, d.Message = e.exitCode, e.message
+			st.FinishedExecutors = append(st.FinishedExecutors, d)
+		}
+	}
+	for _, d := range w.finishedDrivers {
+		if d.finished.After(cutoff) {
+			dd := d.description()
+			dd.Exception = d.message
+			st.FinishedDrivers = append(st.FinishedDrivers, dd)
+		}
+	}
+	st.FinishedExecutors = lastN(st.FinishedExecutors, maxRecentlyFinished)
+	st.FinishedDrivers = lastN(st.FinishedDrivers, maxRecentlyFinished)
 	return st
+}
+
+// What a worker tells a new leader about executors and drivers that ended
+// recently: they may have ended while no master led, or their report may
+// have reached a master that died before acting on it.
+const (
+	recentlyFinished    = 10 * time.Minute
+	maxRecentlyFinished = 256
+)
+
+func lastN[T any](s []T, n int) []T {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// running lists what the worker runs, for heartbeats (reconciliation).
+func (w *Worker) running() *protocol.Running {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	r := &protocol.Running{Executors: make([]protocol.ExecutorRef, 0, len(w.executors)), Drivers: make([]string, 0, len(w.drivers))}
+	for _, e := range w.executors {
+		r.Executors = append(r.Executors, protocol.ExecutorRef{AppID: e.appID, ExecutorID: e.execID})
+	}
+	for id := range w.drivers {
+		r.Drivers = append(r.Drivers, id)
+	}
+	return r
 }
 
 func validateLaunchExecutor(m protocol.LaunchExecutor) error {
