@@ -380,7 +380,7 @@ func (m *Master) launchExecutorLocked(w *workerInfo, a *appInfo, cores, memMB in
 	t := m.term
 	persisted := m.persistAppLocked(a)
 	m.queueLocked(w.url, outMsg{path: protocol.PathLaunchExecutor, gate: persisted,
-		req: protocol.LaunchExecutor{Stamp: stamp, AppID: a.id, ExecutorID: e.id, App: a.desc, Cores: cores, MemoryMB: memMB},
+		req:  protocol.LaunchExecutor{Stamp: stamp, AppID: a.id, ExecutorID: e.id, App: a.desc, Cores: cores, MemoryMB: memMB},
 		done: func(err error) { m.onTerm(t, func() { m.executorLaunchedLocked(e, err) }) }})
 	m.pushToAppGatedLocked(a, protocol.PathExecutorAdded, protocol.ExecutorAdded{Stamp: stamp, ExecutorID: e.id,
 		WorkerID: w.id, HostPort: w.hostPort(), Cores: cores, MemoryMB: memMB}, persisted)
