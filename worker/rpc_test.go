@@ -273,3 +273,44 @@ func TestMemStringMatchesSpark(t *testing.T) {
 		assert.Equal(t, want, protocol.MegabytesString(mb), "%d MB", mb)
 	}
 }
+
+// Removing a finished application's directory, however large, never holds
+// the worker's state lock: heartbeats and MasterChanged answers go on
+// while the disk works (issue 11, item 6).
+func TestCleanupRemovesWithoutTheLock(t *testing.T) {
+	clock := newFakeClock()
+	cfg := testConfig(t, "m:7077")
+	cfg.AppDataTTL = time.Hour
+	w, err := newWorker(cfg, testLogger(t), clock)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = w.Close() })
+	d := filepath.Join(cfg.WorkDir, "app-big", "0")
+	require.NoError(t, os.MkdirAll(d, 0o755))
+	past := clock.Now().Add(-2 * time.Hour)
+	for _, p := range []string{d, filepath.Dir(d)} {
+		require.NoError(t, os.Chtimes(p, past, past))
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	removeAll = func(p string) error { close(entered); <-release; return os.RemoveAll(p) }
+	t.Cleanup(func() { removeAll = os.RemoveAll })
+	done := make(chan struct{})
+	go func() { w.cleanupWorkDir(); close(done) }()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("cleanup never started removing")
+	}
+	answered := make(chan protocol.WorkerSchedulerState, 1)
+	go func() { answered <- w.schedulerState() }()
+	select {
+	case <-answered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the worker's state is locked while a directory is removed")
+	}
+	close(release)
+	<-done
+	_, err = os.Stat(filepath.Join(cfg.WorkDir, "app-big"))
+	assert.True(t, os.IsNotExist(err), "removed")
+	ents, _ := os.ReadDir(cfg.WorkDir)
+	assert.Empty(t, ents, "nothing left behind")
+}

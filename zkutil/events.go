@@ -45,11 +45,6 @@ type Event struct {
 	At        time.Time
 }
 
-// maxPending bounds the queue of undelivered events when nobody reads Events.
-// Only Expired events are never coalesced, so the queue only grows by one per
-// expired session.
-const maxPending = 64
-
 type queuedEvent struct {
 	Event
 	seq uint64
@@ -108,9 +103,9 @@ func (q *eventQueue) push(ev Event) {
 			return
 		}
 	}
-	if len(q.pending) >= maxPending {
-		q.pending = append(q.pending[:0], q.pending[1:]...)
-	}
+	// Only Expired (one per session) and Closed (once) are never coalesced,
+	// so an unread queue grows by one event per expired session at most:
+	// nothing is dropped.
 	q.pending = append(q.pending, qe)
 	q.kick()
 }

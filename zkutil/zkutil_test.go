@@ -167,3 +167,29 @@ func TestStateString(t *testing.T) {
 	assert.Equal(t, "Expired", Expired.String())
 	assert.Equal(t, "State(9)", State(9).String())
 }
+
+// Every expiry is delivered, however many pile up before anyone reads:
+// the queue coalesces only Disconnected/Connected, and drops nothing.
+func TestEventQueueNeverDropsAnExpiry(t *testing.T) {
+	q := newEventQueue()
+	t.Cleanup(func() { q.close(Event{State: Closed}) })
+	const n = 500
+	for i := 1; i <= n; i++ {
+		q.push(Event{State: Disconnected, SessionID: int64(i)})
+		q.push(Event{State: Expired, SessionID: int64(i)})
+	}
+	for i := 1; i <= n; i++ {
+		for {
+			select {
+			case ev := <-q.out:
+				if ev.State != Expired {
+					continue // the coalesced Disconnected in between
+				}
+				require.Equal(t, int64(i), ev.SessionID, "expiries arrive in order, none missing")
+			case <-time.After(5 * time.Second):
+				t.Fatalf("expiry %d of %d never delivered", i, n)
+			}
+			break
+		}
+	}
+}

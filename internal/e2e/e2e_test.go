@@ -122,6 +122,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("leader SIGTERM", func(t *testing.T) { failover(t, cluster.Start(t, opts()), syscall.SIGTERM) })
 	t.Run("supervised driver relaunch", func(t *testing.T) { supervisedDriver(t, cluster.Start(t, opts())) })
 	t.Run("Ctrl-C kills the app", func(t *testing.T) { interrupt(t, cluster.Start(t, opts())) })
+	t.Run("executor ends while no master leads", func(t *testing.T) { endsWhileLeaderless(t, cluster.Start(t, opts())) })
 }
 
 // interrupt: SIGINT to `sparkd submit --exec` kills the application, its
@@ -289,4 +290,45 @@ func supervisedDriver(t *testing.T, c *cluster.Cluster) {
 	assert.NotEqual(t, workerID, newWorker, "relaunched on another worker")
 	t.Logf("driver %s on %s relaunched as %s on %s", driverID, workerID, newID, newWorker)
 	j.release(t)
+}
+
+// endsWhileLeaderless is the reviewer's reproduction of issue 11, item 0:
+// the leader is SIGKILLed one second into an application's two 2.5 s
+// executors, so both end (exit 0) while no master leads. The worker's
+// reports reach no one; the new leader must still tell the driver, and
+// `sparkd submit --exec` must exit 0 instead of waiting forever.
+func endsWhileLeaderless(t *testing.T, c *cluster.Cluster) {
+	old, oldInfo, err := c.WaitLeader(30 * time.Second)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	marks := t.TempDir()
+	cmd := c.Command(ctx, "submit", "--master", c.MasterURLs(), "--name", "short", "--executor-cores", "1",
+		"--total-executor-cores", "2", "--executors", "2", "--executor-memory", "64m", "--exec", "--",
+		"/bin/sh", "-c", "touch "+marks+"/$SPARK_EXECUTOR_ID; sleep 2.5")
+	out := &cluster.SyncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	require.NoError(t, cmd.Start())
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		if t.Failed() {
+			t.Logf("---- sparkd submit ----\n%s", out)
+		}
+	})
+	require.Eventually(t, func() bool {
+		ents, _ := os.ReadDir(marks)
+		return len(ents) == 2
+	}, 30*time.Second, 20*time.Millisecond, "both executors started")
+	time.Sleep(time.Second) // the fault's timing: 1 s into the 2.5 s executors
+	c.Masters[old].Kill()
+	_, _, err = c.WaitNewLeader(old, oldInfo.Epoch, 30*time.Second)
+	require.NoError(t, err)
+	select {
+	case err := <-done:
+		require.NoError(t, err, "sparkd submit must succeed: both executors exited 0\n%s", out)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("sparkd submit never finished after the failover\n%s", out)
+	}
 }

@@ -104,6 +104,7 @@ type runState struct {
 	node    string // our candidate node path, "" if none
 	session int64  // session that owns node
 	events  <-chan zkutil.Event
+	w       watches // armed while standing by
 }
 
 // Run campaigns until ctx is done. Losing leadership never ends it; it
@@ -369,21 +370,54 @@ func (r *runState) step(ctx context.Context) error {
 		return r.takeOffice(ctx, sid)
 	}
 
-	// Standby: refresh the leader view, then wait for the predecessor.
-	epochCh, err := r.refreshLeader(ctx, cands[0].name)
-	if err != nil {
+	// Standby: refresh the leader view, arm the watches that are not armed
+	// yet, and wait for one of them (or the session, Resign, ctx).
+	lowest := cands[0].name
+	if err := r.refreshLeader(ctx, lowest); err != nil {
+		return err
+	}
+	if err := r.arm(ctx, &r.w.leader, path.Join(e.p.election, lowest)); err != nil {
 		return err
 	}
 	pred := path.Join(e.p.election, cands[own-1].name)
-	exists, _, predCh, err := conn.ExistsW(ctx, pred)
+	if err := r.arm(ctx, &r.w.pred, pred); err != nil {
+		return err
+	}
+	if r.w.pred.gone {
+		r.w.pred = watch{}
+		return nil // the predecessor went before the watch was set: look again
+	}
+	e.log.WithFields(logrus.Fields{"position": own, "watching": cands[own-1].name}).Debug("standing by")
+	return r.waitFor(ctx)
+}
+
+// watch is one armed ZooKeeper watch of the standby. A watch is armed once
+// and re-armed only after it fired: go-zookeeper keeps every watch until it
+// fires, so re-arming on every wake-up would grow without bound.
+type watch struct {
+	path string
+	ch   <-chan zk.Event
+	gone bool // the node did not exist when the watch was set
+}
+
+// watches are the standby's armed watches: its predecessor (the election),
+// the leader's candidate node (so that a standby never names a leader whose
+// node is gone) and the epoch znode (a new leader took office).
+type watches struct {
+	pred, leader, epoch watch
+}
+
+// arm sets an exists-watch on p into w, unless w already watches p.
+func (r *runState) arm(ctx context.Context, w *watch, p string) error {
+	if w.ch != nil && w.path == p {
+		return nil
+	}
+	ok, _, ch, err := r.e.conn.ExistsW(ctx, p)
 	if err != nil {
 		return err
 	}
-	if !exists {
-		return nil
-	}
-	e.log.WithFields(logrus.Fields{"position": own, "watching": cands[own-1].name}).Debug("standing by")
-	return r.waitFor(ctx, predCh, epochCh)
+	*w = watch{path: p, ch: ch, gone: !ok}
+	return nil
 }
 
 // sweepOrphans deletes candidate nodes of this session other than r.node.
@@ -453,23 +487,27 @@ func (r *runState) readEpoch(ctx context.Context, watch bool) (epochData, *zk.St
 }
 
 // refreshLeader sets the leader view from the lowest candidate and the
-// epoch znode, and returns a watch on the epoch znode.
-func (r *runState) refreshLeader(ctx context.Context, lowest string) (<-chan zk.Event, error) {
-	ed, _, ch, err := r.readEpoch(ctx, true)
+// epoch znode, arming the epoch watch if it is not armed.
+func (r *runState) refreshLeader(ctx context.Context, lowest string) error {
+	armEpoch := r.w.epoch.ch == nil
+	ed, _, ch, err := r.readEpoch(ctx, armEpoch)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	if armEpoch {
+		r.w.epoch = watch{path: r.e.p.epoch, ch: ch}
 	}
 	if ed.Node != lowest {
 		r.setLeader(recovery.LeaderInfo{}, false) // lowest has not taken office yet
-		return ch, nil
+		return nil
 	}
 	data, _, err := r.e.conn.Get(ctx, path.Join(r.e.p.election, lowest))
 	if errors.Is(err, zk.ErrNoNode) {
 		r.setLeader(recovery.LeaderInfo{}, false)
-		return ch, nil
+		return nil
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var c recovery.Candidate
 	if err := json.Unmarshal(data, &c); err != nil {
@@ -477,29 +515,40 @@ func (r *runState) refreshLeader(ctx context.Context, lowest string) (<-chan zk.
 		c = recovery.Candidate{ID: ed.Leader}
 	}
 	r.setLeader(recovery.LeaderInfo{Candidate: c, Epoch: ed.Epoch, Since: ed.Since}, true)
-	return ch, nil
+	return nil
 }
 
-// waitSession waits for a session event (or a poll interval).
+// waitSession waits for a session event, Resign or ctx.
 func (r *runState) waitSession(ctx context.Context) error {
-	return r.waitFor(ctx, nil, nil)
+	return r.waitFor(ctx)
 }
 
-// waitFor blocks until a watch fires, the session changes state, Resign or
-// ctx. A 1 s poll backs up the session events.
-func (r *runState) waitFor(ctx context.Context, a, b <-chan zk.Event) error {
-	t := time.NewTimer(time.Second)
+// standbyRecheck is a safety net under the watches and session events: the
+// standby looks at the election again this often without any of them. It
+// arms no watch that is armed already.
+const standbyRecheck = 30 * time.Second
+
+// waitFor blocks until an armed watch fires (it is then disarmed, to be
+// armed again by the next step), the session changes state, Resign, or ctx.
+func (r *runState) waitFor(ctx context.Context) error {
+	t := time.NewTimer(standbyRecheck)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return errStop
 	case rep := <-r.e.resignCh:
 		return &resignErr{rep}
-	case <-a:
-	case <-b:
-	case _, ok := <-r.events:
+	case <-r.w.pred.ch:
+		r.w.pred = watch{}
+	case <-r.w.leader.ch:
+		r.w.leader = watch{}
+	case <-r.w.epoch.ch:
+		r.w.epoch = watch{}
+	case ev, ok := <-r.events:
 		if !ok {
 			r.events = nil
+		} else if ev.State == zkutil.Expired || ev.State == zkutil.Closed {
+			r.w = watches{} // they went with the session
 		}
 	case <-t.C:
 	}
@@ -616,7 +665,11 @@ func (r *runState) lead(ctx context.Context, t *term) error {
 	// Revoke: stop writes first, then leader-only work, then tell the master.
 	e.sh.end(t, reason)
 	cancel()
-	log.WithError(reason).Warn("leadership revoked")
+	if errors.Is(reason, ErrStopped) || errors.Is(reason, recovery.ErrResigned) {
+		log.WithError(reason).Info("leadership handed over")
+	} else {
+		log.WithError(reason).Warn("leadership revoked")
+	}
 	if r.cb.OnRevoked != nil {
 		r.cb.OnRevoked(reason)
 	}
