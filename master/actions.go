@@ -11,6 +11,13 @@ import (
 // *Master implements Actions for the web UI and the REST server.
 var _ Actions = (*Master)(nil)
 
+// Status is the state this master reports (see statusLocked).
+func (m *Master) Status() protocol.MasterState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.statusLocked()
+}
+
 // View returns a consistent snapshot of the master's state.
 func (m *Master) View() View {
 	lastContact := m.elector.LastContact()

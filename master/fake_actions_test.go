@@ -31,6 +31,12 @@ func (f *fakeActions) View() View {
 	return f.view
 }
 
+func (f *fakeActions) Status() protocol.MasterState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.view.Status
+}
+
 func (f *fakeActions) setStatus(s protocol.MasterState) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -238,6 +238,7 @@ func (m *Master) stepDown(t *term, reason error, fenced bool) {
 func (m *Master) endTermLocked(reason error, fenced bool) {
 	t := m.term
 	t.cancel()
+	m.prom.retries += t.persist.failures.Load()
 	m.term = nil
 	m.st = newState(0)
 	m.status = protocol.MasterStandby
@@ -366,6 +367,7 @@ func (m *Master) becomeAliveLocked(t *term) {
 		since = m.noLeaderAt
 	}
 	m.ha.LastFailover = m.now().Sub(since)
+	m.prom.failover.Observe(m.ha.LastFailover.Seconds())
 	m.noLeaderAt = time.Time{}
 	m.scheduleSafeLocked()
 }

@@ -190,6 +190,8 @@ type Master struct {
 
 	// pause is the zombie-leader guard; it has its own lock (see pause.go).
 	pause pauseGuard
+
+	prom *promMetrics
 }
 
 // New validates cfg and binds the RPC, web UI and (if enabled) REST
@@ -215,6 +217,7 @@ func New(cfg Config, elector recovery.Elector, store recovery.Store, log *logrus
 		st:     newState(0),
 	}
 	m.ha.ZKEnabled = cfg.ZKEnabled
+	m.prom = newPromMetrics(m)
 	m.tick = tickInterval(cfg.WorkerTimeout, cfg.RecoveryTimeout)
 	m.pause.every, m.pause.threshold = defaultPauseEvery, pauseThreshold(cfg.SelfFenceAfter)
 	var err error
@@ -359,7 +362,7 @@ func (m *Master) Run(ctx context.Context) error {
 	servers := []*http.Server{m.serve(m.rpcLn, m.Handler())}
 	if m.uiLn != nil {
 		m.log.Infof("Bound MasterWebUI to %s, and started at %s", m.uiLn.Addr(), m.webUIURL)
-		servers = append(servers, m.serve(m.uiLn, NewWebUI(m, UIOptions{KillEnabled: m.cfg.UIKillEnabled, Logger: m.log})))
+		servers = append(servers, m.serve(m.uiLn, NewWebUI(m, UIOptions{KillEnabled: m.cfg.UIKillEnabled, Logger: m.log, Metrics: m.MetricsHandler()})))
 	}
 	if m.restLn != nil {
 		m.log.Infof("Started REST server for submitting applications on %s", m.restURL)

@@ -3,6 +3,7 @@ package master
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -10,8 +11,10 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"github.com/sirupsen/logrus/hooks/test"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/sparkd/sparkd/protocol"
 	"github.com/sparkd/sparkd/recovery"
@@ -346,4 +349,58 @@ func TestRevokeWaitsForTheTermsGoroutines(t *testing.T) {
 		t.Fatal("the term's goroutines still run after OnRevoked returned")
 	}
 	assert.Zero(t, t1.persist.Depth())
+}
+
+// Run leaves no goroutine behind (its doc says so): not the term's senders,
+// stripes and loop, nor the HTTP client's idle connections, nor the
+// listeners'. goleak checks it after a term that launched an executor.
+func TestRunLeavesNoGoroutine(t *testing.T) {
+	w := newPeer(t, nil)
+	client := newPeer(t, nil)
+	before := goleak.IgnoreCurrent()
+	store := newMemStore()
+	cfg := testConfig()
+	cfg.Now = newClock().Now
+	lg, _ := test.NewNullLogger()
+	el := newTestElector()
+	m, err := New(cfg, el, store, logrus.NewEntry(lg))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	<-el.ready
+	tm := &tmaster{Master: m, el: el, store: store, base: "http://" + m.Addr(), cli: protocol.NewClient(5*time.Second, "")}
+	tm.el.elect(t, 1)
+	tm.waitStatus(t, protocol.MasterAlive)
+	tm.registerWorker(t, "worker-a", w, 2, 1024)
+	tm.registerApp(t, "x", client, 1, 64)
+	eventually(t, "launched", func() bool { return len(w.got(protocol.PathLaunchExecutor)) >= 1 })
+	tm.cli.HTTP.CloseIdleConnections()
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	goleak.VerifyNone(t, before)
+}
+
+// /metrics serves the standard process metrics and the HA signals.
+func TestStandardMetrics(t *testing.T) {
+	tm := startMaster(t, testConfig(), nil)
+	tm.el.elect(t, 3)
+	tm.waitStatus(t, protocol.MasterAlive)
+	resp, err := http.Get("http://" + tm.WebUIAddr() + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	text := string(body)
+	for _, want := range []string{"go_goroutines ", "process_open_fds ", "process_resident_memory_bytes ",
+		"sparkd_master_leader 1", "sparkd_master_epoch 3", `sparkd_master_state{state="ALIVE"} 1`,
+		"sparkd_master_failover_seconds_count 1", "sparkd_master_outbox_depth ", "sparkd_master_persist_depth ",
+		`sparkd_master_reconciled_total{action="marked_lost"} 0`} {
+		assert.Contains(t, text, want)
+	}
 }

@@ -61,6 +61,9 @@ func newWebUI(a Actions, opts UIOptions, now func() time.Time) http.Handler {
 	r.Handle("/healthz", http.HandlerFunc(handleHealthz)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/metrics/master/prometheus", http.HandlerFunc(u.handleMasterMetrics)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/metrics/applications/prometheus", http.HandlerFunc(u.handleAppMetrics)).Methods(http.MethodGet, http.MethodHead)
+	if opts.Metrics != nil {
+		r.Handle("/metrics", opts.Metrics).Methods(http.MethodGet, http.MethodHead)
+	}
 	r.Handle("/app/kill/", http.HandlerFunc(u.handleKill(killApp))).Methods(http.MethodPost)
 	r.Handle("/app/kill", http.HandlerFunc(u.handleKill(killApp))).Methods(http.MethodPost)
 	r.Handle("/driver/kill/", http.HandlerFunc(u.handleKill(killDriver))).Methods(http.MethodPost)
@@ -74,14 +77,12 @@ func newWebUI(a Actions, opts UIOptions, now func() time.Time) http.Handler {
 // handleReadyz answers 200 only on the ALIVE master, 503 with the state
 // otherwise, so a load balancer in front of all masters finds the leader.
 func (u *webUI) handleReadyz(w http.ResponseWriter, r *http.Request) {
-	v := u.a.View()
+	st := u.a.Status() // O(1): a health check must not walk the cluster
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if v.Status != protocol.MasterAlive {
+	if st != protocol.MasterAlive {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintf(w, "%s\n", v.Status)
-		return
 	}
-	fmt.Fprintf(w, "%s\n", v.Status)
+	fmt.Fprintf(w, "%s\n", st)
 }
 
 // handleHealthz answers 200 while the process serves, whatever its role.

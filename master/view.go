@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -108,6 +109,8 @@ type ReconcileStats struct {
 // a *NotAliveError when the master is not ALIVE and ErrNotFound (wrapped)
 // for an unknown id.
 type Actions interface {
+	// Status is the state this master reports, in O(1) (View is O(cluster)).
+	Status() protocol.MasterState
 	View() View
 	KillApp(ctx context.Context, appID string) error
 	KillDriver(ctx context.Context, driverID string) error
@@ -140,6 +143,8 @@ var ErrNotFound = errors.New("master: not found")
 type UIOptions struct {
 	KillEnabled bool          // spark.ui.killEnabled: show and accept kill forms
 	Logger      *logrus.Entry // nil: a discarding logger
+	// Metrics, when set, serves /metrics (the standard Prometheus metrics).
+	Metrics http.Handler
 }
 
 func (o UIOptions) logger() *logrus.Entry {

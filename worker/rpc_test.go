@@ -164,6 +164,11 @@ func TestJSONAndPage(t *testing.T) {
 	} {
 		assert.Contains(t, metrics, line)
 	}
+	_, std := httpGet(t, r.w.WebUIURL()+"/metrics")
+	for _, line := range []string{"go_goroutines ", "process_open_fds ", "sparkd_worker_executors 1", "sparkd_worker_cores_used 2",
+		"sparkd_worker_memory_used_mb 1024", "sparkd_worker_stale_epoch_rejections_total 0", "sparkd_worker_pending_reports "} {
+		assert.Contains(t, std, line)
+	}
 }
 
 // The log page refuses anything that could leave the work dir and bounds

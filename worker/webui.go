@@ -32,6 +32,7 @@ func (w *Worker) uiHandler() http.Handler {
 	mux.HandleFunc("GET /log", w.handleLogRaw)
 	mux.HandleFunc("GET /metrics/prometheus", w.handleMetrics)
 	mux.HandleFunc("GET /metrics/prometheus/", w.handleMetrics)
+	mux.Handle("GET /metrics", w.metricsHandler())
 	return mux
 }
 

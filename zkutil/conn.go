@@ -288,8 +288,12 @@ func run[T any](c *Conn, ctx context.Context, op, path string, f func(*zk.Conn) 
 		err error
 	}
 	ch := make(chan result, 1)
+	start := time.Now()
 	go func() {
 		v, err := f(zc)
+		if obs := c.cfg.ObserveCall; obs != nil {
+			obs(op, time.Since(start), err)
+		}
 		ch <- result{v, err}
 	}()
 	select {

@@ -78,6 +78,10 @@ type Config struct {
 	// Logger receives the library's log lines and zkutil's state transitions.
 	// Nil discards them.
 	Logger *logrus.Entry
+	// ObserveCall, when set, is told the operation ("get", "multi", ...),
+	// duration and outcome of every call (for latency metrics). It must not
+	// block.
+	ObserveCall func(op string, d time.Duration, err error)
 }
 
 // withDefaults validates cfg and fills in defaults.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
 	"github.com/sparkd/sparkd/conf"
@@ -101,6 +102,7 @@ func serveMaster(mc conf.Master, log *logrus.Entry) int {
 		log.WithError(err).Error("Could not start the master")
 		return 1
 	}
+	m.Registry().MustRegister(zkCallSeconds)
 	defer m.Close()
 	runCtx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -176,7 +178,8 @@ func buildRecovery(ctx context.Context, mc conf.Master, log *logrus.Entry) (_ re
 		log.Infof("Persisting recovery state to ZooKeeper %s under %s", mc.ZooKeeper.URL, mc.ZooKeeper.Dir)
 		zlog := log.WithField("component", "zookeeper")
 		zc := zkutil.Config{Connect: mc.ZooKeeper.URL, SessionTimeout: mc.ZooKeeper.SessionTimeout,
-			ConnectTimeout: mc.ZooKeeper.ConnectionTimeout, Auth: mc.ZooKeeper.Auth, Logger: zlog}
+			ConnectTimeout: mc.ZooKeeper.ConnectionTimeout, Auth: mc.ZooKeeper.Auth, Logger: zlog,
+			ObserveCall: observeZKCall}
 		if mc.ZooKeeper.Auth != "" && !mc.ZooKeeper.ACL {
 			zc.ACL = zk.WorldACL(zk.PermAll)
 		}
@@ -226,4 +229,16 @@ func connectZK(ctx context.Context, zc zkutil.Config, log *logrus.Entry) (*zkuti
 		}
 		backoff = min(2*backoff, 10*time.Second)
 	}
+}
+
+// zkCallSeconds is the latency of every ZooKeeper call of this master, on
+// its /metrics.
+var zkCallSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	Name:    "sparkd_zookeeper_call_seconds",
+	Help:    "Latency of ZooKeeper calls, by operation.",
+	Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+}, []string{"op"})
+
+func observeZKCall(op string, d time.Duration, _ error) {
+	zkCallSeconds.WithLabelValues(op).Observe(d.Seconds())
 }
