@@ -9,7 +9,7 @@ export CGO_ENABLED ?= 0
 export SPARKD_BIN := $(CURDIR)/bin/sparkd
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build deps test vet fmt bench failover-bench fuzz demo compose-images test-compose clean
+.PHONY: all build deps test vet check race fmt bench failover-bench fuzz demo compose-images test-compose clean
 
 all: build
 
@@ -25,12 +25,27 @@ vet:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-# The whole suite: unit tests plus integration and end-to-end tests against
-# real ZooKeeper ensembles and real sparkd processes.
-test: deps build vet
+STATICCHECK_VERSION ?= v0.8.2
+# Packages with concurrency, run again under the race detector.
+RACE_PKGS ?= ./master/ ./worker/ ./client/ ./zkutil/ ./protocol/ ./recovery/...
+
+# What the docs promise about the code itself: formatted, go.mod tidy,
+# staticcheck clean (fetched through the module proxy at a pinned version).
+check:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [[ -n "$$unformatted" ]]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	@untidy=$$($(GO) mod tidy -diff 2>&1) || { echo "go.mod/go.sum are not tidy; run go mod tidy:"; echo "$$untidy"; exit 1; }
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+race:
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
+
+# The whole suite: unit tests plus integration and end-to-end tests against
+# real ZooKeeper ensembles and real sparkd processes, then the concurrent
+# packages again under the race detector.
+test: deps build vet check
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory race
 
 # Benchmarks: recovery store reads/writes against the raw ZooKeeper limit,
 # the scheduler, worker registration throughput, master memory.
