@@ -120,6 +120,10 @@ type Config struct {
 	// unspecified, this machine's host name (127.0.0.1 if every master is
 	// on loopback).
 	AdvertiseHost string
+	// MaxPortRetries is spark.port.maxRetries: when ListenAddr's port is
+	// busy, the next port is tried, this many times. 0 = the default, 16;
+	// negative = never. A random port (":0") is never retried.
+	MaxPortRetries int
 	// Secret is spark.authenticate.secret ("" = no authentication).
 	Secret string
 	// RequestTimeout bounds each HTTP call (default 5s).
@@ -139,6 +143,7 @@ type Config struct {
 // DefaultConfig returns the defaults applied to zero fields.
 func DefaultConfig() Config {
 	return Config{
+		MaxPortRetries:    protocol.DefaultMaxPortRetries,
 		RequestTimeout:    5 * time.Second,
 		HeartbeatInterval: 2 * time.Second,
 		RegisterTimeout:   60 * time.Second,
@@ -157,6 +162,9 @@ func (c *Config) fill() {
 		if !allLoopback(c.Masters) {
 			c.ListenAddr = ":0"
 		}
+	}
+	if c.MaxPortRetries == 0 {
+		c.MaxPortRetries = d.MaxPortRetries
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = d.RequestTimeout
@@ -334,7 +342,15 @@ func New(cfg Config, listener Listener) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	lnHost, lnPort, err := net.SplitHostPort(cfg.ListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: listen address %q: %v", ErrConfig, cfg.ListenAddr, err)
+	}
+	port, err := net.LookupPort("tcp", lnPort)
+	if err != nil {
+		return nil, fmt.Errorf("%w: listen address %q: %v", ErrConfig, cfg.ListenAddr, err)
+	}
+	ln, err := protocol.Listen(lnHost, port, max(cfg.MaxPortRetries, 0), protocol.ServiceDriver, cfg.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("client: listen on %s: %w", cfg.ListenAddr, err)
 	}
@@ -342,7 +358,7 @@ func New(cfg Config, listener Listener) (*Client, error) {
 	if host == "" {
 		host = defaultAdvertiseHost(cfg.ListenAddr, cfg.Masters)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
+	port = ln.Addr().(*net.TCPAddr).Port
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
 		cfg:     cfg,

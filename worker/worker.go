@@ -106,11 +106,11 @@ func newWorker(cfg Config, log *logrus.Entry, clock Clock) (*Worker, error) {
 	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("%w: create work dir %s: %w", ErrConfig, cfg.WorkDir, err)
 	}
-	rpcLn, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
+	rpcLn, err := protocol.Listen(cfg.Host, cfg.Port, cfg.MaxPortRetries, protocol.ServiceWorker, log)
 	if err != nil {
 		return nil, fmt.Errorf("worker: bind command listener %s:%d: %w", cfg.Host, cfg.Port, err)
 	}
-	uiLn, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.WebUIPort)))
+	uiLn, err := protocol.Listen(cfg.Host, cfg.WebUIPort, cfg.MaxPortRetries, protocol.ServiceWorkerUI, log)
 	if err != nil {
 		rpcLn.Close()
 		return nil, fmt.Errorf("worker: bind web UI listener %s:%d: %w", cfg.Host, cfg.WebUIPort, err)

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -244,6 +245,16 @@ func parseSubmit(args []string, stderr io.Writer, getenv func(string) string) (o
 			if _, err := conf.ParseMemoryMB(v); err != nil {
 				return fail("%s=%q (%s): %v", k, v, flagFor(k), err)
 			}
+		}
+	}
+	if v, ok := props["spark.driver.port"]; ok {
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err != nil || n < 0 || n > 65535 {
+			return fail("spark.driver.port=%q: want a port number, 0-65535 (0 = random)", v)
+		}
+	}
+	if v, ok := props[conf.KeyPortMaxRetries]; ok {
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err != nil || n < 0 {
+			return fail("%s=%q: want a non-negative integer", conf.KeyPortMaxRetries, v)
 		}
 	}
 	if v, ok := props["spark.driver.supervise"]; ok {
@@ -874,8 +885,17 @@ func runExecApp(ctx context.Context, o *submitOptions, stdout, stderr io.Writer,
 	limitKick := make(chan struct{}, 1)
 	cfg := client.Config{Masters: o.masters, App: app, Secret: o.props["spark.authenticate.secret"],
 		RegisterTimeout: o.wait, Logger: log}
-	if h := o.props["spark.driver.host"]; h != "" {
-		cfg.ListenAddr = h + ":0"
+	if h, p := o.props["spark.driver.host"], strings.TrimSpace(o.props["spark.driver.port"]); h != "" || p != "" {
+		if p == "" {
+			p = "0"
+		}
+		cfg.ListenAddr = net.JoinHostPort(h, p) // "" host: every interface
+	}
+	if v, ok := o.props[conf.KeyPortMaxRetries]; ok {
+		cfg.MaxPortRetries, _ = strconv.Atoi(strings.TrimSpace(v)) // checked in parse
+		if cfg.MaxPortRetries == 0 {
+			cfg.MaxPortRetries = -1 // client.Config: 0 is the default, negative never
+		}
 	}
 	c, err := client.New(cfg, func(e client.Event) {
 		if line := tr.handle(e); line != "" {

@@ -45,6 +45,7 @@ func workerConfig(wc conf.Worker) worker.Config {
 	c := worker.Defaults()
 	c.Masters = wc.Masters
 	c.Host, c.Port, c.WebUIPort, c.PublicDNS = wc.Host, wc.Port, wc.WebUIPort, wc.PublicDNS
+	c.MaxPortRetries = wc.MaxPortRetries
 	c.Cores, c.MemoryMB, c.WorkDir = wc.Cores, wc.MemoryMB, wc.WorkDir
 	c.Timeout = wc.Timeout
 	c.CleanupEnabled, c.CleanupInterval, c.AppDataTTL = wc.CleanupEnabled, wc.CleanupInterval, wc.AppDataTTL
