@@ -319,6 +319,7 @@ func (w *Worker) superviseExecutor(e *executor) {
 	w.retireExecutorLocked(e)
 	w.log.Infof("Executor %s finished with state %s (%s)", execKey(e.appID, e.execID), e.state, msg)
 	w.queueExecutorStateLocked(e)
+	w.checkDrainedLocked()
 }
 
 func (w *Worker) retireExecutorLocked(e *executor) {
@@ -420,6 +421,7 @@ func (w *Worker) superviseDriver(d *driver) {
 	w.retireDriverLocked(d)
 	w.log.Infof("Driver %s finished with state %s (%s)", d.id, d.state, msg)
 	w.queueDriverStateLocked(d)
+	w.checkDrainedLocked()
 }
 
 func (w *Worker) retireDriverLocked(d *driver) {
