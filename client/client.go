@@ -841,7 +841,7 @@ func (c *Client) heartbeat() {
 		c.log.Infof("Master %s is %s; following leader hint %s (epoch %d)", target, se.Hint.State, se.Hint.LeaderURL, se.Hint.Epoch)
 		c.setMaster(se.Hint.LeaderURL)
 	default:
-		c.disconnect(target, err)
+		c.disconnect(target, epoch, err)
 		c.lookForLeader(ctx, target)
 	}
 }
@@ -857,15 +857,21 @@ func (c *Client) lookForLeader(ctx context.Context, current string) {
 	}
 }
 
-func (c *Client) disconnect(target string, err error) {
+// disconnect records that target, the master followed at epoch, stopped
+// answering. A failure that comes back after a new leader has re-attached
+// the application (a heartbeat still in flight to the old master) is no
+// disconnection: it changes nothing and emits nothing. The event is queued
+// under the lock, so that it and EventMasterChanged arrive in the order of
+// the state changes.
+func (c *Client) disconnect(target string, epoch int64, err error) {
 	c.mu.Lock()
-	first := !c.disconnected
-	c.disconnected = true
-	c.mu.Unlock()
-	if first {
-		c.log.WithError(err).Warnf("Disconnected from Spark cluster (master %s)! Waiting for reconnection...", target)
-		c.emit(Event{Kind: EventDisconnected, MasterURL: target, Message: err.Error()})
+	defer c.mu.Unlock()
+	if key(c.master) != key(target) || c.Epoch() != epoch || c.disconnected {
+		return
 	}
+	c.disconnected = true
+	c.log.WithError(err).Warnf("Disconnected from Spark cluster (master %s)! Waiting for reconnection...", target)
+	c.events.push(Event{Kind: EventDisconnected, At: time.Now(), AppID: c.appID, MasterURL: target, Message: err.Error()})
 }
 
 func (c *Client) reconnected(string) {
@@ -914,9 +920,9 @@ func (c *Client) handleMasterChanged(r *http.Request) (any, error) {
 	c.master = m.MasterURL
 	c.disconnected = false
 	id := c.appID
-	c.mu.Unlock()
 	c.log.WithFields(logrus.Fields{"master": m.MasterURL, "epoch": m.Epoch}).Info("Master has changed, new master is at ", m.MasterURL)
-	c.emit(Event{Kind: EventMasterChanged, MasterURL: m.MasterURL, Epoch: m.Epoch})
+	c.events.push(Event{Kind: EventMasterChanged, At: time.Now(), AppID: id, MasterURL: m.MasterURL, Epoch: m.Epoch})
+	c.mu.Unlock()
 	return protocol.MasterChangeAcknowledged{AppID: id}, nil
 }
 

@@ -3,6 +3,7 @@ package worker
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -129,4 +130,39 @@ func TestDecommissionIdleWorkerExitsAndDisabledOneStays(t *testing.T) {
 	default:
 	}
 	assert.False(t, r.w.Decommissioned())
+}
+
+// The worker's lines read as Spark's: the start line names host:port (not a
+// URL) and a finished executor has no empty "()".
+func TestWorkerLogLinesReadLikeSpark(t *testing.T) {
+	m := newFakeMaster(t, 1)
+	cfg := testConfig(t, m.sparkURL())
+	var logs syncBuf
+	l := logrus.New()
+	l.SetOutput(&logs)
+	w, err := newWorker(cfg, logrus.NewEntry(l), realClock{})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-errc
+		if t.Failed() {
+			t.Logf("worker log:\n%s", logs.String())
+		}
+	})
+	eventually(t, 10*time.Second, func() bool { _, ok := w.Master(); return ok }, "not registered")
+	assert.Contains(t, logs.String(), fmt.Sprintf(`msg="Starting Spark worker 127.0.0.1:%d with 4 cores, 4.0 GiB RAM"`, w.port))
+
+	for i, script := range []string{"exit 0", "exit 3"} {
+		code, _ := post(t, w, protocol.PathLaunchExecutor, launchMsg(m, 1, "app-8", i, script))
+		require.Equal(t, 200, code)
+	}
+	eventually(t, 10*time.Second, func() bool {
+		return m.hasExecutorState("app-8", 0, protocol.ExecutorExited) && m.hasExecutorState("app-8", 1, protocol.ExecutorFailed)
+	}, "executors not finished")
+	assert.Contains(t, logs.String(), `msg="Executor app-8/0 finished with state EXITED exitStatus 0"`)
+	assert.Contains(t, logs.String(), `msg="Executor app-8/1 finished with state FAILED message Command exited with code 3 exitStatus 3"`)
+	assert.NotContains(t, logs.String(), "()")
 }

@@ -229,7 +229,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	})
 	w.log.WithFields(logrus.Fields{"url": w.url, "webUi": w.webUIURL, "cores": w.cfg.Cores, "memoryMb": w.cfg.MemoryMB,
-		"workDir": w.cfg.WorkDir}).Infof("Starting Spark worker %s with %d cores, %s RAM", w.url, w.cfg.Cores, protocol.MegabytesString(w.cfg.MemoryMB))
+		"workDir": w.cfg.WorkDir}).Infof("Starting Spark worker %s with %d cores, %s RAM", net.JoinHostPort(w.host, strconv.Itoa(w.port)), w.cfg.Cores, protocol.MegabytesString(w.cfg.MemoryMB))
 
 	var loopErr error
 	bg.Go(func() {
