@@ -115,11 +115,12 @@ start)
 		exec nice -n "$SPARK_NICENESS" "$SPARKD_BIN" "$role" "$@"
 	fi
 	mkdir -p "$SPARK_LOG_DIR" "$SPARK_PID_DIR"
-	if ! touch "$log" 2>/dev/null; then
+	# Rotate the previous run's log first: touching first would make the
+	# very first start rotate the empty log it had just created.
+	if ! { [[ -w "$SPARK_LOG_DIR" ]] && rotate_log "$log" && touch "$log"; } 2>/dev/null; then
 		echo "daemon.sh: cannot write log directory $SPARK_LOG_DIR" >&2
 		exit 1
 	fi
-	rotate_log "$log"
 	echo "starting $name, logging to $log"
 	nohup nice -n "$SPARK_NICENESS" "$SPARKD_BIN" "$role" "$@" >>"$log" 2>&1 </dev/null &
 	newpid=$!
