@@ -232,18 +232,35 @@ func parseSubmit(args []string, stderr io.Writer, getenv func(string) string) (o
 		return fail("--master: %v", err)
 	}
 	o.masterList = "spark://" + strings.Join(o.masters, ",")
-	// Check every number and size now, so a typo fails before anything runs.
+	// Check every number and size now, so a typo fails before anything is
+	// sent; the message names what the user typed: the flag (and its key)
+	// when the flag was given, else the key.
+	flagGiven := map[string]bool{
+		"spark.executor.cores": o.executorCores != "", "spark.cores.max": o.totalCores != "",
+		"spark.driver.cores": o.driverCores != "", "spark.executor.memory": o.executorMemory != "",
+		"spark.driver.memory": o.driverMemory != "",
+	}
+	name := func(k string) string {
+		if flagGiven[k] {
+			return flagFor(k) + " (" + k + ")"
+		}
+		return k
+	}
 	for _, k := range []string{"spark.executor.cores", "spark.cores.max", "spark.driver.cores"} {
 		if v, ok := props[k]; ok {
 			if n, err := strconv.Atoi(strings.TrimSpace(v)); err != nil || n <= 0 {
-				return fail("%s=%q (%s): want a positive integer", k, v, flagFor(k))
+				return fail("%s must be a positive integer, got %q", name(k), v)
 			}
 		}
 	}
 	for _, k := range []string{"spark.executor.memory", "spark.driver.memory"} {
 		if v, ok := props[k]; ok {
-			if _, err := conf.ParseMemoryMB(v); err != nil {
-				return fail("%s=%q (%s): %v", k, v, flagFor(k), err)
+			mb, err := conf.ParseMemoryMB(v)
+			switch {
+			case err != nil:
+				return fail("%s: %s", name(k), strings.TrimPrefix(err.Error(), "conf: invalid value: "))
+			case mb <= 0:
+				return fail("%s must be positive, got %s", name(k), strings.TrimSpace(v))
 			}
 		}
 	}
