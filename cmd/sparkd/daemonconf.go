@@ -58,7 +58,7 @@ func loadDaemonLogged(role conf.Role, usageArgs string, args []string, stdout, s
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: %s [flags]%s\n\nFlags:\n", name, usageArgs)
-		fs.PrintDefaults()
+		printFlags(stderr, fs)
 	}
 	cfg, _, code, done = loadDaemon(role, fs, args, stdout, stderr)
 	if done {

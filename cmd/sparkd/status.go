@@ -108,7 +108,7 @@ type zkEpoch struct {
 func runStatus(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sparkd status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, statusUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(stderr, statusUsage); printFlags(stderr, fs) }
 	masterFlag := fs.String("master", "", "master URLs (default $SPARK_MASTER)")
 	zkURL := fs.String("zk", "", "ZooKeeper connect string; finds the masters from <zk-dir>/leader_election")
 	zkDir := fs.String("zk-dir", "/spark", "spark.deploy.zookeeper.dir")

@@ -156,7 +156,7 @@ func parseSubmit(args []string, stderr io.Writer, getenv func(string) string) (o
 	o = &submitOptions{}
 	fs := flag.NewFlagSet("sparkd submit", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, submitUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(stderr, submitUsage); printFlags(stderr, fs) }
 	fs.StringVar(&o.master, "master", "", "master URLs: spark://h1:7077,h2:7077 (default $SPARK_MASTER or spark.master)")
 	fs.StringVar(&o.deployMode, "deploy-mode", "", "client or cluster (default client)")
 	fs.StringVar(&o.name, "name", "", "application name (spark.app.name)")
