@@ -276,6 +276,7 @@ type Client struct {
 	registered   bool
 	ended        bool
 	disconnected bool
+	waiting      string // the master's waiting reason, from the last heartbeat
 	closed       bool
 
 	events *queue
@@ -413,6 +414,17 @@ func (c *Client) Master() string {
 func (c *Client) Epoch() int64 {
 	e, _ := c.guard.Current()
 	return e
+}
+
+// WaitingReason is why the master has given the application no executor,
+// as its last heartbeat answer said (the master's /json waitingreason;
+// e.g. "each executor needs 10 cores but the largest worker has 8"). It
+// is "" while the application has executors, before the first heartbeat,
+// and with a master that does not report it.
+func (c *Client) WaitingReason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.waiting
 }
 
 // Ended reports whether the master has ended the application (or it was
@@ -826,6 +838,9 @@ func (c *Client) heartbeat() {
 			}
 		}
 		c.reconnected(target)
+		c.mu.Lock()
+		c.waiting = resp.WaitingReason
+		c.mu.Unlock()
 		if resp.Reregister {
 			c.reregister("master " + target + " no longer knows the application")
 			return

@@ -40,6 +40,7 @@ type submitOptions struct {
 	exec                            bool
 	executors                       int
 	wait                            time.Duration
+	starvation                      time.Duration // spark.starvation.timeout (15s)
 	verbose                         bool
 	positional                      []string
 	props                           map[string]string // effective spark properties
@@ -274,6 +275,14 @@ func parseSubmit(args []string, stderr io.Writer, getenv func(string) string) (o
 			return fail("%s=%q: want a non-negative integer", conf.KeyPortMaxRetries, v)
 		}
 	}
+	o.starvation = defaultStarvationTimeout
+	if v, ok := props[keyStarvationTimeout]; ok {
+		d, err := conf.ParseDuration(v, time.Second)
+		if err != nil || d <= 0 {
+			return fail("%s=%q: want a positive duration, e.g. 15s", keyStarvationTimeout, v)
+		}
+		o.starvation = d
+	}
 	if v, ok := props["spark.driver.supervise"]; ok {
 		if _, err := strconv.ParseBool(v); err != nil {
 			return fail("spark.driver.supervise=%q: want true or false", v)
@@ -296,6 +305,17 @@ func parseSubmit(args []string, stderr io.Writer, getenv func(string) string) (o
 	}
 	return o, 0, false
 }
+
+// keyStarvationTimeout is Spark's spark.starvation.timeout: how long an
+// application may go without an executor before submit warns, and again
+// every such period (Spark's TaskSchedulerImpl warning).
+const (
+	keyStarvationTimeout     = "spark.starvation.timeout"
+	defaultStarvationTimeout = 15 * time.Second
+)
+
+// starvationWarning is Spark's line, verbatim.
+const starvationWarning = "Initial job has not accepted any resources; check your cluster UI to ensure that workers are registered and have sufficient resources"
 
 func flagFor(key string) string {
 	return map[string]string{
@@ -603,7 +623,78 @@ func restStatus(ctx context.Context, o *submitOptions, stdout, stderr io.Writer)
 	if r.Message != "" {
 		fmt.Fprintf(stdout, "message: %s\n", r.Message)
 	}
+	if r.DriverState == string(protocol.DriverSubmitted) {
+		if why := driverWaitingReason(ctx, o, r.SubmissionID); why != "" {
+			fmt.Fprintf(stdout, "waitingReason: %s\n", why)
+		}
+	}
 	return 0
+}
+
+// driverWaitingReason says why a SUBMITTED driver has no worker, from the
+// leader's /json: the master keeps no such reason for drivers (it does for
+// applications), so it is derived here from the driver's cores and memory
+// and the ALIVE workers' free ones. "" when it cannot tell or the driver
+// fits (it is launched at the next scheduling pass).
+func driverWaitingReason(ctx context.Context, o *submitOptions, id string) string {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	rpc := protocol.NewClient(5*time.Second, o.props["spark.authenticate.secret"])
+	l, err := client.FindLeader(ctx, rpc, o.masters)
+	if err != nil {
+		return ""
+	}
+	var doc struct {
+		Workers []struct {
+			State      string `json:"state"`
+			CoresFree  int    `json:"coresfree"`
+			MemoryFree int    `json:"memoryfree"`
+		} `json:"workers"`
+		ActiveDrivers []struct {
+			ID     string `json:"id"`
+			Cores  int    `json:"cores"`
+			Memory int    `json:"memory"`
+		} `json:"activedrivers"`
+	}
+	if err := rpc.Call(ctx, http.MethodGet, l.URL, protocol.PathMasterStateJSON, nil, &doc); err != nil {
+		return ""
+	}
+	for _, d := range doc.ActiveDrivers {
+		if d.ID != id {
+			continue
+		}
+		alive, mostCores, mostMem := 0, 0, 0
+		for _, w := range doc.Workers {
+			if w.State != string(protocol.WorkerAlive) {
+				continue
+			}
+			alive++
+			mostCores = max(mostCores, w.CoresFree)
+			if w.CoresFree >= d.Cores {
+				if w.MemoryFree >= d.Memory {
+					return ""
+				}
+				mostMem = max(mostMem, w.MemoryFree)
+			}
+		}
+		switch {
+		case alive == 0:
+			return "no ALIVE workers"
+		case mostCores < d.Cores:
+			return fmt.Sprintf("the driver needs %d %s but no ALIVE worker has that many free (most free: %d)", d.Cores, plural(d.Cores, "core", "cores"), mostCores)
+		default:
+			return fmt.Sprintf("the driver needs %d MB but the most free memory on a worker with %d free %s is %d MB",
+				d.Memory, d.Cores, plural(d.Cores, "core", "cores"), mostMem)
+		}
+	}
+	return ""
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func restKill(ctx context.Context, o *submitOptions, stdout, stderr io.Writer) int {
@@ -679,6 +770,13 @@ func newExecTracker(want int) *execTracker {
 		want = 1
 	}
 	return &execTracker{want: want, maxReplace: maxLostReplacements, execs: map[int]*execInfo{}}
+}
+
+// anyExecutor reports whether an executor was ever granted.
+func (t *execTracker) anyExecutor() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.execs) > 0
 }
 
 // handle records e and returns a human-readable line ("" for none).
@@ -980,6 +1078,29 @@ func runExecApp(ctx context.Context, o *submitOptions, stdout, stderr io.Writer,
 				} else {
 					log.WithError(err).Warnf("could not ask for replacements of executors lost with their worker (executor limit %d)", n)
 				}
+			}
+		}
+	}()
+	// Until the first executor arrives, warn every spark.starvation.timeout
+	// as Spark does, with the master's reason (from the heartbeats).
+	senderWG.Add(1)
+	go func() {
+		defer senderWG.Done()
+		t := time.NewTicker(o.starvation)
+		defer t.Stop()
+		for {
+			select {
+			case <-senderCtx.Done():
+				return
+			case <-t.C:
+			}
+			if tr.anyExecutor() {
+				return
+			}
+			ts := time.Now().UTC().Format("15:04:05.000")
+			printf("%s %s\n", ts, starvationWarning)
+			if r := c.WaitingReason(); r != "" {
+				printf("%s   the master says: %s\n", ts, r)
 			}
 		}
 	}()
