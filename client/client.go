@@ -120,6 +120,10 @@ type Config struct {
 	// unspecified, this machine's host name (127.0.0.1 if every master is
 	// on loopback).
 	AdvertiseHost string
+	// MaxPortRetries is spark.port.maxRetries: when ListenAddr's port is
+	// busy, the next port is tried, this many times. 0 = the default, 16;
+	// negative = never. A random port (":0") is never retried.
+	MaxPortRetries int
 	// Secret is spark.authenticate.secret ("" = no authentication).
 	Secret string
 	// RequestTimeout bounds each HTTP call (default 5s).
@@ -139,6 +143,7 @@ type Config struct {
 // DefaultConfig returns the defaults applied to zero fields.
 func DefaultConfig() Config {
 	return Config{
+		MaxPortRetries:    protocol.DefaultMaxPortRetries,
 		RequestTimeout:    5 * time.Second,
 		HeartbeatInterval: 2 * time.Second,
 		RegisterTimeout:   60 * time.Second,
@@ -157,6 +162,9 @@ func (c *Config) fill() {
 		if !allLoopback(c.Masters) {
 			c.ListenAddr = ":0"
 		}
+	}
+	if c.MaxPortRetries == 0 {
+		c.MaxPortRetries = d.MaxPortRetries
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = d.RequestTimeout
@@ -268,6 +276,7 @@ type Client struct {
 	registered   bool
 	ended        bool
 	disconnected bool
+	waiting      string // the master's waiting reason, from the last heartbeat
 	closed       bool
 
 	events *queue
@@ -334,7 +343,15 @@ func New(cfg Config, listener Listener) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	lnHost, lnPort, err := net.SplitHostPort(cfg.ListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: listen address %q: %v", ErrConfig, cfg.ListenAddr, err)
+	}
+	port, err := net.LookupPort("tcp", lnPort)
+	if err != nil {
+		return nil, fmt.Errorf("%w: listen address %q: %v", ErrConfig, cfg.ListenAddr, err)
+	}
+	ln, err := protocol.Listen(lnHost, port, max(cfg.MaxPortRetries, 0), protocol.ServiceDriver, cfg.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("client: listen on %s: %w", cfg.ListenAddr, err)
 	}
@@ -342,7 +359,7 @@ func New(cfg Config, listener Listener) (*Client, error) {
 	if host == "" {
 		host = defaultAdvertiseHost(cfg.ListenAddr, cfg.Masters)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
+	port = ln.Addr().(*net.TCPAddr).Port
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
 		cfg:     cfg,
@@ -397,6 +414,17 @@ func (c *Client) Master() string {
 func (c *Client) Epoch() int64 {
 	e, _ := c.guard.Current()
 	return e
+}
+
+// WaitingReason is why the master has given the application no executor,
+// as its last heartbeat answer said (the master's /json waitingreason;
+// e.g. "each executor needs 10 cores but the largest worker has 8"). It
+// is "" while the application has executors, before the first heartbeat,
+// and with a master that does not report it.
+func (c *Client) WaitingReason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.waiting
 }
 
 // Ended reports whether the master has ended the application (or it was
@@ -810,6 +838,9 @@ func (c *Client) heartbeat() {
 			}
 		}
 		c.reconnected(target)
+		c.mu.Lock()
+		c.waiting = resp.WaitingReason
+		c.mu.Unlock()
 		if resp.Reregister {
 			c.reregister("master " + target + " no longer knows the application")
 			return
@@ -825,7 +856,7 @@ func (c *Client) heartbeat() {
 		c.log.Infof("Master %s is %s; following leader hint %s (epoch %d)", target, se.Hint.State, se.Hint.LeaderURL, se.Hint.Epoch)
 		c.setMaster(se.Hint.LeaderURL)
 	default:
-		c.disconnect(target, err)
+		c.disconnect(target, epoch, err)
 		c.lookForLeader(ctx, target)
 	}
 }
@@ -841,15 +872,21 @@ func (c *Client) lookForLeader(ctx context.Context, current string) {
 	}
 }
 
-func (c *Client) disconnect(target string, err error) {
+// disconnect records that target, the master followed at epoch, stopped
+// answering. A failure that comes back after a new leader has re-attached
+// the application (a heartbeat still in flight to the old master) is no
+// disconnection: it changes nothing and emits nothing. The event is queued
+// under the lock, so that it and EventMasterChanged arrive in the order of
+// the state changes.
+func (c *Client) disconnect(target string, epoch int64, err error) {
 	c.mu.Lock()
-	first := !c.disconnected
-	c.disconnected = true
-	c.mu.Unlock()
-	if first {
-		c.log.WithError(err).Warnf("Disconnected from Spark cluster (master %s)! Waiting for reconnection...", target)
-		c.emit(Event{Kind: EventDisconnected, MasterURL: target, Message: err.Error()})
+	defer c.mu.Unlock()
+	if key(c.master) != key(target) || c.Epoch() != epoch || c.disconnected {
+		return
 	}
+	c.disconnected = true
+	c.log.WithError(err).Warnf("Disconnected from Spark cluster (master %s)! Waiting for reconnection...", target)
+	c.events.push(Event{Kind: EventDisconnected, At: time.Now(), AppID: c.appID, MasterURL: target, Message: err.Error()})
 }
 
 func (c *Client) reconnected(string) {
@@ -898,9 +935,9 @@ func (c *Client) handleMasterChanged(r *http.Request) (any, error) {
 	c.master = m.MasterURL
 	c.disconnected = false
 	id := c.appID
-	c.mu.Unlock()
 	c.log.WithFields(logrus.Fields{"master": m.MasterURL, "epoch": m.Epoch}).Info("Master has changed, new master is at ", m.MasterURL)
-	c.emit(Event{Kind: EventMasterChanged, MasterURL: m.MasterURL, Epoch: m.Epoch})
+	c.events.push(Event{Kind: EventMasterChanged, At: time.Now(), AppID: id, MasterURL: m.MasterURL, Epoch: m.Epoch})
+	c.mu.Unlock()
 	return protocol.MasterChangeAcknowledged{AppID: id}, nil
 }
 

@@ -40,6 +40,8 @@ const (
 	KeyRetainedDrivers       = "spark.deploy.retainedDrivers"
 	KeyUIKillEnabled         = "spark.ui.killEnabled"
 
+	KeyPortMaxRetries = "spark.port.maxRetries" // every listener: busy port P is retried on P+1..P+N
+
 	KeyAuthenticate = "spark.authenticate"
 	KeyAuthSecret   = "spark.authenticate.secret"
 
@@ -100,8 +102,9 @@ var envVars = []struct {
 // memory) are computed here.
 func defaults(role Role, home string) map[string]string {
 	common := map[string]string{
-		KeyAuthenticate: "false",
-		KeyAuthSecret:   "",
+		KeyPortMaxRetries: "16",
+		KeyAuthenticate:   "false",
+		KeyAuthSecret:     "",
 	}
 	switch role {
 	case RoleMaster:

@@ -194,6 +194,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, 200, m.RetainedDrivers)
 	assert.True(t, m.UIKillEnabled)
 	assert.False(t, m.AuthEnabled)
+	assert.Equal(t, 16, m.MaxPortRetries, "spark.port.maxRetries")
 	assert.NotEmpty(t, m.Host)
 	assert.Equal(t, filepath.Join(dir, "conf"), c.ConfDir())
 
@@ -216,6 +217,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, 16, wc.MaxRegistrationRetries)
 	assert.Equal(t, time.Second, wc.RegistrationInitialInterval)
 	assert.Equal(t, 10*time.Second, wc.RegistrationMaxInterval)
+	assert.Equal(t, 16, wc.MaxPortRetries, "spark.port.maxRetries")
 }
 
 // recoveryTimeout defaults to spark.worker.timeout, whatever set that.
@@ -412,6 +414,8 @@ func TestValidate(t *testing.T) {
 			`conf: spark.deploy.recoveryTimeout="0s" (from SPARK_DAEMON_JAVA_OPTS (environment)): must be positive`},
 		{"port out of range", RoleMaster, []string{"SPARK_MASTER_PORT=70000"},
 			`conf: spark.master.port="70000" (from SPARK_MASTER_PORT (environment)): not a port number; want 0-65535 (0 = random)`},
+		{"negative port retries", RoleMaster, []string{"SPARK_DAEMON_JAVA_OPTS=-Dspark.port.maxRetries=-1"},
+			`conf: spark.port.maxRetries="-1" (from SPARK_DAEMON_JAVA_OPTS (environment)): must be at least 0`},
 		{"negative ui port", RoleMaster, []string{"SPARK_MASTER_WEBUI_PORT=-1"},
 			`conf: spark.master.ui.port="-1" (from SPARK_MASTER_WEBUI_PORT (environment)): not a port number`},
 		{"bad boolean", RoleMaster, []string{"SPARK_DAEMON_JAVA_OPTS=-Dspark.deploy.spreadOut=yes"},

@@ -47,6 +47,8 @@ type Master struct {
 	RESTEnabled bool // spark.master.rest.enabled; true (sparkd; Spark 4: false)
 	RESTPort    int  // spark.master.rest.port; 6066
 
+	MaxPortRetries int // spark.port.maxRetries; 16; a busy port P is retried on P+1..P+16
+
 	RecoveryMode      string // NONE | FILESYSTEM | ZOOKEEPER (upper case)
 	RecoveryDirectory string // spark.deploy.recoveryDirectory; required for FILESYSTEM
 	ZooKeeper         ZooKeeper
@@ -93,6 +95,8 @@ type Worker struct {
 	Port      int      // SPARK_WORKER_PORT / --port; 0 = random
 	WebUIPort int      // spark.worker.ui.port, SPARK_WORKER_WEBUI_PORT, --webui-port; 8081
 	PublicDNS string   // SPARK_PUBLIC_DNS
+
+	MaxPortRetries int // spark.port.maxRetries; 16
 
 	Cores    int    // SPARK_WORKER_CORES / --cores; default all cores
 	MemoryMB int    // SPARK_WORKER_MEMORY / --memory; default total RAM - 1 GiB (at least 1 GiB)
@@ -222,6 +226,7 @@ func (c *Config) Master() (Master, error) {
 		PublicDNS:             r.str(KeyPublicDNS),
 		RESTEnabled:           r.boolean(KeyMasterRESTEnabled),
 		RESTPort:              r.port(KeyMasterRESTPort),
+		MaxPortRetries:        r.integer(KeyPortMaxRetries, 0),
 		RecoveryMode:          strings.ToUpper(r.str(KeyRecoveryMode)),
 		RecoveryDirectory:     r.str(KeyRecoveryDirectory),
 		WorkerTimeout:         r.duration(KeyWorkerTimeout, time.Second),
@@ -343,6 +348,7 @@ func (c *Config) Worker() (Worker, error) {
 		Port:                        r.port(KeyWorkerPort),
 		WebUIPort:                   r.port(KeyWorkerUIPort),
 		PublicDNS:                   r.str(KeyPublicDNS),
+		MaxPortRetries:              r.integer(KeyPortMaxRetries, 0),
 		Cores:                       r.integer(KeyWorkerCores, 1),
 		MemoryMB:                    r.memoryMB(KeyWorkerMemory),
 		WorkDir:                     r.str(KeyWorkerDir),

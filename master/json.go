@@ -2,8 +2,11 @@ package master
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -237,8 +240,9 @@ func percent(used, total int) int {
 	return int(int64(used) * 100 / int64(total))
 }
 
-// jsonField answers /json/<field> the way Spark's MasterPage does:
-// {"<field>": value}, or {"<field>": ""} for an unknown field.
+// jsonField answers /json/<field> the way Spark's MasterPage does,
+// {"<field>": value}; an unknown field is a 404 naming it and the known
+// ones (Spark answers {"<field>": ""}, which hides a typo in a probe).
 func jsonField(doc masterJSON, field string) (map[string]any, error) {
 	raw, err := json.Marshal(doc)
 	if err != nil {
@@ -251,7 +255,13 @@ func jsonField(doc masterJSON, field string) (map[string]any, error) {
 	if v, ok := all[field]; ok {
 		return map[string]any{field: v}, nil
 	}
-	return map[string]any{field: ""}, nil
+	known := []string{"clusterutilization"}
+	for k := range all {
+		known = append(known, k)
+	}
+	sort.Strings(known)
+	return nil, &protocol.StatusError{Code: http.StatusNotFound,
+		Message: fmt.Sprintf("unknown /json field %q; known fields: %s", field, strings.Join(known, ", "))}
 }
 
 func (u *webUI) handleJSON(r *http.Request) (any, error) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/sparkd/sparkd/protocol"
@@ -110,7 +111,6 @@ func TestMasterJSONField(t *testing.T) {
 		{"/json/cores", map[string]any{"cores": float64(16)}},
 		{"/json/aliveworkers", map[string]any{"aliveworkers": float64(2)}},
 		{"/json/epoch", map[string]any{"epoch": float64(7)}},
-		{"/json/nosuchfield", map[string]any{"nosuchfield": ""}},
 		{"/json/status/extra", map[string]any{"status": "ALIVE"}}, // Spark's regex ignores the rest
 	}
 	for _, tt := range tests {
@@ -120,6 +120,14 @@ func TestMasterJSONField(t *testing.T) {
 			expectEqual(t, tt.want, decodeJSON(t, body))
 		})
 	}
+	t.Run("/json/nosuchfield", func(t *testing.T) {
+		code, body, _ := get(t, srv.URL+"/json/nosuchfield")
+		expectEqual(t, http.StatusNotFound, code)
+		msg, _ := decodeJSON(t, body)["error"].(string)
+		if !strings.Contains(msg, `unknown /json field "nosuchfield"; known fields: `) || !strings.Contains(msg, "aliveworkers") {
+			t.Errorf("the 404 must name the field and the known ones, got %q", body)
+		}
+	})
 	t.Run("/json/workers", func(t *testing.T) {
 		_, body, _ := get(t, srv.URL+"/json/workers")
 		m := decodeJSON(t, body)

@@ -62,6 +62,10 @@ type Config struct {
 	RESTEnabled bool // spark.master.rest.enabled
 	RESTPort    int  // spark.master.rest.port (6066); 0 = random
 
+	// MaxPortRetries is spark.port.maxRetries (16): a busy RPC, web UI or
+	// REST port is retried on the next port, this many times; 0 = never.
+	MaxPortRetries int
+
 	WorkerTimeout         time.Duration // spark.worker.timeout (60s)
 	RecoveryTimeout       time.Duration // spark.deploy.recoveryTimeout; 0 = WorkerTimeout
 	DeadWorkerPersistence int           // spark.dead.worker.persistence (15)
@@ -109,7 +113,7 @@ const DefaultAppTimeout = 30 * time.Second
 // DefaultConfig returns Spark's defaults (ports 7077/8080/6066).
 func DefaultConfig() Config {
 	return Config{
-		Port: 7077, WebUIPort: 8080, RESTEnabled: true, RESTPort: 6066,
+		Port: 7077, WebUIPort: 8080, RESTEnabled: true, RESTPort: 6066, MaxPortRetries: protocol.DefaultMaxPortRetries,
 		WorkerTimeout: 60 * time.Second, DeadWorkerPersistence: 15, SpreadOut: true,
 		MaxExecutorRetries: 10, RetainedApplications: 200, RetainedDrivers: 200,
 		UIKillEnabled: true, RPCTimeout: 10 * time.Second, AppTimeout: DefaultAppTimeout,
@@ -221,17 +225,17 @@ func New(cfg Config, elector recovery.Elector, store recovery.Store, log *logrus
 	m.tick = tickInterval(cfg.WorkerTimeout, cfg.RecoveryTimeout)
 	m.pause.every, m.pause.threshold = defaultPauseEvery, pauseThreshold(cfg.SelfFenceAfter)
 	var err error
-	if m.rpcLn, err = net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))); err != nil {
+	if m.rpcLn, err = protocol.Listen(cfg.Host, cfg.Port, cfg.MaxPortRetries, protocol.ServiceMaster, m.log); err != nil {
 		return nil, fmt.Errorf("master: bind RPC port %d: %w", cfg.Port, err)
 	}
 	if cfg.WebUIPort >= 0 {
-		if m.uiLn, err = net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.WebUIPort))); err != nil {
+		if m.uiLn, err = protocol.Listen(cfg.Host, cfg.WebUIPort, cfg.MaxPortRetries, protocol.ServiceMasterUI, m.log); err != nil {
 			m.rpcLn.Close()
 			return nil, fmt.Errorf("master: bind web UI port %d: %w", cfg.WebUIPort, err)
 		}
 	}
 	if cfg.RESTEnabled {
-		if m.restLn, err = net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.RESTPort))); err != nil {
+		if m.restLn, err = protocol.Listen(cfg.Host, cfg.RESTPort, cfg.MaxPortRetries, protocol.ServiceREST, m.log); err != nil {
 			m.rpcLn.Close()
 			if m.uiLn != nil {
 				m.uiLn.Close()

@@ -586,7 +586,7 @@ func (m *Master) handleAppHeartbeat(r *http.Request) (any, error) {
 	}
 	if a := m.st.apps[id]; a != nil {
 		m.appAliveLocked(a)
-		return protocol.AppHeartbeatResponse{Stamp: m.stampLocked(), State: a.state}, nil
+		return protocol.AppHeartbeatResponse{Stamp: m.stampLocked(), State: a.state, WaitingReason: a.waiting}, nil
 	}
 	for _, a := range m.st.completedApps {
 		if a.id == id {

@@ -380,6 +380,9 @@ type AppHeartbeatResponse struct {
 	Stamp
 	State      AppState `json:"state"`
 	Reregister bool     `json:"reregister"`
+	// WaitingReason says why the application has no executor ("" when it
+	// has one, or the master does not know): the /json waitingreason.
+	WaitingReason string `json:"waitingReason,omitempty"`
 }
 
 // MasterChangeAcknowledged answers MasterChanged on a client.

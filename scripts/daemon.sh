@@ -10,6 +10,11 @@
 #   SPARK_NICENESS       scheduling priority (default 0)
 #   SPARK_NO_DAEMONIZE   run in the foreground, logging to stdout (containers)
 #   SPARK_STOP_TIMEOUT   seconds stop waits before SIGKILL (default 30)
+#   SPARK_DECOMMISSION_ACK_TIMEOUT  seconds decommission waits for the worker's
+#                        answer in its log (default 10)
+#
+# decommission exits 0 when the worker decommissions (or has exited), 3 when
+# it refuses because spark.decommission.enabled=false, 1 on no answer.
 #
 # Unlike Spark's script: stop waits for the process and escalates to SIGKILL;
 # a pid file is trusted only if its process really is this sparkd daemon, so a
@@ -110,11 +115,12 @@ start)
 		exec nice -n "$SPARK_NICENESS" "$SPARKD_BIN" "$role" "$@"
 	fi
 	mkdir -p "$SPARK_LOG_DIR" "$SPARK_PID_DIR"
-	if ! touch "$log" 2>/dev/null; then
+	# Rotate the previous run's log first: touching first would make the
+	# very first start rotate the empty log it had just created.
+	if ! { [[ -w "$SPARK_LOG_DIR" ]] && rotate_log "$log" && touch "$log"; } 2>/dev/null; then
 		echo "daemon.sh: cannot write log directory $SPARK_LOG_DIR" >&2
 		exit 1
 	fi
-	rotate_log "$log"
 	echo "starting $name, logging to $log"
 	nohup nice -n "$SPARK_NICENESS" "$SPARKD_BIN" "$role" "$@" >>"$log" 2>&1 </dev/null &
 	newpid=$!
@@ -156,12 +162,44 @@ stop)
 	;;
 
 decommission)
-	if p=$(running_pid); then
-		echo "decommissioning $name"
-		kill -s PWR "$p"
-	else
+	if ! p=$(running_pid); then
 		echo "no $name to decommission"
+		exit 0
 	fi
+	echo "decommissioning $name"
+	if [[ "$role" != worker ]]; then
+		kill -s PWR "$p"
+		exit 0
+	fi
+	# The worker answers in its log: it decommissions (and exits once its
+	# executors and drivers are done), or, with spark.decommission.enabled=false,
+	# ignores the signal and keeps running; say which, with the exit status.
+	offset=$(wc -c <"$log" 2>/dev/null || echo 0)
+	kill -s PWR "$p"
+	ack_timeout="${SPARK_DECOMMISSION_ACK_TIMEOUT:-10}"
+	deadline=$((SECONDS + ack_timeout))
+	while :; do
+		answer=$(tail -c +"$((offset + 1))" "$log" 2>/dev/null || true)
+		case "$answer" in
+		*"decommission is disabled"*)
+			echo "$name (process $p) ignored the request: decommissioning is disabled (spark.decommission.enabled=false); it keeps running" >&2
+			exit 3
+			;;
+		*"Decommissioning this worker"* | *"already started decommissioning"*)
+			echo "$name (process $p) is decommissioning: it exits once its executors and drivers have finished"
+			exit 0
+			;;
+		esac
+		if ! is_ours "$p"; then
+			echo "$name (process $p) has exited"
+			exit 0
+		fi
+		if [[ $SECONDS -ge $deadline ]]; then
+			echo "$name (process $p) did not answer the decommission request within ${ack_timeout}s; see $log" >&2
+			exit 1
+		fi
+		sleep 0.1
+	done
 	;;
 
 status)

@@ -263,6 +263,19 @@ func TestDaemonLogRotation(t *testing.T) {
 	assert.NoFileExists(t, logFile+".3", "SPARK_LOG_MAX_FILES=2 keeps two old logs")
 }
 
+// The first start creates the log and rotates nothing: no empty .out.1.
+func TestDaemonFirstStartRotatesNothing(t *testing.T) {
+	h := newHome(t, fakeSparkd(t))
+	host, _ := os.Hostname()
+	logFile := filepath.Join(h.logDir, "spark-tester-master-1-"+host+".out")
+	out, code := h.run(t, nil, "daemon.sh", "start", "master", "1")
+	require.Equal(t, 0, code, out)
+	assert.FileExists(t, logFile)
+	assert.NoFileExists(t, logFile+".1", "the first start must not rotate the log it has just created")
+	out, code = h.run(t, nil, "daemon.sh", "stop", "master", "1")
+	require.Equal(t, 0, code, out)
+}
+
 func TestDaemonUsageErrors(t *testing.T) {
 	h := newHome(t, fakeSparkd(t))
 	for _, args := range [][]string{{}, {"start"}, {"start", "executor", "1"}, {"start", "master", "x"}, {"restart", "master", "1"}} {

@@ -16,7 +16,9 @@ var ErrDecommissionDisabled = errors.New("worker: decommission is disabled (spar
 
 // Decommission marks the worker decommissioned: it refuses new executors and
 // drivers (HTTP 503), tells the master (again after every re-registration),
-// and lets running work finish. It is idempotent.
+// and lets running work finish. Once no executor or driver is left, Run
+// stops the worker as a cancelled context does and returns nil (Spark's
+// decommissioned worker exits too). It is idempotent.
 func (w *Worker) Decommission(ctx context.Context) error {
 	if !w.cfg.DecommissionEnabled {
 		w.log.Warn("Received decommission request, but decommission is disabled (spark.decommission.enabled=false)")
@@ -27,6 +29,7 @@ func (w *Worker) Decommission(ctx context.Context) error {
 	w.decommissioned = true
 	w.mu.Unlock()
 	if already {
+		w.log.Warnf("Worker %s already started decommissioning.", w.id)
 		return nil
 	}
 	w.log.Info("Decommissioning this worker: refusing new executors and drivers, letting running ones finish")
@@ -35,7 +38,19 @@ func (w *Worker) Decommission(ctx context.Context) error {
 		defer cancel()
 		w.sendDecommissioning(ctx, addr)
 	}
+	w.mu.Lock()
+	w.checkDrainedLocked()
+	w.mu.Unlock()
 	return nil
+}
+
+// checkDrainedLocked closes drained when a decommissioned worker has no
+// executor or driver left. Nothing can start afterwards: a decommissioned
+// worker refuses launches.
+func (w *Worker) checkDrainedLocked() {
+	if w.decommissioned && !w.stopping && len(w.executors) == 0 && len(w.drivers) == 0 {
+		w.drainOnce.Do(func() { close(w.drained) })
+	}
 }
 
 // Decommissioned reports whether Decommission was called.

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/sparkd/sparkd/protocol"
 )
 
 // ErrConfig is wrapped by every configuration error New returns.
@@ -27,6 +29,9 @@ type Config struct {
 	Port int
 	// WebUIPort is the web UI port (Spark: 8081). 0 binds a random port.
 	WebUIPort int
+	// MaxPortRetries is spark.port.maxRetries: a busy Port or WebUIPort is
+	// retried on the next port, this many times (Defaults: 16; 0 = never).
+	MaxPortRetries int
 	// PublicDNS, when set, is advertised in the web UI URL (SPARK_PUBLIC_DNS).
 	PublicDNS string
 	// Cores and MemoryMB are what the worker offers (> 0).
@@ -73,6 +78,7 @@ type Config struct {
 func Defaults() Config {
 	return Config{
 		WebUIPort:                   8081,
+		MaxPortRetries:              protocol.DefaultMaxPortRetries,
 		Timeout:                     60 * time.Second,
 		CleanupEnabled:              true,
 		CleanupInterval:             30 * time.Minute,
@@ -138,6 +144,8 @@ func (c Config) Validate() error {
 		return bad("port %d is out of range (--port, SPARK_WORKER_PORT)", c.Port)
 	case c.WebUIPort < 0 || c.WebUIPort > 65535:
 		return bad("web UI port %d is out of range (--webui-port, SPARK_WORKER_WEBUI_PORT)", c.WebUIPort)
+	case c.MaxPortRetries < 0:
+		return bad("spark.port.maxRetries %d must not be negative", c.MaxPortRetries)
 	case c.Cores <= 0:
 		return bad("cores %d must be positive (--cores, SPARK_WORKER_CORES)", c.Cores)
 	case c.MemoryMB <= 0:

@@ -34,9 +34,15 @@ func (w *Worker) queueExecutorStateLocked(e *executor) {
 }
 
 func (w *Worker) queueDriverStateLocked(d *driver) {
+	exception := d.message
+	if d.state == protocol.DriverKilled {
+		// Killed on request: no exception, as Spark's DriverRunner reports
+		// it (the signal that ended it is in the worker's log and UI).
+		exception = ""
+	}
 	w.reports = append(w.reports, report{
 		path: protocol.PathDriverState,
-		body: protocol.DriverStateChanged{WorkerID: w.id, DriverID: d.id, State: d.state, Exception: d.message},
+		body: protocol.DriverStateChanged{WorkerID: w.id, DriverID: d.id, State: d.state, Exception: exception},
 		desc: "driver " + d.id + " " + string(d.state),
 	})
 	signal(w.reportWake)

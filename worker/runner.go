@@ -317,8 +317,23 @@ func (w *Worker) superviseExecutor(e *executor) {
 	e.exitCode, e.message, e.finished = code, msg, w.clock.Now()
 	delete(w.executors, execKey(e.appID, e.execID))
 	w.retireExecutorLocked(e)
-	w.log.Infof("Executor %s finished with state %s (%s)", execKey(e.appID, e.execID), e.state, msg)
+	w.log.Infof("Executor %s finished with state %s%s", execKey(e.appID, e.execID), e.state, finishDetail(msg, code))
 	w.queueExecutorStateLocked(e)
+	w.checkDrainedLocked()
+}
+
+// finishDetail is the end of Spark's ExecutorRunner line: " message M" when
+// there is a message, then " exitStatus N" when the code is known, so that
+// a clean exit reads "finished with state EXITED exitStatus 0".
+func finishDetail(msg string, code *int) string {
+	var b strings.Builder
+	if msg != "" {
+		b.WriteString(" message " + msg)
+	}
+	if code != nil {
+		b.WriteString(" exitStatus " + strconv.Itoa(*code))
+	}
+	return b.String()
 }
 
 func (w *Worker) retireExecutorLocked(e *executor) {
@@ -418,8 +433,9 @@ func (w *Worker) superviseDriver(d *driver) {
 	d.message, d.finished = msg, w.clock.Now()
 	delete(w.drivers, d.id)
 	w.retireDriverLocked(d)
-	w.log.Infof("Driver %s finished with state %s (%s)", d.id, d.state, msg)
+	w.log.Infof("Driver %s finished with state %s%s", d.id, d.state, finishDetail(msg, code))
 	w.queueDriverStateLocked(d)
+	w.checkDrainedLocked()
 }
 
 func (w *Worker) retireDriverLocked(d *driver) {

@@ -226,6 +226,11 @@ func TestDriverRunner(t *testing.T) {
 		}
 		return false
 	}, "no KILLED: %v", m.driverStates())
+	for _, s := range m.driverStates() {
+		if s.DriverID == "driver-2" && s.State == protocol.DriverKilled {
+			assert.Empty(t, s.Exception, "a killed driver reports no exception (was: killed by signal terminated)")
+		}
+	}
 }
 
 // Stopping the worker kills its executors and drivers, reports them KILLED

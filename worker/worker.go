@@ -67,6 +67,8 @@ type Worker struct {
 	masterWebUI     string
 	decommissioned  bool
 	stopping        bool
+	drained         chan struct{} // closed when decommissioned with no work left (see checkDrainedLocked)
+	drainOnce       sync.Once
 	executors       map[string]*executor
 	finishedExecs   []*executor
 	drivers         map[string]*driver
@@ -106,11 +108,11 @@ func newWorker(cfg Config, log *logrus.Entry, clock Clock) (*Worker, error) {
 	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("%w: create work dir %s: %w", ErrConfig, cfg.WorkDir, err)
 	}
-	rpcLn, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
+	rpcLn, err := protocol.Listen(cfg.Host, cfg.Port, cfg.MaxPortRetries, protocol.ServiceWorker, log)
 	if err != nil {
 		return nil, fmt.Errorf("worker: bind command listener %s:%d: %w", cfg.Host, cfg.Port, err)
 	}
-	uiLn, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.WebUIPort)))
+	uiLn, err := protocol.Listen(cfg.Host, cfg.WebUIPort, cfg.MaxPortRetries, protocol.ServiceWorkerUI, log)
 	if err != nil {
 		rpcLn.Close()
 		return nil, fmt.Errorf("worker: bind web UI listener %s:%d: %w", cfg.Host, cfg.WebUIPort, err)
@@ -142,6 +144,7 @@ func newWorker(cfg Config, log *logrus.Entry, clock Clock) (*Worker, error) {
 		drivers:         map[string]*driver{},
 		finishedApps:    map[string]time.Time{},
 		closed:          make(chan struct{}),
+		drained:         make(chan struct{}),
 		done:            make(chan struct{}),
 	}
 	w.log = w.log.WithField("worker", w.id)
@@ -188,7 +191,8 @@ func (w *Worker) Epoch() int64 {
 func (w *Worker) StaleEpochRejections() uint64 { return w.guard.Rejected() }
 
 // Run serves the listeners, registers with the masters and supervises the
-// work until ctx is cancelled or Close is called; then it kills every
+// work until ctx is cancelled, Close is called, or a decommissioned worker's
+// last executor and driver have finished; then it kills every
 // executor and driver (SIGTERM, SIGKILL after the grace period), reports
 // their final states, tells the master it is leaving, and returns nil. It
 // returns ErrGaveUp (after the same clean-up) if no master accepted it.
@@ -204,6 +208,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	bg.Go(func() {
 		select {
 		case <-w.closed:
+			cancel()
+		case <-w.drained:
+			w.log.Info("Decommissioned worker has no executors or drivers left; exiting")
 			cancel()
 		case <-ctx.Done():
 		}
@@ -222,7 +229,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	})
 	w.log.WithFields(logrus.Fields{"url": w.url, "webUi": w.webUIURL, "cores": w.cfg.Cores, "memoryMb": w.cfg.MemoryMB,
-		"workDir": w.cfg.WorkDir}).Infof("Starting Spark worker %s with %d cores, %s RAM", w.url, w.cfg.Cores, protocol.MegabytesString(w.cfg.MemoryMB))
+		"workDir": w.cfg.WorkDir}).Infof("Starting Spark worker %s with %d cores, %s RAM", net.JoinHostPort(w.host, strconv.Itoa(w.port)), w.cfg.Cores, protocol.MegabytesString(w.cfg.MemoryMB))
 
 	var loopErr error
 	bg.Go(func() {

@@ -58,7 +58,7 @@ func loadDaemonLogged(role conf.Role, usageArgs string, args []string, stdout, s
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: %s [flags]%s\n\nFlags:\n", name, usageArgs)
-		fs.PrintDefaults()
+		printFlags(stderr, fs)
 	}
 	cfg, _, code, done = loadDaemon(role, fs, args, stdout, stderr)
 	if done {
@@ -70,6 +70,12 @@ func loadDaemonLogged(role conf.Role, usageArgs string, args []string, stdout, s
 		return nil, nil, 2, true
 	}
 	component := strings.ToUpper(role.String()[:1]) + role.String()[1:]
+	// Libraries that log through logrus's standard logger (the NONE recovery
+	// mode's elector) write in the daemon's format too, not logrus's own.
+	std := logrus.StandardLogger()
+	std.SetOutput(stderr)
+	std.SetLevel(level)
+	std.SetFormatter(workerLogFormatter{component: component})
 	return cfg, newWorkerLogger(stderr, level, component), 0, false
 }
 

@@ -45,6 +45,7 @@ func masterConfig(mc conf.Master) master.Config {
 	c := master.DefaultConfig()
 	c.Host, c.Port, c.WebUIPort, c.PublicDNS = mc.Host, mc.Port, mc.WebUIPort, mc.PublicDNS
 	c.RESTEnabled, c.RESTPort = mc.RESTEnabled, mc.RESTPort
+	c.MaxPortRetries = mc.MaxPortRetries
 	c.WorkerTimeout, c.RecoveryTimeout, c.DeadWorkerPersistence = mc.WorkerTimeout, mc.RecoveryTimeout, mc.DeadWorkerPersistence
 	c.SpreadOut, c.DefaultCores, c.MaxExecutorRetries = mc.SpreadOut, mc.DefaultCores, mc.MaxExecutorRetries
 	c.RetainedApplications, c.RetainedDrivers = mc.RetainedApplications, mc.RetainedDrivers

@@ -130,6 +130,25 @@ func TestMasterProcessSignals(t *testing.T) {
 	assert.Contains(t, p.text(), "RECEIVED SIGNAL TERM")
 }
 
+// Every line a NONE-mode master logs is in Spark's format, including the
+// single-master elector's (it logs through logrus's standard logger).
+func TestMasterLogLinesAreAllInSparkFormat(t *testing.T) {
+	p := startMasterProc(t, []string{"SPARK_CONF_DIR=" + t.TempDir(), "SPARK_MASTER_OPTS=-Dspark.master.rest.port=0"},
+		"--host", "127.0.0.1", "--port", "0", "--webui-port", "0")
+	p.waitLine(t, `I have been elected leader! New state: ALIVE`)
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	assert.Equal(t, 0, p.waitExit(t, 15*time.Second))
+	spark := regexp.MustCompile(`^\d\d/\d\d/\d\d \d\d:\d\d:\d\d (INFO|WARN|ERROR|DEBUG) [A-Za-z]+: `)
+	p.mu.Lock()
+	lines := append([]string(nil), p.out...)
+	p.mu.Unlock()
+	require.NotEmpty(t, lines)
+	for _, l := range lines {
+		assert.Regexp(t, spark, l)
+	}
+	assert.Contains(t, p.text(), "INFO Master: elected leader (single-master recovery mode)")
+}
+
 func TestMasterBadConfigExitsNonZero(t *testing.T) {
 	p := startMasterProc(t, []string{"SPARK_CONF_DIR=" + t.TempDir(), "SPARK_MASTER_OPTS=-Dspark.deploy.recoveryMode=BOGUS"},
 		"--host", "127.0.0.1", "--port", "0", "--webui-port", "0")

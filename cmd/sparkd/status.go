@@ -108,7 +108,7 @@ type zkEpoch struct {
 func runStatus(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sparkd status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, statusUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(stderr, statusUsage); printFlags(stderr, fs) }
 	masterFlag := fs.String("master", "", "master URLs (default $SPARK_MASTER)")
 	zkURL := fs.String("zk", "", "ZooKeeper connect string; finds the masters from <zk-dir>/leader_election")
 	zkDir := fs.String("zk-dir", "/spark", "spark.deploy.zookeeper.dir")
@@ -140,10 +140,12 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		}
 		masters = m
 	}
+	zkFailed := false
 	if *zkURL != "" {
 		found, ep, err := mastersFromZK(ctx, *zkURL, *zkDir, *timeout)
 		if err != nil {
 			rep.Problems = append(rep.Problems, err.Error())
+			zkFailed = found == nil
 		}
 		rep.ZKEpoch = ep
 		for _, f := range found {
@@ -157,7 +159,9 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "sparkd status: no master given: use --master spark://h1:7077,h2:7077 or --zk host:2181")
 			return 2
 		}
-		rep.Problems = append(rep.Problems, fmt.Sprintf("no master candidates registered in ZooKeeper under %s/leader_election (is --zk-dir spark.deploy.zookeeper.dir?)", *zkDir))
+		if !zkFailed { // else ZooKeeper's error is the one problem: nothing was listed
+			rep.Problems = append(rep.Problems, fmt.Sprintf("no master candidates registered in ZooKeeper under %s/leader_election (is --zk-dir spark.deploy.zookeeper.dir?)", *zkDir))
+		}
 	}
 	gatherStatus(ctx, protocol.NewClient(*timeout, *secret), masters, &rep)
 	if *asJSON {
@@ -191,7 +195,7 @@ func mastersFromZK(ctx context.Context, connect, dir string, timeout time.Durati
 	conn, err := zkutil.Connect(ctx, zkutil.Config{Connect: connect, SessionTimeout: 4 * time.Second,
 		ConnectTimeout: timeout, CallTimeout: timeout, Logger: quietEntry()})
 	if err != nil {
-		return nil, nil, fmt.Errorf("zookeeper %s: %w", connect, err)
+		return nil, nil, fmt.Errorf("ZooKeeper %s is unreachable, so no master could be found there: %w", connect, err)
 	}
 	defer conn.Close()
 	var ep *zkEpoch
@@ -239,10 +243,15 @@ func gatherStatus(ctx context.Context, rpc *protocol.Client, masters []string, r
 	for i := range probes {
 		p := probes[i]
 		mr := masterReport{URL: protocol.SparkURL(strings.TrimPrefix(p.Master, "spark://"))}
-		if p.Err != nil {
+		var se *protocol.StatusError
+		switch {
+		case errors.As(p.Err, &se) && se.Code == http.StatusUnauthorized:
+			mr.State = "AUTH FAILED"
+			mr.Error = "authentication failed: spark.authenticate.secret (--secret, SPARK_AUTHENTICATE_SECRET) does not match the master's"
+		case p.Err != nil:
 			mr.State = "UNREACHABLE"
 			mr.Error = shortErr(p.Err)
-		} else {
+		default:
 			mr.ID, mr.State, mr.Epoch, mr.LeaderURL = p.Info.ID, string(p.Info.State), p.Info.Epoch, p.Info.LeaderURL
 			if p.Info.URL != "" {
 				mr.URL = p.Info.URL
@@ -264,7 +273,9 @@ func gatherStatus(ctx context.Context, rpc *protocol.Client, masters []string, r
 		rep.Problems = append(rep.Problems, fmt.Sprintf("%d masters report ALIVE", alive))
 	}
 	if leader == nil {
-		rep.Problems = append(rep.Problems, "no master is ALIVE")
+		if len(masters) > 0 { // with none to ask, the cause is already a problem
+			rep.Problems = append(rep.Problems, "no master is ALIVE")
+		}
 		return
 	}
 	lr := &leaderReport{ID: leader.ID, URL: leader.URL, Epoch: leader.Epoch, Since: leader.LeaderSince,

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,4 +140,33 @@ func TestStatusFromZooKeeper(t *testing.T) {
 	code, stdout, _ = runCmd(t, status, "--zk", zk.Connect(), "--zk-dir", "/nothing-here")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stdout, "Problem: no master candidates registered in ZooKeeper under /nothing-here/leader_election")
+}
+
+// A 401 is an authentication failure, not an unreachable master.
+func TestStatusNamesAnAuthenticationFailure(t *testing.T) {
+	leader := newFakeClusterAuth(t, protocol.MasterAlive, 3, "right")
+	code, stdout, _ := runCmd(t, status, "--master", leader.url, "--secret", "wrong")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stdout, "AUTH FAILED")
+	assert.Contains(t, stdout, "authentication failed: spark.authenticate.secret (--secret, SPARK_AUTHENTICATE_SECRET) does not match the master's")
+	assert.NotContains(t, stdout, "UNREACHABLE")
+}
+
+// With ZooKeeper down, status says so once (not also "no candidates
+// registered" and "no master is ALIVE").
+func TestStatusZooKeeperDownIsOneProblem(t *testing.T) {
+	code, stdout, _ := runCmd(t, status, "--zk", closedTCPAddr(t), "--timeout", "300ms")
+	assert.Equal(t, 1, code)
+	assert.Equal(t, 1, strings.Count(stdout, "Problem: "), stdout)
+	assert.Contains(t, stdout, "is unreachable, so no master could be found there")
+	assert.Contains(t, stdout, "Leader:  none")
+}
+
+func closedTCPAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
 }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -39,6 +40,7 @@ type submitOptions struct {
 	exec                            bool
 	executors                       int
 	wait                            time.Duration
+	starvation                      time.Duration // spark.starvation.timeout (15s)
 	verbose                         bool
 	positional                      []string
 	props                           map[string]string // effective spark properties
@@ -155,7 +157,7 @@ func parseSubmit(args []string, stderr io.Writer, getenv func(string) string) (o
 	o = &submitOptions{}
 	fs := flag.NewFlagSet("sparkd submit", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, submitUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(stderr, submitUsage); printFlags(stderr, fs) }
 	fs.StringVar(&o.master, "master", "", "master URLs: spark://h1:7077,h2:7077 (default $SPARK_MASTER or spark.master)")
 	fs.StringVar(&o.deployMode, "deploy-mode", "", "client or cluster (default client)")
 	fs.StringVar(&o.name, "name", "", "application name (spark.app.name)")
@@ -231,20 +233,55 @@ func parseSubmit(args []string, stderr io.Writer, getenv func(string) string) (o
 		return fail("--master: %v", err)
 	}
 	o.masterList = "spark://" + strings.Join(o.masters, ",")
-	// Check every number and size now, so a typo fails before anything runs.
+	// Check every number and size now, so a typo fails before anything is
+	// sent; the message names what the user typed: the flag (and its key)
+	// when the flag was given, else the key.
+	flagGiven := map[string]bool{
+		"spark.executor.cores": o.executorCores != "", "spark.cores.max": o.totalCores != "",
+		"spark.driver.cores": o.driverCores != "", "spark.executor.memory": o.executorMemory != "",
+		"spark.driver.memory": o.driverMemory != "",
+	}
+	name := func(k string) string {
+		if flagGiven[k] {
+			return flagFor(k) + " (" + k + ")"
+		}
+		return k
+	}
 	for _, k := range []string{"spark.executor.cores", "spark.cores.max", "spark.driver.cores"} {
 		if v, ok := props[k]; ok {
 			if n, err := strconv.Atoi(strings.TrimSpace(v)); err != nil || n <= 0 {
-				return fail("%s=%q (%s): want a positive integer", k, v, flagFor(k))
+				return fail("%s must be a positive integer, got %q", name(k), v)
 			}
 		}
 	}
 	for _, k := range []string{"spark.executor.memory", "spark.driver.memory"} {
 		if v, ok := props[k]; ok {
-			if _, err := conf.ParseMemoryMB(v); err != nil {
-				return fail("%s=%q (%s): %v", k, v, flagFor(k), err)
+			mb, err := conf.ParseMemoryMB(v)
+			switch {
+			case err != nil:
+				return fail("%s: %s", name(k), strings.TrimPrefix(err.Error(), "conf: invalid value: "))
+			case mb <= 0:
+				return fail("%s must be positive, got %s", name(k), strings.TrimSpace(v))
 			}
 		}
+	}
+	if v, ok := props["spark.driver.port"]; ok {
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err != nil || n < 0 || n > 65535 {
+			return fail("spark.driver.port=%q: want a port number, 0-65535 (0 = random)", v)
+		}
+	}
+	if v, ok := props[conf.KeyPortMaxRetries]; ok {
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err != nil || n < 0 {
+			return fail("%s=%q: want a non-negative integer", conf.KeyPortMaxRetries, v)
+		}
+	}
+	o.starvation = defaultStarvationTimeout
+	if v, ok := props[keyStarvationTimeout]; ok {
+		d, err := conf.ParseDuration(v, time.Second)
+		if err != nil || d <= 0 {
+			return fail("%s=%q: want a positive duration, e.g. 15s", keyStarvationTimeout, v)
+		}
+		o.starvation = d
 	}
 	if v, ok := props["spark.driver.supervise"]; ok {
 		if _, err := strconv.ParseBool(v); err != nil {
@@ -268,6 +305,17 @@ func parseSubmit(args []string, stderr io.Writer, getenv func(string) string) (o
 	}
 	return o, 0, false
 }
+
+// keyStarvationTimeout is Spark's spark.starvation.timeout: how long an
+// application may go without an executor before submit warns, and again
+// every such period (Spark's TaskSchedulerImpl warning).
+const (
+	keyStarvationTimeout     = "spark.starvation.timeout"
+	defaultStarvationTimeout = 15 * time.Second
+)
+
+// starvationWarning is Spark's line, verbatim.
+const starvationWarning = "Initial job has not accepted any resources; check your cluster UI to ensure that workers are registered and have sufficient resources"
 
 func flagFor(key string) string {
 	return map[string]string{
@@ -575,7 +623,78 @@ func restStatus(ctx context.Context, o *submitOptions, stdout, stderr io.Writer)
 	if r.Message != "" {
 		fmt.Fprintf(stdout, "message: %s\n", r.Message)
 	}
+	if r.DriverState == string(protocol.DriverSubmitted) {
+		if why := driverWaitingReason(ctx, o, r.SubmissionID); why != "" {
+			fmt.Fprintf(stdout, "waitingReason: %s\n", why)
+		}
+	}
 	return 0
+}
+
+// driverWaitingReason says why a SUBMITTED driver has no worker, from the
+// leader's /json: the master keeps no such reason for drivers (it does for
+// applications), so it is derived here from the driver's cores and memory
+// and the ALIVE workers' free ones. "" when it cannot tell or the driver
+// fits (it is launched at the next scheduling pass).
+func driverWaitingReason(ctx context.Context, o *submitOptions, id string) string {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	rpc := protocol.NewClient(5*time.Second, o.props["spark.authenticate.secret"])
+	l, err := client.FindLeader(ctx, rpc, o.masters)
+	if err != nil {
+		return ""
+	}
+	var doc struct {
+		Workers []struct {
+			State      string `json:"state"`
+			CoresFree  int    `json:"coresfree"`
+			MemoryFree int    `json:"memoryfree"`
+		} `json:"workers"`
+		ActiveDrivers []struct {
+			ID     string `json:"id"`
+			Cores  int    `json:"cores"`
+			Memory int    `json:"memory"`
+		} `json:"activedrivers"`
+	}
+	if err := rpc.Call(ctx, http.MethodGet, l.URL, protocol.PathMasterStateJSON, nil, &doc); err != nil {
+		return ""
+	}
+	for _, d := range doc.ActiveDrivers {
+		if d.ID != id {
+			continue
+		}
+		alive, mostCores, mostMem := 0, 0, 0
+		for _, w := range doc.Workers {
+			if w.State != string(protocol.WorkerAlive) {
+				continue
+			}
+			alive++
+			mostCores = max(mostCores, w.CoresFree)
+			if w.CoresFree >= d.Cores {
+				if w.MemoryFree >= d.Memory {
+					return ""
+				}
+				mostMem = max(mostMem, w.MemoryFree)
+			}
+		}
+		switch {
+		case alive == 0:
+			return "no ALIVE workers"
+		case mostCores < d.Cores:
+			return fmt.Sprintf("the driver needs %d %s but no ALIVE worker has that many free (most free: %d)", d.Cores, plural(d.Cores, "core", "cores"), mostCores)
+		default:
+			return fmt.Sprintf("the driver needs %d MB but the most free memory on a worker with %d free %s is %d MB",
+				d.Memory, d.Cores, plural(d.Cores, "core", "cores"), mostMem)
+		}
+	}
+	return ""
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func restKill(ctx context.Context, o *submitOptions, stdout, stderr io.Writer) int {
@@ -651,6 +770,13 @@ func newExecTracker(want int) *execTracker {
 		want = 1
 	}
 	return &execTracker{want: want, maxReplace: maxLostReplacements, execs: map[int]*execInfo{}}
+}
+
+// anyExecutor reports whether an executor was ever granted.
+func (t *execTracker) anyExecutor() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.execs) > 0
 }
 
 // handle records e and returns a human-readable line ("" for none).
@@ -874,8 +1000,17 @@ func runExecApp(ctx context.Context, o *submitOptions, stdout, stderr io.Writer,
 	limitKick := make(chan struct{}, 1)
 	cfg := client.Config{Masters: o.masters, App: app, Secret: o.props["spark.authenticate.secret"],
 		RegisterTimeout: o.wait, Logger: log}
-	if h := o.props["spark.driver.host"]; h != "" {
-		cfg.ListenAddr = h + ":0"
+	if h, p := o.props["spark.driver.host"], strings.TrimSpace(o.props["spark.driver.port"]); h != "" || p != "" {
+		if p == "" {
+			p = "0"
+		}
+		cfg.ListenAddr = net.JoinHostPort(h, p) // "" host: every interface
+	}
+	if v, ok := o.props[conf.KeyPortMaxRetries]; ok {
+		cfg.MaxPortRetries, _ = strconv.Atoi(strings.TrimSpace(v)) // checked in parse
+		if cfg.MaxPortRetries == 0 {
+			cfg.MaxPortRetries = -1 // client.Config: 0 is the default, negative never
+		}
 	}
 	c, err := client.New(cfg, func(e client.Event) {
 		if line := tr.handle(e); line != "" {
@@ -943,6 +1078,29 @@ func runExecApp(ctx context.Context, o *submitOptions, stdout, stderr io.Writer,
 				} else {
 					log.WithError(err).Warnf("could not ask for replacements of executors lost with their worker (executor limit %d)", n)
 				}
+			}
+		}
+	}()
+	// Until the first executor arrives, warn every spark.starvation.timeout
+	// as Spark does, with the master's reason (from the heartbeats).
+	senderWG.Add(1)
+	go func() {
+		defer senderWG.Done()
+		t := time.NewTicker(o.starvation)
+		defer t.Stop()
+		for {
+			select {
+			case <-senderCtx.Done():
+				return
+			case <-t.C:
+			}
+			if tr.anyExecutor() {
+				return
+			}
+			ts := time.Now().UTC().Format("15:04:05.000")
+			printf("%s %s\n", ts, starvationWarning)
+			if r := c.WaitingReason(); r != "" {
+				printf("%s   the master says: %s\n", ts, r)
 			}
 		}
 	}()

@@ -212,13 +212,18 @@ func TestSubmitFlagErrors(t *testing.T) {
 	}{
 		{[]string{"app"}, "no master given"},
 		{[]string{"--master", "spark://a:1", "--deploy-mode", "yarn", "app"}, "--deploy-mode \"yarn\""},
-		{[]string{"--master", "spark://a:1", "--executor-cores", "two", "app"}, "spark.executor.cores=\"two\" (--executor-cores)"},
+		{[]string{"--master", "spark://a:1", "--executor-cores", "two", "app"}, "--executor-cores (spark.executor.cores) must be a positive integer, got \"two\""},
+		{[]string{"--master", "spark://a:1", "--executor-memory", "0", "--exec", "--", "true"}, "--executor-memory (spark.executor.memory) must be positive, got 0"},
+		{[]string{"--master", "spark://a:1", "--conf", "spark.executor.memory=0", "--exec", "--", "true"}, "spark.executor.memory must be positive, got 0"},
+		{[]string{"--master", "spark://a:1", "--driver-memory", "0m", "--deploy-mode", "cluster", "app"}, "--driver-memory (spark.driver.memory) must be positive, got 0m"},
+		{[]string{"--master", "spark://a:1", "--conf", "spark.driver.port=x", "app"}, "spark.driver.port=\"x\""},
+		{[]string{"--master", "spark://a:1", "--conf", "spark.port.maxRetries=-1", "app"}, "spark.port.maxRetries=\"-1\""},
 		{[]string{"--master", "spark://a:1", "--executor-memory", "1x", "app"}, "--executor-memory"},
 		{[]string{"--master", "spark://a:1", "--conf", "novalue", "app"}, "want key=value"},
 		{[]string{"--master", "spark://a:1"}, "missing the application"},
 		{[]string{"--master", "spark://a:1", "--exec"}, "--exec needs a command"},
 		{[]string{"--master", "spark://a:1,,b", "app"}, "empty host"},
-		{[]string{"--properties-file", props, "app"}, "spark.executor.memory=\"lots\""},
+		{[]string{"--properties-file", props, "app"}, "spark.executor.memory: memory size \"lots\""},
 		{[]string{"--properties-file", filepath.Join(dir, "missing.conf"), "app"}, "--properties-file"},
 		{[]string{"--master", "spark://a:1", "--kill", "x", "--status", "y"}, "exclusive"},
 	} {
@@ -228,6 +233,7 @@ func TestSubmitFlagErrors(t *testing.T) {
 			code, _, stderr := runCmd(t, submit, tc.args...)
 			assert.Equal(t, 2, code)
 			assert.Contains(t, stderr, tc.want)
+			assert.NotContains(t, stderr, "executorMemoryMb", "no internal field names")
 		})
 	}
 }

@@ -45,6 +45,7 @@ func workerConfig(wc conf.Worker) worker.Config {
 	c := worker.Defaults()
 	c.Masters = wc.Masters
 	c.Host, c.Port, c.WebUIPort, c.PublicDNS = wc.Host, wc.Port, wc.WebUIPort, wc.PublicDNS
+	c.MaxPortRetries = wc.MaxPortRetries
 	c.Cores, c.MemoryMB, c.WorkDir = wc.Cores, wc.MemoryMB, wc.WorkDir
 	c.Timeout = wc.Timeout
 	c.CleanupEnabled, c.CleanupInterval, c.AppDataTTL = wc.CleanupEnabled, wc.CleanupInterval, wc.AppDataTTL
@@ -98,11 +99,17 @@ func newWorkerLogger(out io.Writer, level logrus.Level, component string) *logru
 	return logrus.NewEntry(l).WithField("component", component)
 }
 
-type workerLogFormatter struct{}
+// workerLogFormatter writes Spark's line format. An entry without a
+// "component" field is shown as component (a library logging through
+// logrus's standard logger).
+type workerLogFormatter struct{ component string }
 
-func (workerLogFormatter) Format(e *logrus.Entry) ([]byte, error) {
+func (f workerLogFormatter) Format(e *logrus.Entry) ([]byte, error) {
 	var b bytes.Buffer
 	comp, _ := e.Data["component"].(string)
+	if comp == "" {
+		comp = f.component
+	}
 	level := map[logrus.Level]string{logrus.WarnLevel: "WARN", logrus.ErrorLevel: "ERROR", logrus.DebugLevel: "DEBUG",
 		logrus.TraceLevel: "TRACE", logrus.FatalLevel: "FATAL", logrus.PanicLevel: "FATAL"}[e.Level]
 	if level == "" {

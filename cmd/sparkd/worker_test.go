@@ -109,21 +109,39 @@ func exitCode(t *testing.T, done chan error, within time.Duration) int {
 	}
 }
 
-// SIGHUP is ignored, SIGPWR decommissions, SIGTERM unregisters and exits 0.
+// SIGHUP is ignored, SIGPWR is ignored with a warning while decommissioning
+// is disabled (the default), SIGTERM unregisters and exits 0.
 func TestWorkerProcessSignals(t *testing.T) {
 	m := newWorkerFakeMaster(t)
-	cmd, out, done := startWorkerProc(t, []string{"SPARK_WORKER_OPTS=-Dspark.decommission.enabled=true"},
+	cmd, out, done := startWorkerProc(t, nil,
 		"--host", "127.0.0.1", "--webui-port", "0", "--cores", "2", "--memory", "1g", "spark://"+m.addr())
 	waitFor(t, 20*time.Second, func() bool { return m.count("register") == 1 && m.count("latest") == 1 }, "no registration: "+out.String())
 	assert.Contains(t, out.String(), "INFO Worker: Successfully registered with master spark://"+m.addr())
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
 	require.NoError(t, cmd.Process.Signal(syscall.SIGPWR))
-	waitFor(t, 10*time.Second, func() bool { return m.count("decommission") == 1 }, "no decommission: "+out.String())
+	waitFor(t, 10*time.Second, func() bool {
+		return strings.Contains(out.String(), "WARN Worker: Received decommission request, but decommission is disabled (spark.decommission.enabled=false)")
+	}, "SIGPWR not refused: "+out.String())
+	assert.Equal(t, 0, m.count("decommission"))
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	assert.Equal(t, 0, exitCode(t, done, 20*time.Second), out.String())
 	assert.Equal(t, 1, m.count("unregister"))
+}
+
+// With spark.decommission.enabled, SIGPWR decommissions the worker; with no
+// executor or driver left it exits 0 on its own, as Spark's worker does.
+func TestWorkerProcessExitsAfterDecommission(t *testing.T) {
+	m := newWorkerFakeMaster(t)
+	cmd, out, done := startWorkerProc(t, []string{"SPARK_WORKER_OPTS=-Dspark.decommission.enabled=true"},
+		"--host", "127.0.0.1", "--webui-port", "0", "--cores", "2", "--memory", "1g", "spark://"+m.addr())
+	waitFor(t, 20*time.Second, func() bool { return m.count("register") == 1 && m.count("latest") == 1 }, "no registration: "+out.String())
+	require.NoError(t, cmd.Process.Signal(syscall.SIGPWR))
+	assert.Equal(t, 0, exitCode(t, done, 20*time.Second), out.String())
+	assert.Equal(t, 1, m.count("decommission"))
+	assert.Equal(t, 1, m.count("unregister"))
+	assert.Contains(t, out.String(), "INFO Worker: Decommissioned worker has no executors or drivers left; exiting")
 }
 
 // With no reachable master the worker gives up with Spark's message and exit 1.
