@@ -9,7 +9,7 @@ export CGO_ENABLED ?= 0
 export SPARKD_BIN := $(CURDIR)/bin/sparkd
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build deps test vet check race fmt bench failover-bench fuzz demo compose-images test-compose clean
+.PHONY: all build deps test vet check race soak fmt bench failover-bench fuzz demo compose-images test-compose clean
 
 all: build
 
@@ -60,6 +60,12 @@ bench: deps build
 # median and p95 until the standby is ALIVE, workers re-registered, app re-attached.
 failover-bench: deps build
 	$(GO) run ./internal/cmd/failoverbench $(FAILOVER_ARGS)
+
+# A long soak of a standby and of a leader under steady registrations, real
+# processes: prints goroutines, ZooKeeper watches, RSS and fds over time.
+SOAK ?= 10m
+soak: deps build
+	SPARKD_SOAK=$(SOAK) $(GO) test -count=1 -v -run TestSoak -timeout 0 ./internal/soak/
 
 FUZZTIME ?= 30s
 fuzz:
