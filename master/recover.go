@@ -49,7 +49,7 @@ func (m *Master) beginRecoveryLocked(stored recovery.State) []recoveryTarget {
 		}
 		st.workers[w.id] = w
 		st.workerByAddr[w.hostPort()] = w
-		m.log.Infof("Trying to recover worker: %s", w.id)
+		m.logRecoveringLocked(len(stored.Workers), "Trying to recover worker: %s", w.id)
 		targets = append(targets, recoveryTarget{workerID: w.id, url: w.url})
 	}
 	sort.Slice(stored.Apps, func(i, j int) bool { return stored.Apps[i].SubmitTime.Before(stored.Apps[j].SubmitTime) })
@@ -85,7 +85,7 @@ func (m *Master) beginRecoveryLocked(stored recovery.State) []recoveryTarget {
 		st.apps[a.id] = a
 		st.appByClient[a.clientURL] = a
 		st.waitingApps = append(st.waitingApps, a)
-		m.log.Infof("Trying to recover app: %s", a.id)
+		m.logRecoveringLocked(len(stored.Apps), "Trying to recover app: %s", a.id)
 		targets = append(targets, recoveryTarget{appID: a.id, url: a.clientURL})
 	}
 	sort.Slice(stored.Drivers, func(i, j int) bool {
@@ -103,9 +103,26 @@ func (m *Master) beginRecoveryLocked(stored recovery.State) []recoveryTarget {
 		}
 		st.drivers[d.id] = d
 	}
+	if len(stored.Workers) > recoveryLogPerPeer || len(stored.Apps) > recoveryLogPerPeer {
+		m.log.Infof("Trying to recover %d workers, %d applications and %d drivers", len(stored.Workers), len(stored.Apps), len(stored.Drivers))
+	}
 	// Workers are contacted before applications: a worker's answer may end
 	// executors, and the driver hears of it after its own MasterChanged.
 	return targets
+}
+
+// recoveryLogPerPeer: up to this many workers (or applications), recovery
+// logs Spark's line per peer at Info; beyond it, at Debug with one summary
+// line, so that taking office over a large cluster does not hold the state
+// lock for thousands of log lines.
+const recoveryLogPerPeer = 100
+
+func (m *Master) logRecoveringLocked(n int, format string, args ...any) {
+	if n > recoveryLogPerPeer {
+		m.log.Debugf(format, args...)
+		return
+	}
+	m.log.Infof(format, args...)
 }
 
 func dropTarget(ts []recoveryTarget, workerID string) []recoveryTarget {

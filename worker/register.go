@@ -129,11 +129,15 @@ func (w *Worker) tryRegisterAll(ctx context.Context) bool {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	targets := w.registrationTargets()
+	direct := map[string]bool{}
+	for _, t := range targets {
+		direct[normAddr(t)] = true
+	}
 	results := make(chan regResult, len(targets))
 	var wg sync.WaitGroup
 	for _, t := range targets {
 		wg.Go(func() {
-			if r, ok := w.registerWith(rctx, t); ok {
+			if r, ok := w.registerWith(rctx, t, direct); ok {
 				results <- r
 			}
 		})
@@ -156,7 +160,10 @@ func (w *Worker) tryRegisterAll(ctx context.Context) bool {
 }
 
 // registerWith registers at addr, following up to maxHintHops leader hints.
-func (w *Worker) registerWith(ctx context.Context, addr string) (regResult, bool) {
+// A hint naming a master that this round already asks directly is not
+// followed: that attempt registers the worker, and a second one would only
+// meet it at the leader ("in progress") and cost the leader a round trip.
+func (w *Worker) registerWith(ctx context.Context, addr string, direct map[string]bool) (regResult, bool) {
 	for hop := 0; ; hop++ {
 		w.log.Infof("Connecting to master %s...", normAddr(addr))
 		msg := protocol.RegisterWorker{
@@ -173,6 +180,11 @@ func (w *Worker) registerWith(ctx context.Context, addr string) (regResult, bool
 		}
 		var se *protocol.StatusError
 		if errors.As(err, &se) && se.Hint != nil {
+			if se.Hint.LeaderURL != "" && direct[normAddr(se.Hint.LeaderURL)] && normAddr(se.Hint.LeaderURL) != normAddr(addr) {
+				w.log.Debugf("Master %s is %s; the leader %s is asked directly in this round", normAddr(addr), se.Hint.State,
+					normAddr(se.Hint.LeaderURL))
+				return regResult{}, false
+			}
 			if se.Hint.LeaderURL != "" && normAddr(se.Hint.LeaderURL) != normAddr(addr) && hop < maxHintHops {
 				w.log.Infof("Master %s is %s; going to the leader %s (epoch %d)", normAddr(addr), se.Hint.State,
 					normAddr(se.Hint.LeaderURL), se.Hint.Epoch)
