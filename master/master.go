@@ -21,6 +21,17 @@
 //     the state changes that produced them (one FIFO sender per peer and
 //     term; see outbox). A slow or dead peer delays no other.
 //   - No network or store I/O happens while the state lock is held.
+//   - A term (term.go) owns every goroutine of its leadership: revoking it
+//     cancels and waits for them before the Elector campaigns again. Every
+//     effect reports its outcome back to the state machine: store writes are
+//     retried until they land or the term ends (persist.go), a launch a
+//     worker refused frees its resources, reports are accepted only from the
+//     worker that runs the executor or driver, and reconciliation with each
+//     worker runs both ways (reconcile.go).
+//   - Executors are written to their application's record before they are
+//     launched: a successor knows every executor that may run, never reuses
+//     an executor id, and tells the driver of executors that ended while no
+//     master led (workers list their recent ends when a new leader asks).
 //
 // master imports only protocol and the recovery interfaces from the project;
 // cmd/sparkd chooses the Elector and Store implementations.
