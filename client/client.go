@@ -378,7 +378,7 @@ func New(cfg Config, listener Listener) (*Client, error) {
 	r.Handle(protocol.PathExecutorRemoved, protocol.Handle(c.handleExecutorUpdated(EventExecutorRemoved))).Methods(http.MethodPost)
 	r.Handle(protocol.PathApplicationRemoved, protocol.Handle(c.handleApplicationRemoved)).Methods(http.MethodPost)
 	r.Handle(protocol.PathWorkerRemoved, protocol.Handle(c.handleWorkerRemoved)).Methods(http.MethodPost)
-	c.srv = &http.Server{Handler: protocol.Authenticate(cfg.Secret, r), ReadHeaderTimeout: 10 * time.Second}
+	c.srv = protocol.NewServer(protocol.Authenticate(cfg.Secret, r))
 	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()

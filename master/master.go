@@ -433,7 +433,7 @@ func (m *Master) Run(ctx context.Context) error {
 }
 
 func (m *Master) serve(ln net.Listener, h http.Handler) *http.Server {
-	s := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: nil}
+	s := protocol.NewServer(h)
 	m.bg.Add(1)
 	go func() {
 		defer m.bg.Done()

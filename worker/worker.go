@@ -148,8 +148,8 @@ func newWorker(cfg Config, log *logrus.Entry, clock Clock) (*Worker, error) {
 		done:            make(chan struct{}),
 	}
 	w.log = w.log.WithField("worker", w.id)
-	w.rpcSrv = &http.Server{Handler: protocol.Authenticate(cfg.AuthSecret, w.rpcHandler()), ReadHeaderTimeout: 10 * time.Second}
-	w.uiSrv = &http.Server{Handler: w.uiHandler(), ReadHeaderTimeout: 10 * time.Second}
+	w.rpcSrv = protocol.NewServer(protocol.Authenticate(cfg.AuthSecret, w.rpcHandler()))
+	w.uiSrv = protocol.NewServer(w.uiHandler())
 	return w, nil
 }
 
