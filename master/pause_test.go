@@ -164,3 +164,29 @@ func TestPauseThreshold(t *testing.T) {
 		assert.Equal(t, tc.want, pauseThreshold(tc.fence), "SelfFenceAfter %v", tc.fence)
 	}
 }
+
+// A Confirm that fails because the Elector has just ended the term (its
+// context is cancelled, OnRevoked not called yet) must not be retried in a
+// loop until OnRevoked comes: the master steps down at once (issue 11,
+// item 7: confirmLoop spun between the cancel and OnRevoked).
+func TestConfirmOfAnEndedTermDoesNotSpin(t *testing.T) {
+	tm := startMaster(t, pauseConfig(), nil)
+	tm.el.elect(t, 5)
+	tm.waitStatus(t, protocol.MasterAlive)
+	tm.el.mu.Lock()
+	cancelTerm := tm.el.cancel
+	tm.el.mu.Unlock()
+	tm.el.setConfirm(func(ctx context.Context) error {
+		cancelTerm() // the Elector ends the term; OnRevoked is late
+		return fmt.Errorf("%w: the term ended", recovery.ErrNotLeader)
+	})
+	tm.clock.Advance(10 * time.Second) // a pause: confirm the term
+	eventually(t, "stepped down", func() bool { return tm.term() == nil })
+	confirms := func() int {
+		tm.el.mu.Lock()
+		defer tm.el.mu.Unlock()
+		return tm.el.confirms
+	}
+	assert.Never(t, func() bool { return confirms() > 2 }, 200*time.Millisecond, 5*time.Millisecond,
+		"Confirm called again and again for one pause")
+}
