@@ -404,3 +404,58 @@ func TestStandardMetrics(t *testing.T) {
 		assert.Contains(t, text, want)
 	}
 }
+
+// A failover that loses a worker, which returns later: every other
+// executor keeps running, the lost worker's executor is reported lost and
+// its copy killed when the worker comes back, and every worker's used
+// cores equal what it really runs.
+func TestLostWorkerReturningLeavesOthersRunning(t *testing.T) {
+	store := newMemStore()
+	const w1, w2, aid = "worker-20261120110000-127.0.0.1-7001", "worker-20261120110000-127.0.0.1-7002", "app-20261120110000-1000"
+	p1 := newPeer(t, func(path string, _ []byte) (int, any) {
+		if path == protocol.PathWorkerMasterChanged {
+			return 200, protocol.WorkerSchedulerState{WorkerID: w1,
+				Executors: []protocol.ExecutorDescription{{AppID: aid, ExecutorID: 0, Cores: 2, MemoryMB: 64, State: protocol.ExecutorRunning}}}
+		}
+		return 200, struct{}{}
+	})
+	gone := newPeer(t, nil)
+	storedWorker(store, w1, p1, 7001)
+	storedWorker(store, w2, gone, 7002)
+	gone.srv.Close() // lost: refuses the new leader
+	a := appPeer(t, aid)
+	trackedApp(store, aid, a, 2,
+		recovery.ExecutorRecord{ID: 0, WorkerID: w1, Cores: 2, MemoryMB: 64},
+		recovery.ExecutorRecord{ID: 1, WorkerID: w2, Cores: 2, MemoryMB: 64})
+	store.apps[aid] = func(r recovery.AppRecord) recovery.AppRecord { r.Desc.MaxCores = 4; r.Desc.ExecutorCores = 2; return r }(store.apps[aid])
+
+	tm := startMaster(t, testConfig(), store)
+	tm.el.elect(t, 2)
+	tm.waitStatus(t, protocol.MasterAlive)
+	eventually(t, "executor 1 reported lost", func() bool { return executorUpdates(t, a)[1].State == protocol.ExecutorLost })
+	eventually(t, "a replacement launched on worker 1", func() bool { return len(p1.got(protocol.PathLaunchExecutor)) == 1 })
+	assert.Equal(t, 2, decodeAs[protocol.LaunchExecutor](t, p1.got(protocol.PathLaunchExecutor)[0]).ExecutorID)
+
+	// The lost worker comes back (a new listener, the same id) and still
+	// runs executor 1.
+	back := newPeer(t, nil)
+	require.NoError(t, tm.call(http.MethodPost, protocol.PathRegisterWorker, protocol.RegisterWorker{
+		ID: w2, Host: "127.0.0.1", Port: 7002, URL: back.url(), WebUIURL: "http://127.0.0.1:8081", Cores: 8, MemoryMB: 8192}, nil))
+	require.NoError(t, tm.call(http.MethodPost, workerPath(protocol.PathWorkerLatestState, w2), protocol.WorkerLatestState{WorkerID: w2,
+		Executors: []protocol.ExecutorDescription{{AppID: aid, ExecutorID: 1, Cores: 2, MemoryMB: 64, State: protocol.ExecutorRunning}}}, nil))
+	eventually(t, "its stale copy killed", func() bool { return len(back.got(protocol.PathKillExecutor)) == 1 })
+	assert.Empty(t, p1.got(protocol.PathKillExecutor), "nothing on worker 1 is killed")
+	used := map[string]int{}
+	for _, w := range tm.View().Workers {
+		used[w.ID] = w.CoresUsed
+	}
+	assert.Equal(t, 4, used[w1], "worker 1 runs executors 0 and 2")
+	assert.Equal(t, 0, used[w2], "worker 2 runs nothing the master knows")
+	tm.mu.Lock()
+	ids := []int{}
+	for id := range tm.st.apps[aid].executors {
+		ids = append(ids, id)
+	}
+	tm.mu.Unlock()
+	assert.ElementsMatch(t, []int{0, 2}, ids)
+}
