@@ -18,8 +18,9 @@ import (
 //     adopted the new epoch), and otherwise after reconcileMisses
 //     consecutive heartbeats that do not list it, counted only once the
 //     worker has answered the launch (a heartbeat built before the launch
-//     arrived proves nothing). Its state report, had there been one, would
-//     have arrived first: reports go out before the next heartbeat.
+//     arrived proves nothing). An end whose report is still queued on the
+//     worker is listed in the heartbeat (Running.Ended) and applied as
+//     reported, so a delayed report never turns an EXITED into a LOST.
 //   - A launch the worker definitely refused (it answered with an error, or
 //     the connection was refused) frees its resources at once and the
 //     scheduler tries again (executorLaunchedLocked, driverLaunchedLocked).
@@ -39,6 +40,15 @@ func execSet(refs []protocol.ExecutorRef) map[execKey]bool {
 // reconcileWorkerLocked compares w with what its heartbeat says it runs.
 func (m *Master) reconcileWorkerLocked(w *workerInfo, running protocol.Running) {
 	runs := execSet(running.Executors)
+	for _, ed := range running.Ended {
+		// Its report is still on its way: apply it now rather than take the
+		// executor for lost.
+		if a := m.st.apps[ed.AppID]; a != nil {
+			if e := a.executors[ed.ExecutorID]; e != nil && e.worker == w && !runs[e.key()] {
+				m.executorEndedLocked(e, ed.State, ed.Message, ed.ExitCode, countsAsFailure(e.state, ed.State, ed.ExitCode))
+			}
+		}
+	}
 	for _, e := range executorsByID(w.executors) {
 		if runs[e.key()] {
 			e.acked, e.missed = true, 0

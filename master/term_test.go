@@ -459,3 +459,28 @@ func TestLostWorkerReturningLeavesOthersRunning(t *testing.T) {
 	tm.mu.Unlock()
 	assert.ElementsMatch(t, []int{0, 2}, ids)
 }
+
+// An end whose report is still queued on the worker rides on the heartbeat
+// and is applied as reported: a slow report never turns EXITED into LOST.
+func TestHeartbeatCarriesEndsNotYetReported(t *testing.T) {
+	tm := startMaster(t, testConfig(), nil)
+	tm.el.elect(t, 1)
+	tm.waitStatus(t, protocol.MasterAlive)
+	w := newPeer(t, nil)
+	tm.registerWorker(t, "worker-a", w, 1, 4096)
+	client := newPeer(t, nil)
+	id := tm.registerApp(t, "x", client, 1, 64)
+	eventually(t, "launched", func() bool { return len(w.got(protocol.PathLaunchExecutor)) == 1 })
+	zero := 0
+	for range reconcileMisses {
+		require.NoError(t, tm.call(http.MethodPost, workerPath(protocol.PathWorkerHeartbeat, "worker-a"), protocol.Heartbeat{
+			WorkerID: "worker-a", Epoch: 1, Running: &protocol.Running{Executors: []protocol.ExecutorRef{}, Drivers: []string{},
+				Ended: []protocol.ExecutorDescription{{AppID: id, ExecutorID: 0, State: protocol.ExecutorExited, ExitCode: &zero}}}}, nil))
+	}
+	eventually(t, "the driver told", func() bool { _, ok := executorUpdates(t, client)[0]; return ok })
+	u := executorUpdates(t, client)[0]
+	assert.Equal(t, protocol.ExecutorExited, u.State)
+	require.NotNil(t, u.ExitCode)
+	assert.Zero(t, *u.ExitCode)
+	assert.Zero(t, tm.View().HA.Reconciled.MarkedLost)
+}

@@ -147,10 +147,13 @@ type Heartbeat struct {
 	Running *Running `json:"running,omitempty"`
 }
 
-// Running lists the executors and drivers a worker runs.
+// Running lists the executors and drivers a worker runs, and the ends it
+// has not yet had acknowledged (their reports are still queued): the master
+// applies those at once rather than take the executor for lost.
 type Running struct {
-	Executors []ExecutorRef `json:"executors"`
-	Drivers   []string      `json:"drivers"`
+	Executors []ExecutorRef         `json:"executors"`
+	Drivers   []string              `json:"drivers"`
+	Ended     []ExecutorDescription `json:"ended,omitempty"`
 }
 
 // ExecutorRef names one executor.

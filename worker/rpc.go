@@ -178,6 +178,12 @@ func (w *Worker) running() *protocol.Running {
 	for id := range w.drivers {
 		r.Drivers = append(r.Drivers, id)
 	}
+	for _, rep := range w.reports {
+		if sc, ok := rep.body.(protocol.ExecutorStateChanged); ok && sc.State.Finished() {
+			r.Ended = append(r.Ended, protocol.ExecutorDescription{AppID: sc.AppID, ExecutorID: sc.ExecutorID, State: sc.State,
+				ExitCode: sc.ExitCode, Message: sc.Message})
+		}
+	}
 	return r
 }
 
