@@ -123,30 +123,42 @@ func (c *Config) planParams() planParams {
 type Result struct {
 	Seed          uint64
 	Plan          []Step
+	Replay        string // the command that replays the fault sequence
 	StepsRun      int
 	Apps, Acked   int
 	Succeeded     int
 	Violations    []Violation
 	HarnessErrors []string // the harness could not do what it meant to (not a finding about sparkd)
 	Converge      []time.Duration
-	KeptLogs      string // where the logs are copied when the run failed
-	Interrupted   bool
-	Wall          time.Duration
+	// Failovers: per leader fault kind, the time from the fault until a
+	// master answered ALIVE with a higher epoch.
+	Failovers   map[Kind][]time.Duration
+	KeptLogs    string // where the logs are copied when the run failed
+	Interrupted bool
+	Wall        time.Duration
 }
 
 // Failed reports whether the run found a violation or hit a harness error.
 func (r *Result) Failed() bool { return len(r.Violations) > 0 || len(r.HarnessErrors) > 0 }
 
 type runner struct {
-	cfg     Config
-	tb      testing.TB
-	c       *cluster.Cluster
-	proxies [][]*zktest.Proxy // [master][zk server]
-	h       *History
-	rpc     *protocol.Client
-	res     *Result
-	out     io.Writer
-	base    string
+	cfg          Config
+	tb           testing.TB
+	c            *cluster.Cluster
+	proxies      [][]*zktest.Proxy // [master][zk server]
+	h            *History
+	rpc          *protocol.Client
+	res          *Result
+	out          io.Writer
+	base         string
+	leaderFaults []leaderFault
+}
+
+// leaderFault is a fault of the leader: when, and the epoch it led.
+type leaderFault struct {
+	kind  Kind
+	at    time.Time
+	epoch int64
 }
 
 // Run runs one chaos run with cfg and returns what it found. It must be
@@ -156,7 +168,7 @@ type runner struct {
 func Run(ctx context.Context, tb testing.TB, cfg Config) *Result {
 	cfg.fill()
 	start := time.Now()
-	res := &Result{Seed: cfg.Seed, Plan: Plan(cfg.Seed, cfg.planParams())}
+	res := &Result{Seed: cfg.Seed, Plan: Plan(cfg.Seed, cfg.planParams()), Replay: cfg.Replay()}
 	r := &runner{cfg: cfg, tb: tb, res: res, out: cfg.Out, rpc: protocol.NewClient(3*time.Second, "")}
 	// The first TempDir: its removal is registered first, so it runs after
 	// the copy of the logs below, which runs after the processes stopped.
@@ -169,7 +181,7 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) *Result {
 	})
 	r.printf("chaos: seed %d: %d masters, %d workers, %d ZooKeeper servers, session %s, worker timeout %s; %d steps%s",
 		cfg.Seed, cfg.Masters, cfg.Workers, cfg.ZooKeeper, cfg.SessionTimeout, cfg.WorkerTimeout, cfg.Steps, durNote(cfg.Duration))
-	r.printf("chaos: replay: make chaos CHAOS_SEED=%d CHAOS_CYCLES=%d%s", cfg.Seed, cfg.Steps, kindsNote(cfg.Kinds))
+	r.printf("chaos: replay: %s", cfg.Replay())
 	for _, s := range res.Plan {
 		r.printf("chaos: plan %s", s)
 	}
@@ -240,6 +252,7 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) *Result {
 	if ctx.Err() != nil {
 		res.Interrupted = true
 	}
+	res.Apps = len(wl.Apps())
 	if !res.Interrupted {
 		r.checkApps(wl, stuck, lastHeal)
 	}
@@ -250,6 +263,7 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) *Result {
 	r.writeAppOutputs(wl)
 
 	res.Violations = append(res.Violations, checkAlive(r.h.Samples(), cfg.Slack)...)
+	res.Failovers = failovers(r.h.Samples(), r.leaderFaults)
 	dups := wl.duplicates()
 	keys := make([]string, 0, len(dups))
 	for k := range dups {
@@ -273,15 +287,36 @@ func durNote(d time.Duration) string {
 	return fmt.Sprintf(" (or %s)", d)
 }
 
-func kindsNote(ks []Kind) string {
-	if len(ks) == 0 {
-		return ""
+// Replay is the command that replays this configuration's fault sequence.
+func (c Config) Replay() string {
+	var args []string
+	if len(c.Kinds) > 0 {
+		var ns []string
+		for _, k := range c.Kinds {
+			ns = append(ns, k.String())
+		}
+		args = append(args, "-faults "+strings.Join(ns, ","))
 	}
-	var ns []string
-	for _, k := range ks {
-		ns = append(ns, k.String())
+	if c.SessionTimeout != 2*time.Second {
+		args = append(args, "-session "+c.SessionTimeout.String())
 	}
-	return " CHAOS_ARGS='-faults " + strings.Join(ns, ",") + "'"
+	if c.WorkerTimeout != 6*time.Second {
+		args = append(args, "-worker-timeout "+c.WorkerTimeout.String())
+	}
+	if c.Workers != 4 {
+		args = append(args, fmt.Sprintf("-workers %d", c.Workers))
+	}
+	if c.MaxGap != 4*time.Second {
+		args = append(args, "-max-gap "+c.MaxGap.String())
+	}
+	s := fmt.Sprintf("make chaos CHAOS_SEED=%d CHAOS_CYCLES=%d", c.Seed, c.Steps)
+	if c.Duration > 0 {
+		s += " CHAOS_DURATION=" + c.Duration.String()
+	}
+	if len(args) > 0 {
+		s += " CHAOS_ARGS='" + strings.Join(args, " ") + "'"
+	}
+	return s
 }
 
 func (r *runner) printf(format string, a ...any) {
@@ -409,7 +444,8 @@ func (r *runner) apply(f Fault) *active {
 		}
 		p := r.c.Masters[l]
 		what := fmt.Sprintf("%s %s (leader, epoch %d, pid %d)", f.Kind, p.Name, epoch, p.Pid())
-		r.h.Eventf("fault: %s for %s", what, f.Hold)
+		e := r.h.Eventf("fault: %s for %s", what, f.Hold)
+		r.leaderFaults = append(r.leaderFaults, leaderFault{kind: f.Kind, at: e.At, epoch: epoch})
 		switch f.Kind {
 		case LeaderKill:
 			r.signal(p, syscall.SIGKILL, 10*time.Second)
@@ -590,7 +626,6 @@ func (r *runner) workerJSON(ctx context.Context, w *cluster.Proc) (workerState, 
 // checkApps classifies the applications after the drain.
 func (r *runner) checkApps(wl *workload, stuck []*App, lastHeal time.Time) {
 	apps := wl.Apps()
-	r.res.Apps = len(apps)
 	var leaderApps map[string]jsonApp
 	leader := -1
 	if l, _, ok := r.leaderNow(context.Background()); ok {
@@ -711,9 +746,13 @@ func (r *runner) report() {
 	r.printf("chaos: ==== seed %d: %d of %d steps run in %s; %d applications, %d acknowledged, %d succeeded ====",
 		res.Seed, res.StepsRun, len(res.Plan), res.Wall.Round(time.Second), res.Apps, res.Acked, res.Succeeded)
 	if len(res.Converge) > 0 {
-		cs := append([]time.Duration(nil), res.Converge...)
-		sort.Slice(cs, func(i, j int) bool { return cs[i] < cs[j] })
-		r.printf("chaos: convergence after heals: median %s, max %s (bound %s)", cs[len(cs)/2].Round(time.Millisecond), cs[len(cs)-1].Round(time.Millisecond), r.cfg.ConvergeBound)
+		cs := res.Converge
+		r.printf("chaos: convergence after heals: median %s, max %s (bound %s)", median(cs).Round(time.Millisecond), maxDur(cs).Round(time.Millisecond), r.cfg.ConvergeBound)
+	}
+	for k := Kind(0); k < numKinds; k++ {
+		if ds := res.Failovers[k]; len(ds) > 0 {
+			r.printf("chaos: %s: new leader ALIVE after median %s, max %s (%d faults)", k, median(ds).Round(time.Millisecond), maxDur(ds).Round(time.Millisecond), len(ds))
+		}
 	}
 	if res.Interrupted {
 		r.printf("chaos: interrupted: application checks skipped")
@@ -749,7 +788,9 @@ func (r *runner) report() {
 		sort.Strings(parts)
 		r.printf("\nchaos: FAIL seed %d: %d violation(s) [%s], %d harness error(s)", res.Seed, len(res.Violations), strings.Join(parts, ", "), len(res.HarnessErrors))
 		r.printf("chaos: process logs, submit outputs (apps/), chaos-events.txt and chaos-samples.txt will be kept in %s", res.KeptLogs)
-		r.printf("chaos: replay: make chaos CHAOS_SEED=%d CHAOS_CYCLES=%d%s", res.Seed, r.cfg.Steps, kindsNote(r.cfg.Kinds))
+		r.printf("chaos: replay: %s", r.cfg.Replay())
+	} else if res.Interrupted {
+		r.printf("chaos: INTERRUPTED seed %d: no violation in what ran", res.Seed)
 	} else {
 		r.printf("chaos: PASS seed %d", res.Seed)
 	}
@@ -794,4 +835,33 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return os.WriteFile(dst, data, 0o644)
+}
+
+// failovers measures, for each leader fault, the time until a master
+// answered ALIVE with a higher epoch than the faulted leader's.
+func failovers(samples []Sample, faults []leaderFault) map[Kind][]time.Duration {
+	out := map[Kind][]time.Duration{}
+	for _, f := range faults {
+		for _, s := range samples {
+			if s.OK && s.State == protocol.MasterAlive && s.Epoch > f.epoch && s.Recv.After(f.at) {
+				out[f.kind] = append(out[f.kind], s.Recv.Sub(f.at))
+				break
+			}
+		}
+	}
+	return out
+}
+
+func median(ds []time.Duration) time.Duration {
+	cs := append([]time.Duration(nil), ds...)
+	sort.Slice(cs, func(i, j int) bool { return cs[i] < cs[j] })
+	return cs[len(cs)/2]
+}
+
+func maxDur(ds []time.Duration) time.Duration {
+	var m time.Duration
+	for _, d := range ds {
+		m = max(m, d)
+	}
+	return m
 }

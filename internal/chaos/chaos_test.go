@@ -54,7 +54,7 @@ func TestChaosSmoke(t *testing.T) {
 		t.Errorf("harness: %s", e)
 	}
 	if res.Failed() {
-		t.Errorf("replay: make chaos CHAOS_SEED=%d CHAOS_CYCLES=4 (logs kept in %s)", smokeSeed, res.KeptLogs)
+		t.Errorf("replay: %s (logs kept in %s)", res.Replay, res.KeptLogs)
 	}
 }
 

@@ -39,6 +39,7 @@ func main() {
 	session := flag.Duration("session", 2*time.Second, "ZooKeeper session timeout of the masters")
 	workerTimeout := flag.Duration("worker-timeout", 6*time.Second, "spark.worker.timeout")
 	workers := flag.Int("workers", 4, "workers")
+	maxGap := flag.Duration("max-gap", 4*time.Second, "at most this much time before each fault")
 	keep := flag.String("keep", os.TempDir(), "where the logs of failed runs are copied")
 	verbose := flag.Bool("v", false, "log harness details")
 	flag.Parse()
@@ -65,7 +66,7 @@ func main() {
 		s := *seed + uint64(i)
 		tb := cluster.NewTB(fmt.Sprintf("chaos-%d", s), os.Stderr, *verbose)
 		res := chaos.Run(ctx, tb, chaos.Config{Seed: s, Steps: *cycles, Duration: *duration, Kinds: kinds,
-			SessionTimeout: *session, WorkerTimeout: *workerTimeout, Workers: *workers, KeepDir: *keep})
+			SessionTimeout: *session, WorkerTimeout: *workerTimeout, Workers: *workers, MaxGap: *maxGap, KeepDir: *keep})
 		tb.RunCleanups()
 		if res.Failed() {
 			var invs []string
@@ -75,7 +76,7 @@ func main() {
 			if len(res.HarnessErrors) > 0 {
 				invs = append(invs, "harness-error")
 			}
-			failed = append(failed, fmt.Sprintf("seed %d: %s (logs: %s)", s, strings.Join(uniq(invs), ", "), res.KeptLogs))
+			failed = append(failed, fmt.Sprintf("seed %d: %s\n    logs: %s\n    replay: %s", s, strings.Join(uniq(invs), ", "), res.KeptLogs, res.Replay))
 		}
 		fmt.Println()
 	}
