@@ -242,3 +242,38 @@ func (w *workload) duplicates() map[string]string {
 	}
 	return out
 }
+
+// endingSoon reports whether some executor's command started and, by its
+// application's sleep, ends between lo and hi from now.
+func (w *workload) endingSoon(lo, hi time.Duration) (string, bool) {
+	sleeps := map[string]time.Duration{}
+	for _, a := range w.Apps() {
+		if id := a.AppID(); id != "" {
+			if f, err := strconv.ParseFloat(a.Sleep, 64); err == nil {
+				sleeps[id] = time.Duration(f * float64(time.Second))
+			}
+		}
+	}
+	ents, _ := os.ReadDir(w.dir)
+	now := time.Now()
+	for _, e := range ents {
+		name := e.Name()
+		i := strings.LastIndexByte(name, '-')
+		if i < 0 || strings.HasPrefix(name, "dup-") || strings.Contains(name, ".") {
+			continue
+		}
+		sleep, ok := sleeps[name[:i]]
+		if !ok {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		left := info.ModTime().Add(sleep).Sub(now)
+		if left >= lo && left <= hi {
+			return fmt.Sprintf("executor %s ends in about %s", name, left.Round(10*time.Millisecond)), true
+		}
+	}
+	return "", false
+}

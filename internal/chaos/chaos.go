@@ -152,6 +152,25 @@ type runner struct {
 	out          io.Writer
 	base         string
 	leaderFaults []leaderFault
+	wl           *workload
+}
+
+// align waits (at most 6s) until an executor's command is about to end, so
+// that the leader fault that follows makes it end while no master leads.
+func (r *runner) align(ctx context.Context) {
+	deadline := time.Now().Add(6 * time.Second)
+	for time.Now().Before(deadline) {
+		if what, ok := r.wl.endingSoon(300*time.Millisecond, r.cfg.SessionTimeout); ok {
+			r.h.Eventf("aligned: %s", what)
+			r.printf("chaos: aligned: %s", what)
+			return
+		}
+		if !sleepCtx(ctx, 50*time.Millisecond) {
+			return
+		}
+	}
+	r.h.Eventf("aligned: no executor about to end within 6s; faulting anyway")
+	r.printf("chaos: aligned: no executor about to end within 6s; faulting anyway")
 }
 
 // leaderFault is a fault of the leader: when, and the epoch it led.
@@ -217,6 +236,7 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) *Result {
 		tb.Fatalf("chaos: %v", err)
 	}
 	wl.submitCtx = submitCtx
+	r.wl = wl
 	stopApps := make(chan struct{})
 	appsDone := make(chan struct{})
 	go func() { defer close(appsDone); wl.run(ctx, stopApps) }()
@@ -357,6 +377,9 @@ type active struct {
 // waits for convergence. It returns false when the run cannot go on.
 func (r *runner) runStep(ctx context.Context, step Step) bool {
 	r.printf("chaos: %s", step)
+	if step.Align {
+		r.align(ctx)
+	}
 	start := time.Now()
 	var acts []*active
 	for _, f := range step.Faults {
@@ -679,17 +702,54 @@ func (r *runner) checkApps(wl *workload, stuck []*App, lastHeal time.Time) {
 			r.res.Violations = append(r.res.Violations, Violation{Invariant: InvAppFinishes, At: lastHeal.Add(r.cfg.DrainBound), From: from, To: to,
 				Summary: fmt.Sprintf("application %s (%s, %d executors of sleep %s, submitted %s) had not finished %s after the last heal; %s; %s",
 					id, a.Name, a.Executors, a.Sleep, clock(a.Started), r.cfg.DrainBound, known, execNote),
-				Details: append([]string{"submit stdout (last lines):"}, indent(lastLines(a.Stdout(), 12))...)})
+				Details: append(append([]string{"submit stdout (last lines):"}, indent(lastLines(a.Stdout(), 12))...), r.logEvidence(id)...)})
 		case code != 0:
 			from, to := window()
 			r.res.Violations = append(r.res.Violations, Violation{Invariant: InvAppSucceeds, At: at, From: from, To: to,
 				Summary: fmt.Sprintf("application %s (%s) failed: submit exited %d at %s; %s", id, a.Name, code, clock(at), execNote),
 				Details: append(append([]string{"submit stdout (last lines):"}, indent(lastLines(a.Stdout(), 8))...),
-					append([]string{"submit stderr (last lines):"}, indent(lastLines(a.Stderr(), 8))...)...)})
+					append(append([]string{"submit stderr (last lines):"}, indent(lastLines(a.Stderr(), 8))...), r.logEvidence(id)...)...)})
 		default:
 			r.res.Succeeded++
 		}
 	}
+}
+
+// logEvidence returns what the master and worker logs say about an
+// application: every warning or error naming it, then its last lines.
+func (r *runner) logEvidence(id string) []string {
+	var warn, other []string
+	for _, p := range append(append([]*cluster.Proc{}, r.c.Masters...), r.c.Workers...) {
+		data, err := os.ReadFile(p.LogPath)
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(data), "\n") {
+			if !strings.Contains(l, id) {
+				continue
+			}
+			l = p.Name + ": " + l
+			if len(l) > 260 {
+				l = l[:260] + "..."
+			}
+			if strings.Contains(l, " WARN ") || strings.Contains(l, " ERROR ") || strings.Contains(l, "unknown") {
+				warn = append(warn, l)
+			} else {
+				other = append(other, l)
+			}
+		}
+	}
+	if len(warn) > 10 {
+		warn = warn[len(warn)-10:]
+	}
+	if len(other) > 8 {
+		other = other[len(other)-8:]
+	}
+	out := []string{"what the logs say about " + id + " (warnings, then the last other lines):"}
+	if len(warn)+len(other) == 0 {
+		return append(out, "    (nothing)")
+	}
+	return append(append(out, indent(warn)...), indent(other)...)
 }
 
 func lastLines(s string, n int) []string {

@@ -86,6 +86,10 @@ type Step struct {
 	N      int
 	Gap    time.Duration
 	Faults []Fault
+	// Align: a leader fault waits (a few seconds at most) until an
+	// executor's command is about to end, so that it ends while no master
+	// leads (issue #11, item 0).
+	Align bool
 }
 
 func (s Step) String() string {
@@ -93,7 +97,11 @@ func (s Step) String() string {
 	for _, f := range s.Faults {
 		fs = append(fs, f.String())
 	}
-	return fmt.Sprintf("step %d: after %s: %s", s.N, s.Gap, strings.Join(fs, " + "))
+	align := ""
+	if s.Align {
+		align = " (aligned: as an executor is about to end)"
+	}
+	return fmt.Sprintf("step %d: after %s: %s%s", s.N, s.Gap, strings.Join(fs, " + "), align)
 }
 
 // planParams are the parts of the configuration a plan depends on: the same
@@ -111,7 +119,8 @@ type planParams struct {
 // Plan draws the fault sequence from seed (a PCG seeded from it); it does
 // not depend on anything observed at run time.
 func Plan(seed uint64, p planParams) []Step {
-	r := rand.New(rand.NewPCG(seed, 0x63686173)) // "chas"
+	r := rand.New(rand.NewPCG(seed, 0x63686173))    // "chas"
+	ra := rand.New(rand.NewPCG(seed, 0x616c69676e)) // "align": its own stream, so the faults stay as they were
 	kinds := p.Kinds
 	if len(kinds) == 0 {
 		for k := Kind(0); k < numKinds; k++ {
@@ -142,6 +151,11 @@ func Plan(seed uint64, p planParams) []Step {
 		} else {
 			s.Faults = []Fault{single(r, k, p)}
 		}
+		hasLeader := false
+		for _, f := range s.Faults {
+			hasLeader = hasLeader || f.Kind.leader()
+		}
+		s.Align = ra.IntN(2) == 0 && hasLeader
 		steps = append(steps, s)
 	}
 	return steps
