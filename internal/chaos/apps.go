@@ -71,6 +71,52 @@ func (a *App) AppID() string {
 	return ""
 }
 
+var reregisteredRE = regexp.MustCompile(`(\S+) application registered again as (\S+) with master (\S+) \(epoch (\d+)\): (.*)`)
+
+// Reregistrations are submit's lines saying a master forgot the
+// application and it registered again under a new id.
+func (a *App) Reregistrations() []string {
+	var out []string
+	for _, m := range reregisteredRE.FindAllString(a.out.String(), -1) {
+		out = append(out, m)
+	}
+	return out
+}
+
+// CurrentID is the application's latest id (after re-registrations).
+func (a *App) CurrentID() string {
+	ms := reregisteredRE.FindAllStringSubmatch(a.out.String(), -1)
+	if len(ms) > 0 {
+		return ms[len(ms)-1][2]
+	}
+	return a.AppID()
+}
+
+// LastActivity is the time of submit's last timestamped line (Started if
+// none).
+func (a *App) LastActivity() time.Time {
+	last := a.Started
+	day := a.Started.UTC().Truncate(24 * time.Hour)
+	for _, l := range strings.Split(a.out.String(), "\n") {
+		if len(l) < 12 {
+			continue
+		}
+		t, err := time.Parse("15:04:05.000", l[:12])
+		if err != nil {
+			continue
+		}
+		at := day.Add(time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute +
+			time.Duration(t.Second())*time.Second + time.Duration(t.Nanosecond()))
+		if at.Before(a.Started.Add(-time.Hour)) {
+			at = at.Add(24 * time.Hour) // past midnight
+		}
+		if at.After(last) {
+			last = at
+		}
+	}
+	return last
+}
+
 // Acked reports whether submit printed that the application was registered.
 func (a *App) Acked() bool { return a.AppID() != "" }
 

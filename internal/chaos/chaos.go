@@ -681,9 +681,22 @@ func (r *runner) checkApps(wl *workload, stuck []*App, lastHeal time.Time) {
 		}
 		r.res.Acked++
 		ended, at, code := a.Ended()
+		if rr := a.Reregistrations(); len(rr) > 0 {
+			r.res.Violations = append(r.res.Violations, Violation{Invariant: InvAppNotForgotten, At: a.Started, Focus: id,
+				From: a.Started.Add(-2 * time.Second), To: a.Started.Add(25 * time.Second),
+				Summary: fmt.Sprintf("a master forgot acknowledged application %s (%s): submit had to register it again (%d time(s))", id, a.Name, len(rr)),
+				Details: append(indent(rr), r.logEvidence(id)...)})
+		}
 		started, finished := wl.markers(id)
+		if cur := a.CurrentID(); cur != id {
+			s2, f2 := wl.markers(cur)
+			started, finished = append(started, s2...), append(finished, f2...)
+			id = cur
+		}
 		execNote := fmt.Sprintf("executor commands started %v, finished %v", started, finished)
-		window := func() (time.Time, time.Time) { return a.Started.Add(-2 * time.Second), a.Started.Add(25 * time.Second) }
+		window := func() (time.Time, time.Time) {
+			return a.Started.Add(-2 * time.Second), maxTime(a.LastActivity().Add(3*time.Second), a.Started.Add(10*time.Second))
+		}
 		switch {
 		case !ended:
 			known := "NOT known to the leader"
@@ -699,13 +712,13 @@ func (r *runner) checkApps(wl *workload, stuck []*App, lastHeal time.Time) {
 				known += "; every executor command that started has finished, so the application should have been told it is done"
 			}
 			from, to := window()
-			r.res.Violations = append(r.res.Violations, Violation{Invariant: InvAppFinishes, At: lastHeal.Add(r.cfg.DrainBound), From: from, To: to,
+			r.res.Violations = append(r.res.Violations, Violation{Invariant: InvAppFinishes, At: lastHeal.Add(r.cfg.DrainBound), From: from, To: to, Focus: id,
 				Summary: fmt.Sprintf("application %s (%s, %d executors of sleep %s, submitted %s) had not finished %s after the last heal; %s; %s",
 					id, a.Name, a.Executors, a.Sleep, clock(a.Started), r.cfg.DrainBound, known, execNote),
 				Details: append(append([]string{"submit stdout (last lines):"}, indent(lastLines(a.Stdout(), 12))...), r.logEvidence(id)...)})
 		case code != 0:
 			from, to := window()
-			r.res.Violations = append(r.res.Violations, Violation{Invariant: InvAppSucceeds, At: at, From: from, To: to,
+			r.res.Violations = append(r.res.Violations, Violation{Invariant: InvAppSucceeds, At: at, From: from, To: to, Focus: id,
 				Summary: fmt.Sprintf("application %s (%s) failed: submit exited %d at %s; %s", id, a.Name, code, clock(at), execNote),
 				Details: append(append([]string{"submit stdout (last lines):"}, indent(lastLines(a.Stdout(), 8))...),
 					append(append([]string{"submit stderr (last lines):"}, indent(lastLines(a.Stderr(), 8))...), r.logEvidence(id)...)...)})
@@ -823,7 +836,7 @@ func (r *runner) report() {
 			r.printf("  %s", d)
 		}
 		if !v.From.IsZero() {
-			lines := r.h.Around(v.From, v.To)
+			lines := r.h.Around(v.From, v.To, v.Focus)
 			if len(lines) > 80 {
 				lines = append(lines[:40], append([]string{fmt.Sprintf("  ... %d lines ...", len(lines)-80)}, lines[len(lines)-40:]...)...)
 			}
@@ -924,4 +937,11 @@ func maxDur(ds []time.Duration) time.Duration {
 		m = max(m, d)
 	}
 	return m
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

@@ -15,6 +15,7 @@ const (
 	InvAliveEpochsGrow  = "alive-epochs-grow"   // inv. 3/4/5(I5): once epoch E is seen ALIVE, no lower epoch is seen ALIVE later
 	InvConvergence      = "convergence"         // inv. 6/7: after every heal, one ALIVE leader with every live worker, within the bound
 	InvAppFinishes      = "app-finishes"        // inv. 2/11: every acknowledged application finishes after the last heal
+	InvAppNotForgotten  = "app-not-forgotten"   // inv. 2: no master forgets an acknowledged application (the client re-registers)
 	InvAppSucceeds      = "app-succeeds"        // executors run `sleep`: an acknowledged application that fails lost something
 	InvExecutorOnce     = "executor-once"       // inv. 5: no executor launched twice for one grant
 )
@@ -26,6 +27,7 @@ type Violation struct {
 	From, To  time.Time // the window of history worth printing
 	Summary   string
 	Details   []string
+	Focus     string // an application id: the history shows its state only
 }
 
 func (v Violation) String() string {

@@ -128,7 +128,10 @@ func (h *History) Snapshots() []Snapshot {
 // change of a master's reported state (the first sample of each run of
 // equal answers, and the last one before a change), and the workers and
 // applications the leader reported.
-func (h *History) Around(from, to time.Time) []string {
+//
+// With a focus (an application id), only the /json snapshots in which that
+// application's state changed are shown, with that application only.
+func (h *History) Around(from, to time.Time, focus string) []string {
 	type line struct {
 		at   time.Time
 		text string
@@ -158,9 +161,22 @@ func (h *History) Around(from, to time.Time) []string {
 			}
 		}
 	}
+	prev := "\x00"
 	for _, s := range h.Snapshots() {
+		apps := s.Apps
+		if focus != "" {
+			st, ok := s.Apps[focus]
+			if !ok {
+				st = "(not active)"
+			}
+			if st == prev {
+				continue
+			}
+			prev = st
+			apps = map[string]string{focus: st}
+		}
 		if !s.At.Before(from) && !s.At.After(to) {
-			ls = append(ls, line{s.At, fmt.Sprintf("%s   /json of master-%d (%s, epoch %d): workers %s; apps %s", clock(s.At), s.Master, s.Status, s.Epoch, s.Workers, appsString(s.Apps))})
+			ls = append(ls, line{s.At, fmt.Sprintf("%s   /json of master-%d (%s, epoch %d): workers %s; apps %s", clock(s.At), s.Master, s.Status, s.Epoch, s.Workers, appsString(apps))})
 		}
 	}
 	sort.SliceStable(ls, func(i, j int) bool { return ls[i].at.Before(ls[j].at) })
