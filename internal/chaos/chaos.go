@@ -474,7 +474,7 @@ func (r *runner) apply(f Fault) *active {
 			r.signal(p, syscall.SIGKILL, 10*time.Second)
 			return &active{f: f, what: what, heal: func() { r.restart(p) }}
 		case LeaderTerm:
-			r.signal(p, syscall.SIGTERM, 30*time.Second)
+			r.signal(p, syscall.SIGTERM, 15*time.Second)
 			return &active{f: f, what: what, heal: func() { r.restart(p) }}
 		case LeaderStop:
 			r.signal(p, syscall.SIGSTOP, 0)
@@ -523,8 +523,14 @@ func (r *runner) signal(p *cluster.Proc, sig syscall.Signal, wait time.Duration)
 		return
 	}
 	if err := p.WaitExit(wait); err != nil {
-		r.h.Eventf("%s did not exit within %s of %s: SIGKILL", p.Name, wait, sig)
+		e := r.h.Eventf("%s did not exit within %s of %s: SIGKILL", p.Name, wait, sig)
 		r.printf("chaos: %s did not exit within %s of %s (see %s); killing it", p.Name, wait, sig, p.LogPath)
+		if sig == syscall.SIGTERM {
+			r.res.Violations = append(r.res.Violations, Violation{Invariant: InvGracefulStop, At: e.At,
+				From: e.At.Add(-wait - 2*time.Second), To: e.At.Add(2 * time.Second),
+				Summary: fmt.Sprintf("%s did not exit within %s of SIGTERM (its log: %s)", p.Name, wait, p.LogPath),
+				Details: append([]string{"last lines of its log:"}, indent(lastLines(cluster.Tail(p.LogPath, 10), 10))...)})
+		}
 		_ = p.Signal(syscall.SIGKILL)
 		if err := p.WaitExit(10 * time.Second); err != nil {
 			r.harnessErr("%v", err)

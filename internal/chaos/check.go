@@ -12,11 +12,12 @@ import (
 // Invariant names, as printed in violation reports (numbers are DESIGN.md's).
 const (
 	InvOneAlivePerEpoch = "one-alive-per-epoch" // inv. 4: at most one master reports ALIVE for any epoch
-	InvAliveEpochsGrow  = "alive-epochs-grow"   // inv. 3/4/5(I5): once epoch E is seen ALIVE, no lower epoch is seen ALIVE later
+	InvAliveEpochsGrow  = "alive-epochs-grow"   // inv. 3/4 (ha-anchors I5): once epoch E is seen ALIVE, no lower epoch is seen ALIVE later
 	InvConvergence      = "convergence"         // inv. 6/7: after every heal, one ALIVE leader with every live worker, within the bound
 	InvAppFinishes      = "app-finishes"        // inv. 2/11: every acknowledged application finishes after the last heal
 	InvAppNotForgotten  = "app-not-forgotten"   // inv. 2: no master forgets an acknowledged application (the client re-registers)
 	InvAppSucceeds      = "app-succeeds"        // executors run `sleep`: an acknowledged application that fails lost something
+	InvGracefulStop     = "graceful-stop"       // inv. 6: a master exits promptly on SIGTERM (15s at most here)
 	InvExecutorOnce     = "executor-once"       // inv. 5: no executor launched twice for one grant
 )
 
