@@ -705,23 +705,25 @@ func (r *runner) checkApps(wl *workload, stuck []*App, lastHeal time.Time) {
 		}
 		switch {
 		case !ended:
-			known := "NOT known to the leader"
+			known := "NOT known to the leader: lost"
 			if leader < 0 {
 				known = "no leader to ask"
 			} else if la, ok := leaderApps[id]; ok {
-				known = fmt.Sprintf("still known to leader master-%d as %s with %d executor(s)", leader, la.State, la.Executors)
+				known = fmt.Sprintf("leader master-%d still has it %s with %d executor(s)", leader, la.State, la.Executors)
 				if la.WaitingReason != "" {
 					known += " (waiting: " + la.WaitingReason + ")"
 				}
 			}
+			diag := ""
 			if len(started) > 0 && len(started) == len(finished) {
-				known += "; every executor command that started has finished, so the application should have been told it is done"
+				diag = "; all its executor commands finished"
 			}
 			from, to := window()
 			r.res.Violations = append(r.res.Violations, Violation{Invariant: InvAppFinishes, At: lastHeal.Add(r.cfg.DrainBound), From: from, To: to, Focus: id,
-				Summary: fmt.Sprintf("application %s (%s, %d executors of sleep %s, submitted %s) had not finished %s after the last heal; %s; %s",
-					id, a.Name, a.Executors, a.Sleep, clock(a.Started), r.cfg.DrainBound, known, execNote),
-				Details: append(append([]string{"submit stdout (last lines):"}, indent(lastLines(a.Stdout(), 12))...), r.logEvidence(id)...)})
+				Summary: fmt.Sprintf("application %s (%s) not finished %s after the last heal; %s%s", id, a.Name, r.cfg.DrainBound, known, diag),
+				Details: append(append([]string{
+					fmt.Sprintf("submitted %s: %d executor(s) running sleep %s; %s", clock(a.Started), a.Executors, a.Sleep, execNote),
+					"submit stdout (last lines):"}, indent(lastLines(a.Stdout(), 12))...), r.logEvidence(id)...)})
 		case code != 0:
 			from, to := window()
 			r.res.Violations = append(r.res.Violations, Violation{Invariant: InvAppSucceeds, At: at, From: from, To: to, Focus: id,
