@@ -39,11 +39,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -636,20 +634,8 @@ func (r *runner) converged(ctx context.Context) string {
 	return ""
 }
 
-// workerState is the part of a worker's /json (its web UI) the harness reads.
-type workerState struct {
-	ID        string `json:"id"`
-	MasterURL string `json:"masterurl"`
-	Epoch     int64  `json:"epoch"`
-	State     string `json:"state"`
-}
-
 func (r *runner) workerJSON(ctx context.Context, w *cluster.Proc) (workerState, error) {
-	cctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	var ws workerState
-	err := r.rpc.Call(cctx, "GET", net.JoinHostPort("127.0.0.1", strconv.Itoa(w.UIPort)), "/json", nil, &ws)
-	return ws, err
+	return workerJSONOf(ctx, r.rpc, w, time.Second)
 }
 
 // checkApps classifies the applications after the drain.

@@ -3,8 +3,10 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -49,6 +51,21 @@ type Snapshot struct {
 	Apps    map[string]string
 }
 
+// WorkerSnapshot is a worker's own /json: the master it follows, the
+// highest epoch it has seen and the executors it runs (app/exec ids).
+type WorkerSnapshot struct {
+	At        time.Time
+	Worker    int
+	ID        string
+	MasterURL string
+	Epoch     int64
+	Executors []string
+}
+
+func (w WorkerSnapshot) key() string {
+	return fmt.Sprintf("%s|%s|%d|%v", w.ID, w.MasterURL, w.Epoch, w.Executors)
+}
+
 // History is everything recorded during a run.
 type History struct {
 	mu        sync.Mutex
@@ -56,11 +73,13 @@ type History struct {
 	samples   []Sample
 	events    []Event
 	snapshots []Snapshot
+	workers   []WorkerSnapshot
+	lastW     map[int]string
 	last      []Sample // latest sample per master
 }
 
 func newHistory(masters int) *History {
-	return &History{start: time.Now(), last: make([]Sample, masters)}
+	return &History{start: time.Now(), last: make([]Sample, masters), lastW: map[int]string{}}
 }
 
 // Eventf records an event now.
@@ -101,6 +120,23 @@ func sameApps(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+func (h *History) addWorker(w WorkerSnapshot) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.lastW[w.Worker] == w.key() {
+		return
+	}
+	h.lastW[w.Worker] = w.key()
+	h.workers = append(h.workers, w)
+}
+
+// Workers returns a copy of every worker snapshot.
+func (h *History) Workers() []WorkerSnapshot {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]WorkerSnapshot(nil), h.workers...)
 }
 
 // Samples returns a copy of every sample.
@@ -178,6 +214,36 @@ func (h *History) Around(from, to time.Time, focus string) []string {
 		if !s.At.Before(from) && !s.At.After(to) {
 			ls = append(ls, line{s.At, fmt.Sprintf("%s   /json of master-%d (%s, epoch %d): workers %s; apps %s", clock(s.At), s.Master, s.Status, s.Epoch, s.Workers, appsString(apps))})
 		}
+	}
+	prevW := map[int]WorkerSnapshot{}
+	for _, w := range h.Workers() {
+		p, seen := prevW[w.Worker]
+		prevW[w.Worker] = w
+		if w.At.Before(from) || w.At.After(to) {
+			continue
+		}
+		execs := w.Executors
+		if focus != "" {
+			// Only the focused application's executors, and only when they change.
+			execs = nil
+			for _, e := range w.Executors {
+				if strings.HasPrefix(e, focus+"/") {
+					execs = append(execs, e)
+				}
+			}
+			var before []string
+			for _, e := range p.Executors {
+				if strings.HasPrefix(e, focus+"/") {
+					before = append(before, e)
+				}
+			}
+			if seen && fmt.Sprint(before) == fmt.Sprint(execs) && p.ID == w.ID {
+				continue
+			}
+		} else if seen && p.MasterURL == w.MasterURL && p.Epoch == w.Epoch && p.ID == w.ID {
+			continue // executors come and go all the time: show master changes only
+		}
+		ls = append(ls, line{w.At, fmt.Sprintf("%s   worker-%d (%s) follows %s at epoch %d, runs %v", clock(w.At), w.Worker, w.ID, w.MasterURL, w.Epoch, execs)})
 	}
 	sort.SliceStable(ls, func(i, j int) bool { return ls[i].at.Before(ls[j].at) })
 	out := make([]string, len(ls))
@@ -276,6 +342,19 @@ func (p *poller) pollJSON(ctx context.Context) {
 		p.h.mu.Lock()
 		last := append([]Sample(nil), p.h.last...)
 		p.h.mu.Unlock()
+		for i, w := range p.c.Workers {
+			if !w.Running() {
+				continue
+			}
+			if ws, err := workerJSONOf(ctx, p.rpc, w, p.timeout); err == nil {
+				var execs []string
+				for _, e := range ws.Executors {
+					execs = append(execs, fmt.Sprintf("%s/%d", e.AppID, e.ID))
+				}
+				sort.Strings(execs)
+				p.h.addWorker(WorkerSnapshot{At: time.Now(), Worker: i, ID: ws.ID, MasterURL: ws.MasterURL, Epoch: ws.Epoch, Executors: execs})
+			}
+		}
 		for _, s := range last {
 			if !s.OK || s.State != protocol.MasterAlive {
 				continue
@@ -340,4 +419,24 @@ func shortErr(err error) string {
 		s = s[:80] + "..."
 	}
 	return s
+}
+
+// workerState is the part of a worker's /json (its web UI) the harness reads.
+type workerState struct {
+	ID        string `json:"id"`
+	MasterURL string `json:"masterurl"`
+	Epoch     int64  `json:"epoch"`
+	State     string `json:"state"`
+	Executors []struct {
+		ID    int    `json:"id"`
+		AppID string `json:"appid"`
+	} `json:"executors"`
+}
+
+func workerJSONOf(ctx context.Context, rpc *protocol.Client, w *cluster.Proc, timeout time.Duration) (workerState, error) {
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var ws workerState
+	err := rpc.Call(cctx, http.MethodGet, net.JoinHostPort("127.0.0.1", strconv.Itoa(w.UIPort)), "/json", nil, &ws)
+	return ws, err
 }
