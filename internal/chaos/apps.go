@@ -30,12 +30,11 @@ const execScript = `#!/bin/sh
 d="$1"; secs="$2"
 m="$d/$SPARK_APP_ID-$SPARK_EXECUTOR_ID"
 now() { date -u +%H:%M:%S.%N | cut -c1-12; }
-set -C
-if ! : > "$m" 2>/dev/null; then
+# In a subshell: a failed redirection of a special builtin ends the shell.
+if ! (set -C; : > "$m") 2>/dev/null; then
   echo "$(now) pid $$ worker $SPARK_WORKER_ID" >> "$d/dup-$SPARK_APP_ID-$SPARK_EXECUTOR_ID"
   exit 0
 fi
-set +C
 echo "$(now) pid $$ worker $SPARK_WORKER_ID" >> "$m"
 echo $$ > "$d/pids/$$"
 sleep "$secs"

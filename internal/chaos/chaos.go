@@ -153,12 +153,13 @@ type runner struct {
 	wl           *workload
 }
 
-// align waits (at most 6s) until an executor's command is about to end, so
-// that the leader fault that follows makes it end while no master leads.
-func (r *runner) align(ctx context.Context) {
+// align waits (at most 6s) until an executor's command ends between lo and
+// hi from now, so that the leader fault that follows makes it end while no
+// master leads.
+func (r *runner) align(ctx context.Context, lo, hi time.Duration) {
 	deadline := time.Now().Add(6 * time.Second)
 	for time.Now().Before(deadline) {
-		if what, ok := r.wl.endingSoon(300*time.Millisecond, r.cfg.SessionTimeout); ok {
+		if what, ok := r.wl.endingSoon(lo, hi); ok {
 			r.h.Eventf("aligned: %s", what)
 			r.printf("chaos: aligned: %s", what)
 			return
@@ -376,7 +377,16 @@ type active struct {
 func (r *runner) runStep(ctx context.Context, step Step) bool {
 	r.printf("chaos: %s", step)
 	if step.Align {
-		r.align(ctx)
+		// The executor must end after the leader is gone and before its
+		// successor has recovered: a standby takes office about a session
+		// after a crash, pause or cut, at once after a graceful stop.
+		lo, hi := 300*time.Millisecond, r.cfg.SessionTimeout*3/4
+		for _, f := range step.Faults {
+			if f.Kind == LeaderTerm {
+				lo, hi = 20*time.Millisecond, 150*time.Millisecond
+			}
+		}
+		r.align(ctx, lo, hi)
 	}
 	start := time.Now()
 	var acts []*active

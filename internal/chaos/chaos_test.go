@@ -2,11 +2,16 @@ package chaos
 
 import (
 	"context"
+	"fmt"
+	"os"
+	exec2 "os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sparkd/sparkd/internal/cluster"
 	"github.com/sparkd/sparkd/internal/zktest"
 	"github.com/sparkd/sparkd/protocol"
 )
@@ -122,3 +127,35 @@ func TestCheckAlive(t *testing.T) {
 }
 
 func protoState(s string) protocol.MasterState { return protocol.MasterState(s) }
+
+// The executor script's O_EXCL marker: a second launch of the same
+// application executor is recorded as a duplicate (and exits 0 at once).
+func TestExecScriptDetectsSecondLaunch(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "markers")
+	wl, err := newWorkload(&cluster.Cluster{}, newHistory(1), dir, 1, time.Second, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(exec string) {
+		cmd := exec2.Command("/bin/sh", wl.script, dir, "0")
+		cmd.Env = append(os.Environ(), "SPARK_APP_ID=app-1", "SPARK_EXECUTOR_ID="+exec, "SPARK_WORKER_ID=w")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+	}
+	run("0")
+	run("1")
+	if d := wl.duplicates(); len(d) != 0 {
+		t.Fatalf("no duplicate yet: %v", d)
+	}
+	started, finished := wl.markers("app-1")
+	if fmt.Sprint(started) != "[0 1]" || fmt.Sprint(finished) != "[0 1]" {
+		t.Errorf("markers: started %v finished %v", started, finished)
+	}
+	run("1")
+	d := wl.duplicates()
+	if len(d) != 1 || d["app-1-1"] == "" {
+		t.Fatalf("duplicates: %v", d)
+	}
+	t.Logf("app-1-1: %s", d["app-1-1"])
+}
