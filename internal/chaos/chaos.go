@@ -41,6 +41,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -277,6 +278,9 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) *Result {
 	}
 	stopSubmits()
 	wl.killAll()
+	if !res.Interrupted {
+		r.checkCores(ctx)
+	}
 	stopPoll()
 	pl.wait()
 	r.writeAppOutputs(wl)
@@ -290,8 +294,14 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) *Result {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		res.Violations = append(res.Violations, Violation{Invariant: InvExecutorOnce, At: time.Now(),
-			Summary: fmt.Sprintf("executor %s (application-executor id) was launched twice", k), Details: []string{dups[k]}})
+		app := k[:max(strings.LastIndexByte(k, '-'), 0)]
+		v := Violation{Invariant: InvExecutorOnce, At: time.Now(), Focus: app,
+			Summary: fmt.Sprintf("executor %s of application %s was launched twice", k[len(app)+1:], app),
+			Details: append([]string{dups[k]}, r.logEvidence(app)...)}
+		if ts := clockTimes(dups[k], start); len(ts) > 0 {
+			v.At, v.From, v.To = ts[len(ts)-1], ts[0].Add(-3*time.Second), ts[len(ts)-1].Add(3*time.Second)
+		}
+		res.Violations = append(res.Violations, v)
 	}
 	sort.SliceStable(res.Violations, func(i, j int) bool { return res.Violations[i].At.Before(res.Violations[j].At) })
 	res.Wall = time.Since(start)
@@ -648,6 +658,68 @@ func (r *runner) workerJSON(ctx context.Context, w *cluster.Proc) (workerState, 
 	return workerJSONOf(ctx, r.rpc, w, time.Second)
 }
 
+// checkCores waits (15s at most) until the leader's used cores of every
+// running worker equal what the worker itself says it runs.
+func (r *runner) checkCores(ctx context.Context) {
+	start := time.Now()
+	deadline := start.Add(15 * time.Second)
+	for {
+		why := r.coresDisagree(ctx)
+		if why == "" || ctx.Err() != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.res.Violations = append(r.res.Violations, Violation{Invariant: InvCoresAgree, At: time.Now(),
+				From: start.Add(-5 * time.Second), To: time.Now(),
+				Summary: "after every application ended, the leader and the workers still disagree on used cores 15s later: " + why})
+			return
+		}
+		if !sleepCtx(ctx, 200*time.Millisecond) {
+			return
+		}
+	}
+}
+
+func (r *runner) coresDisagree(ctx context.Context) string {
+	l, epoch, ok := r.leaderNow(ctx)
+	if !ok {
+		return "no leader"
+	}
+	st, err := masterJSON(ctx, r.rpc, r.c, l, time.Second)
+	if err != nil {
+		return fmt.Sprintf("leader master-%d /json: %s", l, shortErr(err))
+	}
+	byID := map[string]cluster.WorkerState{}
+	for _, w := range st.Workers {
+		byID[w.ID] = w
+	}
+	var bad []string
+	for _, w := range r.c.Workers {
+		if !w.Running() {
+			continue
+		}
+		ws, err := r.workerJSON(ctx, w)
+		if err != nil {
+			bad = append(bad, fmt.Sprintf("%s: /json %s", w.Name, shortErr(err)))
+			continue
+		}
+		lw, ok := byID[ws.ID]
+		if !ok {
+			bad = append(bad, fmt.Sprintf("%s (%s) is not on leader master-%d", w.Name, ws.ID, l))
+			continue
+		}
+		if lw.CoresUsed != ws.CoresUsed {
+			var execs []string
+			for _, e := range ws.Executors {
+				execs = append(execs, fmt.Sprintf("%s/%d", e.AppID, e.ID))
+			}
+			bad = append(bad, fmt.Sprintf("%s (%s): leader master-%d (epoch %d) counts %d core(s) used, the worker %d (running %v)",
+				w.Name, ws.ID, l, epoch, lw.CoresUsed, ws.CoresUsed, execs))
+		}
+	}
+	return strings.Join(bad, "; ")
+}
+
 // checkApps classifies the applications after the drain.
 func (r *runner) checkApps(wl *workload, stuck []*App, lastHeal time.Time) {
 	apps := wl.Apps()
@@ -948,4 +1020,26 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+var clockRE = regexp.MustCompile(`\b(\d\d:\d\d:\d\d\.\d{3})`)
+
+// clockTimes parses the UTC times of day (15:04:05.000) in s, on the day of
+// ref (or the next day if that puts them before ref).
+func clockTimes(s string, ref time.Time) []time.Time {
+	day := ref.UTC().Truncate(24 * time.Hour)
+	var out []time.Time
+	for _, m := range clockRE.FindAllString(s, -1) {
+		t, err := time.Parse("15:04:05.000", m)
+		if err != nil {
+			continue
+		}
+		at := day.Add(t.Sub(time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)))
+		if at.Before(ref.Add(-time.Hour)) {
+			at = at.Add(24 * time.Hour)
+		}
+		out = append(out, at)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Before(out[j]) })
+	return out
 }

@@ -159,3 +159,15 @@ func TestExecScriptDetectsSecondLaunch(t *testing.T) {
 	}
 	t.Logf("app-1-1: %s", d["app-1-1"])
 }
+
+func TestClockTimes(t *testing.T) {
+	ref := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	ts := clockTimes("first launch: 10:13:37.859 pid 1 worker w; again: 10:13:38.876 pid 2 worker w", ref)
+	if len(ts) != 2 || !ts[0].Equal(time.Date(2026, 12, 1, 10, 13, 37, 859e6, time.UTC)) || !ts[1].Equal(time.Date(2026, 12, 1, 10, 13, 38, 876e6, time.UTC)) {
+		t.Errorf("got %v", ts)
+	}
+	late := time.Date(2026, 12, 1, 23, 59, 0, 0, time.UTC)
+	if ts := clockTimes("00:00:01.000", late); len(ts) != 1 || ts[0].Day() != 2 {
+		t.Errorf("past midnight: %v", ts)
+	}
+}

@@ -17,6 +17,7 @@ const (
 	InvAppFinishes      = "app-finishes"        // inv. 2/11: every acknowledged application finishes after the last heal
 	InvAppNotForgotten  = "app-not-forgotten"   // inv. 2: no master forgets an acknowledged application (the client re-registers)
 	InvAppSucceeds      = "app-succeeds"        // executors run `sleep`: an acknowledged application that fails lost something
+	InvCoresAgree       = "cores-agree"         // issue #11: once the applications are done, the leader's used cores per worker equal what the worker runs
 	InvGracefulStop     = "graceful-stop"       // inv. 6: a master exits promptly on SIGTERM (15s at most here)
 	InvExecutorOnce     = "executor-once"       // inv. 5: no executor launched twice for one grant
 )

@@ -427,6 +427,7 @@ type workerState struct {
 	MasterURL string `json:"masterurl"`
 	Epoch     int64  `json:"epoch"`
 	State     string `json:"state"`
+	CoresUsed int    `json:"coresused"`
 	Executors []struct {
 		ID    int    `json:"id"`
 		AppID string `json:"appid"`
