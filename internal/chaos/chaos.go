@@ -13,8 +13,9 @@
 //
 // Meanwhile it records a history: every master's /v1/leader every 50 ms
 // (time sent, time answered, state, epoch), the leader's /json (workers,
-// applications) when it changes, every submit's output and exit, and marker
-// files the executors write. Afterwards it checks DESIGN.md's invariants:
+// applications) and every worker's own /json (the master it follows, its
+// epoch, its executors) when they change, every submit's output and exit,
+// and marker files the executors write. Afterwards it checks DESIGN.md's invariants:
 //
 //   - one-alive-per-epoch: at most one master reports ALIVE for any epoch;
 //   - alive-epochs-grow: once a master answered ALIVE for epoch E, no master
@@ -26,10 +27,19 @@
 //     was registered) finishes (submit exits) within a bound after the last
 //     heal; the report says whether the leader still knows it and which of
 //     its executors' commands ran to the end;
+//   - app-not-forgotten: no master forgets an acknowledged application
+//     (submit says it had to register it again under a new id);
 //   - app-succeeds: an acknowledged application exits 0 (its executors only
 //     sleep; a failure means the cluster lost or refused something);
 //   - executor-once: no executor (application id, executor id) is launched
-//     twice (executors create their marker file with O_EXCL).
+//     twice (executors create their marker file with O_EXCL);
+//   - cores-agree: once every application is done, the leader's used cores
+//     of each worker equal what that worker says it runs;
+//   - graceful-stop: a master SIGTERMed exits within 15s.
+//
+// Some leader faults are aligned (drawn from the seed): they wait until an
+// executor's command is about to end, so that it ends while no master
+// leads, the case of issue #11 item 0.
 //
 // The same seed with the same parameters replays the same fault sequence
 // (what happens between faults depends on timing).
