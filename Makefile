@@ -9,7 +9,8 @@ export CGO_ENABLED ?= 0
 export SPARKD_BIN := $(CURDIR)/bin/sparkd
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build deps test vet check race soak fmt bench failover-bench fuzz demo compose-images test-compose clean
+
+.PHONY: all build deps test vet check race soak fmt bench failover-bench chaos fuzz demo compose-images test-compose clean
 
 all: build
 
@@ -66,6 +67,21 @@ failover-bench: deps build
 SOAK ?= 10m
 soak: deps build
 	SPARKD_SOAK=$(SOAK) $(GO) test -count=1 -v -run TestSoak -timeout 0 ./internal/soak/
+
+# The randomized fault test (issue #11; not part of `make test`, whose
+# TestChaosSmoke is a 4-fault run of it): CHAOS_RUNS fresh clusters (3
+# ZooKeeper servers, 3 masters, 4 workers, submit --exec applications
+# throughout), seeds CHAOS_SEED, CHAOS_SEED+1, ... (0: a random first seed),
+# CHAOS_CYCLES faults each, no new fault after CHAOS_DURATION (0: no limit).
+# A failing seed prints its violations and replays with the same
+# CHAOS_SEED and CHAOS_CYCLES (and CHAOS_RUNS=1). CHAOS_ARGS: more flags of
+# internal/cmd/chaos (-faults leader-kill,zk-kill -session 2s -v ...).
+CHAOS_SEED ?= 0
+CHAOS_RUNS ?= 1
+CHAOS_CYCLES ?= 20
+CHAOS_DURATION ?= 0
+chaos: build
+	$(GO) run ./internal/cmd/chaos -seed $(CHAOS_SEED) -runs $(CHAOS_RUNS) -cycles $(CHAOS_CYCLES) -duration $(CHAOS_DURATION) $(CHAOS_ARGS)
 
 FUZZTIME ?= 30s
 fuzz:

@@ -58,6 +58,12 @@ type Options struct {
 	NoWait bool
 	// StartTimeout bounds Start's waits (default 60s).
 	StartTimeout time.Duration
+	// MasterZKConnect, when set, gives master i its own
+	// spark.deploy.zookeeper.url (a -D in its SPARK_MASTER_OPTS, which
+	// overrides spark-env.sh's SPARK_DAEMON_JAVA_OPTS), e.g. the addresses of
+	// zktest proxies that can cut that one master from ZooKeeper while
+	// workers still reach it. An empty answer keeps the shared URL.
+	MasterZKConnect func(i int) string
 }
 
 func (o *Options) fill() {
@@ -174,7 +180,13 @@ func Start(t testing.TB, opts Options) *Cluster {
 		p := &Proc{Name: fmt.Sprintf("master-%d", i), Role: "master", Port: ports[0], UIPort: ports[1], RESTPort: ports[2], t: t}
 		ports = ports[3:]
 		p.args = []string{"master", "--host", "127.0.0.1", "--port", strconv.Itoa(p.Port), "--webui-port", strconv.Itoa(p.UIPort)}
-		p.env = append(c.baseEnv(), "SPARK_MASTER_OPTS=-Dspark.master.rest.port="+strconv.Itoa(p.RESTPort))
+		masterOpts := "-Dspark.master.rest.port=" + strconv.Itoa(p.RESTPort)
+		if opts.MasterZKConnect != nil {
+			if zk := opts.MasterZKConnect(i); zk != "" {
+				masterOpts += " -Dspark.deploy.zookeeper.url=" + zk
+			}
+		}
+		p.env = append(c.baseEnv(), "SPARK_MASTER_OPTS="+masterOpts)
 		p.LogPath = filepath.Join(c.Dir, "logs", p.Name+".log")
 		c.Masters = append(c.Masters, p)
 	}
@@ -359,6 +371,16 @@ func (p *Proc) Pid() int {
 	}
 	return p.cmd.Process.Pid
 }
+
+// Starts is how many times the process was started.
+func (p *Proc) Starts() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.starts
+}
+
+// LogsDir is the directory holding every process's log file.
+func (c *Cluster) LogsDir() string { return filepath.Join(c.Dir, "logs") }
 
 // Running reports whether the process is alive.
 func (p *Proc) Running() bool { return p.Pid() != 0 }
