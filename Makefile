@@ -9,7 +9,6 @@ export CGO_ENABLED ?= 0
 export SPARKD_BIN := $(CURDIR)/bin/sparkd
 TEST_TIMEOUT ?= 25m
 
-
 .PHONY: all build deps test vet check race soak fmt bench failover-bench chaos fuzz demo compose-images test-compose clean
 
 all: build

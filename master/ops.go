@@ -283,7 +283,7 @@ func (m *Master) scheduleLocked() {
 	var workers []SchedWorker
 	largest := 0
 	for _, w := range workersByID(st.workers) {
-		if w.state != protocol.WorkerAlive {
+		if w.state != protocol.WorkerAlive || w.unreachable {
 			continue
 		}
 		workers = append(workers, SchedWorker{ID: w.id, CoresFree: w.cores - w.coresUsed, MemFreeMB: w.memMB - w.memUsed})
@@ -412,12 +412,7 @@ func (m *Master) executorLaunchedLocked(e *executorInfo, err error) {
 	}
 	m.log.WithError(err).Warnf("Worker %s refused to launch executor %s/%d; freeing its resources", w.id, a.id, e.id)
 	m.ha.Reconciled.LaunchRefused++
-	var se *protocol.StatusError
-	if errors.As(err, &se) && se.Code == http.StatusServiceUnavailable && w.state == protocol.WorkerAlive {
-		// Decommissioning or stopping: it takes no new work.
-		m.log.Infof("Worker %s refuses new work (%s); no more executors go there", w.id, se.Message)
-		w.state = protocol.WorkerDecommissioned
-	}
+	m.workerRefusedLocked(w, err)
 	m.executorEndedLocked(e, protocol.ExecutorLost, "the worker refused the launch: "+err.Error(), nil, false)
 }
 
@@ -487,11 +482,25 @@ func (m *Master) driverLaunchedLocked(w *workerInfo, d *driverInfo, err error) {
 	}
 	m.log.WithError(err).Warnf("Worker %s refused to launch driver %s; it waits again", w.id, d.id)
 	m.ha.Reconciled.LaunchRefused++
-	var se *protocol.StatusError
-	if errors.As(err, &se) && se.Code == http.StatusServiceUnavailable && w.state == protocol.WorkerAlive {
-		w.state = protocol.WorkerDecommissioned
-	}
+	m.workerRefusedLocked(w, err)
 	m.unassignDriverLocked(d)
+}
+
+// workerRefusedLocked keeps new work off a worker that definitely refused a
+// launch, so that the next pass does not send it there again: a 503 means
+// it is decommissioning or stopping (it takes no new work); a refused
+// connection means its process is gone or restarting (nothing goes there
+// until it heartbeats again).
+func (m *Master) workerRefusedLocked(w *workerInfo, err error) {
+	var se *protocol.StatusError
+	switch {
+	case errors.As(err, &se) && se.Code == http.StatusServiceUnavailable && w.state == protocol.WorkerAlive:
+		m.log.Infof("Worker %s refuses new work (%s); no more executors or drivers go there", w.id, se.Message)
+		w.state = protocol.WorkerDecommissioned
+	case errors.Is(err, protocol.ErrConnRefused) && !w.unreachable:
+		m.log.Warnf("Worker %s refused the connection; nothing is scheduled on it until it heartbeats again", w.id)
+		w.unreachable = true
+	}
 }
 
 // unassignDriverLocked puts a driver that is not running where the master

@@ -253,6 +253,10 @@ func (m *Master) handleHeartbeat(r *http.Request) (any, error) {
 	}
 	w.lastHeartbeat = m.now()
 	m.log.Debugf("heartbeat from %s", id)
+	if w.unreachable {
+		w.unreachable = false
+		m.scheduleSafeLocked()
+	}
 	if req.Running != nil && !w.needsSync {
 		m.reconcileWorkerLocked(w, *req.Running)
 	}

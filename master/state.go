@@ -30,6 +30,10 @@ type workerInfo struct {
 	// needsSync: re-registered while UNKNOWN during recovery; its next
 	// WorkerLatestState (or MasterChanged answer) re-attaches what it runs.
 	needsSync bool
+	// unreachable: a command to it found its port closed (the process is
+	// gone or restarting). Nothing is scheduled on it until it heartbeats
+	// again; if it never does, the worker timeout removes it.
+	unreachable bool
 }
 
 func (w *workerInfo) hostPort() string { return fmt.Sprintf("%s:%d", w.host, w.port) }

@@ -484,3 +484,31 @@ func TestHeartbeatCarriesEndsNotYetReported(t *testing.T) {
 	assert.Zero(t, *u.ExitCode)
 	assert.Zero(t, tm.View().HA.Reconciled.MarkedLost)
 }
+
+// A launch to a worker whose process is gone (connection refused) is not
+// retried there in a storm: the worker gets nothing until it heartbeats
+// again, and the executor goes elsewhere.
+func TestLaunchToADeadWorkerGoesElsewhereOnce(t *testing.T) {
+	tm := startMaster(t, testConfig(), nil)
+	tm.el.elect(t, 1)
+	tm.waitStatus(t, protocol.MasterAlive)
+	dead := newPeer(t, nil)
+	tm.registerWorker(t, "worker-dead", dead, 8, 4096)
+	dead.srv.Close()
+	client := newPeer(t, nil)
+	tm.registerApp(t, "x", client, 1, 64)
+	eventually(t, "the launch refused", func() bool { return tm.View().HA.Reconciled.LaunchRefused >= 1 })
+	good := newPeer(t, nil)
+	tm.registerWorker(t, "worker-good", good, 1, 4096)
+	eventually(t, "launched on the live worker", func() bool { return len(good.got(protocol.PathLaunchExecutor)) == 1 })
+	refused := tm.View().HA.Reconciled.LaunchRefused // one scheduling pass's worth
+	assert.Never(t, func() bool { return tm.View().HA.Reconciled.LaunchRefused > refused }, 300*time.Millisecond, 10*time.Millisecond,
+		"launches keep going to the dead worker")
+	// It heartbeats again: it may take work again.
+	require.NoError(t, tm.call(http.MethodPost, workerPath(protocol.PathWorkerHeartbeat, "worker-dead"),
+		protocol.Heartbeat{WorkerID: "worker-dead", Epoch: 1}, nil))
+	tm.mu.Lock()
+	unreachable := tm.st.workers["worker-dead"].unreachable
+	tm.mu.Unlock()
+	assert.False(t, unreachable)
+}
