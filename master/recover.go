@@ -3,6 +3,7 @@ package master
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/sparkd/sparkd/protocol"
@@ -377,8 +378,11 @@ func (m *Master) completeRecoveryLocked(t *term) {
 		}
 		switch {
 		case d.recoveredWorker == "" && d.state == protocol.DriverSubmitted:
-			// Never launched: it waits again under its own id.
-			st.waitingDrivers = append(st.waitingDrivers, d)
+			// Never launched: it waits again under its own id (unless it
+			// waits already: a relaunch made during recovery).
+			if !slices.Contains(st.waitingDrivers, d) {
+				st.waitingDrivers = append(st.waitingDrivers, d)
+			}
 		case d.spec.Supervise:
 			m.log.Infof("Driver %s was not found after master recovery", d.id)
 			m.relaunchDriverLocked(d)

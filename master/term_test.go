@@ -504,11 +504,20 @@ func TestLaunchToADeadWorkerGoesElsewhereOnce(t *testing.T) {
 	refused := tm.View().HA.Reconciled.LaunchRefused // one scheduling pass's worth
 	assert.Never(t, func() bool { return tm.View().HA.Reconciled.LaunchRefused > refused }, 300*time.Millisecond, 10*time.Millisecond,
 		"launches keep going to the dead worker")
-	// It heartbeats again: it may take work again.
-	require.NoError(t, tm.call(http.MethodPost, workerPath(protocol.PathWorkerHeartbeat, "worker-dead"),
-		protocol.Heartbeat{WorkerID: "worker-dead", Epoch: 1}, nil))
+}
+
+// A worker marked unreachable that heartbeats again may take work again.
+func TestHeartbeatClearsUnreachable(t *testing.T) {
+	tm := startMaster(t, testConfig(), nil)
+	tm.el.elect(t, 1)
+	tm.waitStatus(t, protocol.MasterAlive)
+	tm.registerWorker(t, "worker-a", newPeer(t, nil), 8, 4096)
 	tm.mu.Lock()
-	unreachable := tm.st.workers["worker-dead"].unreachable
+	tm.st.workers["worker-a"].unreachable = true
 	tm.mu.Unlock()
-	assert.False(t, unreachable)
+	require.NoError(t, tm.call(http.MethodPost, workerPath(protocol.PathWorkerHeartbeat, "worker-a"),
+		protocol.Heartbeat{WorkerID: "worker-a", Epoch: 1}, nil))
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	assert.False(t, tm.st.workers["worker-a"].unreachable)
 }
