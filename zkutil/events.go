@@ -53,8 +53,9 @@ type queuedEvent struct {
 // eventQueue is a coalescing, non-blocking event queue. push never blocks. A
 // pending Disconnected or Connected event is replaced by a newer event, so the
 // reader always gets the latest state; Expired and Closed events are never
-// replaced, so every expiry is delivered. The pump goroutine delivers the head
-// of the queue to out.
+// replaced, so every expiry is delivered (until Close: then what the reader
+// has not taken may be dropped so that the final Closed always arrives). The
+// pump goroutine delivers the head of the queue to out.
 type eventQueue struct {
 	mu      sync.Mutex
 	pending []queuedEvent
