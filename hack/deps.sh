@@ -15,6 +15,8 @@ command -v sshd >/dev/null 2>&1 || [[ -x /usr/sbin/sshd ]] || need+=(openssh-ser
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# The UI tests drive a real headless browser (internal/uitest).
+command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-dejavu-core)
 
 if [[ ${#need[@]} -eq 0 ]]; then
 	echo "deps: everything needed is installed"

@@ -3,6 +3,7 @@ package master
 import (
 	"context"
 	"fmt"
+	"sort"
 
 	"github.com/sparkd/sparkd/protocol"
 	"github.com/sparkd/sparkd/recovery"
@@ -57,10 +58,22 @@ func (m *Master) View() View {
 }
 
 func appView(a *appInfo) AppView {
-	return AppView{ID: a.id, Name: a.desc.Name, User: a.desc.User, Cores: a.granted, MaxCores: a.desc.MaxCores,
+	v := AppView{ID: a.id, Name: a.desc.Name, User: a.desc.User, Cores: a.granted, MaxCores: a.desc.MaxCores,
 		ExecutorCores: a.desc.ExecutorCores, MemoryPerExecutorMB: a.desc.ExecutorMemMB, Executors: len(a.executors),
 		SubmitTime: a.submitTime, EndTime: a.endTime, State: a.state, WaitingReason: a.waiting,
-		Command: append([]string(nil), a.desc.Command...)}
+		Command: append([]string(nil), a.desc.Command...), AppUIURL: a.desc.AppUIURL, ExecutorLimit: -1}
+	if a.limitSet {
+		v.ExecutorLimit = a.limit
+	}
+	if a.state.Finished() {
+		v.Cores = a.coresAtEnd // Spark shows what it held, not 0
+	}
+	for _, e := range a.executors {
+		v.ExecutorList = append(v.ExecutorList, ExecutorView{ID: e.id, WorkerID: e.worker.id, WorkerHostPort: e.worker.hostPort(),
+			WorkerWebUIURL: e.worker.webUIURL, Cores: e.cores, MemoryMB: e.memMB, State: e.state})
+	}
+	sort.Slice(v.ExecutorList, func(i, j int) bool { return v.ExecutorList[i].ID < v.ExecutorList[j].ID })
+	return v
 }
 
 func driverView(d *driverInfo) DriverView {

@@ -368,9 +368,16 @@ func (m *Master) becomeAliveLocked(t *term) {
 	}
 	m.ha.LastFailover = m.now().Sub(since)
 	m.prom.failover.Observe(m.ha.LastFailover.Seconds())
+	m.ha.Failovers = append(m.ha.Failovers, Failover{Epoch: t.epoch, AliveAt: m.now(), Duration: m.ha.LastFailover})
+	if over := len(m.ha.Failovers) - maxFailoversShown; over > 0 {
+		m.ha.Failovers = append([]Failover(nil), m.ha.Failovers[over:]...)
+	}
 	m.noLeaderAt = time.Time{}
 	m.scheduleSafeLocked()
 }
+
+// maxFailoversShown bounds HAStats.Failovers.
+const maxFailoversShown = 10
 
 // scheduleSafeLocked asks for a scheduling pass. Passes run on the term's
 // loop, so that a burst of registrations costs one pass, not one each.

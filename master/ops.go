@@ -218,6 +218,7 @@ func (m *Master) removeAppLocked(a *appInfo, final protocol.AppState, why string
 	a.state = final
 	a.endTime = m.now()
 	a.waiting = ""
+	a.coresAtEnd = a.granted
 	stamp := m.stampLocked()
 	workers := map[*workerInfo]bool{}
 	for _, e := range a.executors {

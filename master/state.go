@@ -107,6 +107,7 @@ type appInfo struct {
 	executors  map[int]*executorInfo
 	nextExecID int
 	granted    int // cores
+	coresAtEnd int // cores granted when it ended (the UI's completed table)
 	limit      int // executor limit from RequestExecutors; valid when limitSet
 	limitSet   bool
 	retries    int

@@ -14,24 +14,30 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/sirupsen/logrus"
 
+	"github.com/sparkd/sparkd/internal/webui"
 	"github.com/sparkd/sparkd/protocol"
 )
 
 //go:embed templates/*.html
 var templateFS embed.FS
 
-var masterPage = template.Must(template.New("master.html").Funcs(template.FuncMap{
+var pageFuncs = template.FuncMap{
 	"mem":      protocol.MegabytesString,
 	"date":     formatDate,
 	"duration": formatDuration,
+	"seconds":  func(d time.Duration) string { return fmt.Sprintf("%.3f s", d.Seconds()) },
 	"join":     strings.Join,
-	"appTable": func(p pageData, apps []AppView, completed bool) appTable {
-		return appTable{Page: p, Apps: apps, Completed: completed}
+	"appTable": func(p pageData, apps []AppView, completed bool, id string) appTable {
+		return appTable{Page: p, Apps: apps, Completed: completed, ID: id}
 	},
-	"driverTable": func(p pageData, ds []DriverView, completed bool) driverTable {
-		return driverTable{Page: p, Drivers: ds, Completed: completed}
+	"driverTable": func(p pageData, ds []DriverView, completed bool, id string) driverTable {
+		return driverTable{Page: p, Drivers: ds, Completed: completed, ID: id}
 	},
-}).ParseFS(templateFS, "templates/master.html"))
+}
+
+var masterPage = template.Must(template.New("master.html").Funcs(pageFuncs).ParseFS(templateFS, "templates/master.html"))
+
+var appPage = template.Must(template.New("app.html").Funcs(pageFuncs).ParseFS(templateFS, "templates/app.html"))
 
 // webUI serves the master's web UI port.
 type webUI struct {
@@ -53,6 +59,9 @@ func newWebUI(a Actions, opts UIOptions, now func() time.Time) http.Handler {
 	u := &webUI{a: a, opts: opts, log: opts.logger(), now: now}
 	r := mux.NewRouter()
 	r.Handle("/", http.HandlerFunc(u.handlePage)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/app/", http.HandlerFunc(u.handleAppPage)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/app", http.HandlerFunc(u.handleAppPage)).Methods(http.MethodGet, http.MethodHead)
+	r.PathPrefix(webui.Prefix).Handler(webui.Static()).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/json", protocol.Handle(u.handleJSON)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/json/", protocol.Handle(u.handleJSON)).Methods(http.MethodGet, http.MethodHead)
 	// Spark's MasterPage matches /json/([a-zA-Z]+).* and ignores the rest.
@@ -153,6 +162,7 @@ func (u *webUI) handleKill(kind killKind) http.HandlerFunc {
 // pageData is what templates/master.html renders.
 type pageData struct {
 	View
+	Version                                      string
 	Now                                          time.Time
 	AliveWorkers, DeadWorkers                    int
 	DecommissionedWorkers, UnknownWorkers        int
@@ -170,17 +180,59 @@ type appTable struct {
 	Page      pageData
 	Apps      []AppView
 	Completed bool
+	ID        string // the table's element id
 }
 
 type driverTable struct {
 	Page      pageData
 	Drivers   []DriverView
 	Completed bool
+	ID        string
+}
+
+// appPageData is what templates/app.html renders.
+type appPageData struct {
+	App         AppView
+	Version     string
+	KillEnabled bool
+	CoresLeft   int
+	LimitSet    bool
+	Limit       int
+}
+
+// handleAppPage serves Spark's application page, /app/?appId=<id>: the
+// application, its executors with their workers and log links, and its
+// Application Detail UI.
+func (u *webUI) handleAppPage(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("appId")
+	v := u.a.View()
+	var app *AppView
+	for _, list := range [][]AppView{v.ActiveApps, v.CompletedApps} {
+		for i := range list {
+			if list[i].ID == id {
+				app = &list[i]
+			}
+		}
+	}
+	if app == nil {
+		http.Error(w, fmt.Sprintf("no application %q on this master (it may have been retained no more, or this master is %s)", id, v.Status), http.StatusNotFound)
+		return
+	}
+	d := appPageData{App: *app, Version: webui.Version, KillEnabled: u.opts.KillEnabled && v.Status == protocol.MasterAlive,
+		CoresLeft: max(app.MaxCores-app.Cores, 0), LimitSet: app.ExecutorLimit >= 0, Limit: app.ExecutorLimit}
+	var buf bytes.Buffer
+	if err := appPage.Execute(&buf, d); err != nil {
+		u.log.WithError(err).Error("render application page")
+		http.Error(w, "render page: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write(buf.Bytes())
 }
 
 func (u *webUI) handlePage(w http.ResponseWriter, r *http.Request) {
 	v := u.a.View()
-	d := pageData{View: v, Now: u.now()}
+	d := pageData{View: v, Version: webui.Version, Now: u.now()}
 	for _, wk := range v.Workers {
 		switch wk.State {
 		case protocol.WorkerAlive:

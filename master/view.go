@@ -56,6 +56,25 @@ type AppView struct {
 	State               protocol.AppState
 	WaitingReason       string
 	Command             []string
+	// AppUIURL is the driver's application UI (Spark's "Application Detail
+	// UI"), when the driver gave one.
+	AppUIURL string
+	// ExecutorLimit is the total the driver asked for (RequestExecutors);
+	// -1 when it never asked.
+	ExecutorLimit int
+	// ExecutorList is every executor the application has now, by id. For a
+	// completed application it is empty and Cores is what it held when it
+	// ended.
+	ExecutorList []ExecutorView
+}
+
+// ExecutorView describes one executor of an application.
+type ExecutorView struct {
+	ID                       int
+	WorkerID, WorkerHostPort string
+	WorkerWebUIURL           string
+	Cores, MemoryMB          int
+	State                    protocol.ExecutorState
 }
 
 // DriverView describes one cluster-mode driver.
@@ -84,6 +103,16 @@ type HAStats struct {
 	// OutboxDepth and PersistDepth are the messages and store writes the
 	// current term has queued or in flight.
 	OutboxDepth, PersistDepth int64
+	// Failovers are the last terms this master took office in, newest last.
+	Failovers []Failover
+}
+
+// Failover is one term this master led: when it went ALIVE, at which epoch,
+// and how long it took from "no leader" (or its election) to ALIVE.
+type Failover struct {
+	Epoch    int64
+	AliveAt  time.Time
+	Duration time.Duration
 }
 
 // ReconcileStats counts reconciliation actions of the leader.

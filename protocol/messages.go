@@ -319,6 +319,9 @@ type AppDescription struct {
 	MaxCores      int               `json:"maxCores,omitempty"`
 	InitialLimit  int               `json:"initialExecutorLimit,omitempty"` // 0 = unlimited
 	DriverURL     string            `json:"driverUrl,omitempty"`
+	// AppUIURL is the driver's application UI (spark.ui.port, 4040), which
+	// the master UI links as "Application Detail UI".
+	AppUIURL string `json:"appUiUrl,omitempty"`
 }
 
 // Validate names the first missing or invalid field.

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sparkd/sparkd/internal/webui"
 	"github.com/sparkd/sparkd/protocol"
 )
 
@@ -33,6 +34,7 @@ func (w *Worker) uiHandler() http.Handler {
 	mux.HandleFunc("GET /metrics/prometheus", w.handleMetrics)
 	mux.HandleFunc("GET /metrics/prometheus/", w.handleMetrics)
 	mux.Handle("GET /metrics", w.metricsHandler())
+	mux.Handle("GET "+webui.Prefix, webui.Static())
 	return mux
 }
 
@@ -117,9 +119,12 @@ func (w *Worker) view() workerView {
 
 var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{"mem": protocol.MegabytesString}).Parse(`<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Spark Worker at {{.Host}}</title>
-<style>body{font-family:sans-serif;margin:1em 2em}table{border-collapse:collapse;margin-bottom:1.5em}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}th{background:#eee}</style></head>
+<link rel="stylesheet" href="static/sparkd.css"><script src="static/sparkd.js"></script></head>
 <body>
+<div class="navbar"><span class="brand">sparkd<span class="version">{{.Version}}</span></span>
+<span class="title">Spark Worker at {{.Host}}</span><span class="badge {{.V.State}}">{{.V.State}}</span>
+<span class="nav">{{if .V.MasterWebUI}}<a href="{{.V.MasterWebUI}}">Master</a>{{end}}<a href="json">JSON</a><a href="metrics">Metrics</a></span></div>
+<div class="content">
 <h3>Spark Worker at {{.Host}}</h3>
 <ul class="unstyled">
 <li><strong>ID:</strong> {{.V.ID}}</li>
@@ -130,22 +135,22 @@ th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}th{background:#eee}<
 <li><strong>Epoch:</strong> {{.V.Epoch}}</li>
 </ul>
 {{if .V.MasterWebUI}}<p><a href="{{.V.MasterWebUI}}">Back to Master</a></p>{{end}}
-<h4>Running Executors ({{len .V.Executors}})</h4>
-{{template "execs" .V.Executors}}
-<h4>Running Drivers ({{len .V.Drivers}})</h4>
-{{template "drivers" .V.Drivers}}
-<h4>Finished Executors ({{len .V.FinishedExecs}})</h4>
-{{template "execs" .V.FinishedExecs}}
-<h4>Finished Drivers ({{len .V.FinishedDrivers}})</h4>
-{{template "drivers" .V.FinishedDrivers}}
-</body></html>
-{{define "execs"}}<table><thead><tr><th>ExecutorID</th><th>Cores</th><th>State</th><th>Memory</th><th>Job Details</th><th>Logs</th></tr></thead><tbody>
+<h4 data-collapse="running-execs">Running Executors ({{len .V.Executors}})</h4>
+<div id="running-execs">{{template "execs" .V.Executors}}</div>
+<h4 data-collapse="running-drivers">Running Drivers ({{len .V.Drivers}})</h4>
+<div id="running-drivers">{{template "drivers" .V.Drivers}}</div>
+<h4 data-collapse="finished-execs">Finished Executors ({{len .V.FinishedExecs}})</h4>
+<div id="finished-execs">{{template "execs" .V.FinishedExecs}}</div>
+<h4 data-collapse="finished-drivers">Finished Drivers ({{len .V.FinishedDrivers}})</h4>
+<div id="finished-drivers">{{template "drivers" .V.FinishedDrivers}}</div>
+</div></body></html>
+{{define "execs"}}<table class="sortable"><thead><tr><th>ExecutorID</th><th>Cores</th><th>State</th><th>Memory</th><th>Job Details</th><th>Logs</th></tr></thead><tbody>
 {{range .}}<tr><td>{{.ExecutorID}}</td><td>{{.Cores}}</td><td>{{.State}}</td><td>{{.Memory}}</td>
 <td><ul><li><strong>ID:</strong> {{.AppID}}</li><li><strong>Name:</strong> {{.AppName}}</li>{{if .User}}<li><strong>User:</strong> {{.User}}</li>{{end}}{{if .ExitCode}}<li><strong>Exit code:</strong> {{.ExitCode}}</li>{{end}}</ul></td>
 <td><a href="logPage?appId={{.AppID}}&amp;executorId={{.ExecutorID}}&amp;logType=stdout">stdout</a>
 <a href="logPage?appId={{.AppID}}&amp;executorId={{.ExecutorID}}&amp;logType=stderr">stderr</a></td></tr>
 {{end}}</tbody></table>{{end}}
-{{define "drivers"}}<table><thead><tr><th>DriverID</th><th>Main Class</th><th>State</th><th>Cores</th><th>Memory</th><th>Logs</th><th>Notes</th></tr></thead><tbody>
+{{define "drivers"}}<table class="sortable"><thead><tr><th>DriverID</th><th>Main Class</th><th>State</th><th>Cores</th><th>Memory</th><th>Logs</th><th>Notes</th></tr></thead><tbody>
 {{range .}}<tr><td>{{.ID}}</td><td>{{.MainClass}}</td><td>{{.State}}</td><td>{{.Cores}}</td><td>{{.Memory}}</td>
 <td><a href="logPage?driverId={{.ID}}&amp;logType=stdout">stdout</a>
 <a href="logPage?driverId={{.ID}}&amp;logType=stderr">stderr</a></td><td>{{.Notes}}</td></tr>
@@ -155,9 +160,9 @@ th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}th{background:#eee}<
 func (w *Worker) handlePage(rw http.ResponseWriter, r *http.Request) {
 	rw.Header().Set("Content-Type", "text/html; charset=utf-8")
 	data := struct {
-		Host string
-		V    workerView
-	}{Host: strings.TrimPrefix(w.url, "http://"), V: w.view()}
+		Host, Version string
+		V             workerView
+	}{Host: strings.TrimPrefix(w.url, "http://"), Version: webui.Version, V: w.view()}
 	if err := pageTmpl.Execute(rw, data); err != nil {
 		w.log.WithError(err).Warn("Rendering the worker page failed")
 	}
@@ -428,10 +433,12 @@ func (w *Worker) handleLogPage(rw http.ResponseWriter, r *http.Request) {
 var logPageTmpl = template.Must(template.New("logPage").Funcs(template.FuncMap{
 	"minus": func(a, b int64) int64 { return b - a },
 }).Parse(`<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>{{.Title}}</title></head><body>
+<html><head><meta charset="utf-8"><title>{{.Title}}</title><link rel="stylesheet" href="static/sparkd.css"></head><body>
+<div class="navbar"><span class="brand">sparkd</span><span class="title">{{.Title}}</span></div>
+<div class="content">
 <h3>{{.Title}}</h3>
 <p><a href="{{.Back}}">Back to Worker</a></p>
 <div>Showing {{minus .C.Start .C.End}} Bytes: {{.C.Start}} - {{.C.End}} of {{.C.Len}}</div>
 <div>{{with .Prev}}<a href="{{.}}">Previous</a>{{end}} {{with .Next}}<a href="{{.}}">Next</a>{{end}}</div>
 <pre>{{.C.Text}}</pre>
-</body></html>`))
+</div></body></html>`))

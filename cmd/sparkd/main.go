@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/sparkd/sparkd/internal/webui"
 )
 
 // Set by the linker (see Makefile).
@@ -40,6 +42,7 @@ func usage(w io.Writer) {
 }
 
 func main() {
+	webui.Version = version
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

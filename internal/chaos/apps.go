@@ -75,11 +75,7 @@ var reregisteredRE = regexp.MustCompile(`(\S+) application registered again as (
 // Reregistrations are submit's lines saying a master forgot the
 // application and it registered again under a new id.
 func (a *App) Reregistrations() []string {
-	var out []string
-	for _, m := range reregisteredRE.FindAllString(a.out.String(), -1) {
-		out = append(out, m)
-	}
-	return out
+	return reregisteredRE.FindAllString(a.out.String(), -1)
 }
 
 // CurrentID is the application's latest id (after re-registrations).

@@ -385,11 +385,10 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 
 // active is an applied fault and how to heal it.
 type active struct {
-	f      Fault
-	what   string
-	heal   func()
-	zk     bool // a ZooKeeper server was restarted: wait for the ensemble
-	healed bool
+	f    Fault
+	what string
+	heal func()
+	zk   bool // a ZooKeeper server was restarted: wait for the ensemble
 }
 
 // runStep applies the step's faults, holds each for its Hold, heals them and
