@@ -69,6 +69,11 @@ type Result struct {
 	Reason   string         // why the job ended without success, when no task failed it
 	Elapsed  time.Duration  //
 	Lost     map[int]string // task -> executor its attempt was lost with (for reports)
+	// Overhead is the median, over successful attempts, of the time from
+	// the driver handing the attempt to its executor until the driver has
+	// its result, minus the task process's own run time: what the runtime
+	// adds to each task (0 when none succeeded).
+	Overhead time.Duration
 }
 
 // Driver is the driver side of a job: the task scheduler, the commit
@@ -96,6 +101,8 @@ type Driver struct {
 	workers map[string]string // executor key -> worker id, from client events
 	ended   string            // set when the job ends without the scheduler being over
 	lost    map[int]string
+	sentAt  map[AttemptID]time.Time // when each running attempt was handed to its executor's orders
+	added   []time.Duration         // per successful attempt: round trip minus the process's run time
 	changed chan struct{}
 	stop    chan struct{}
 	closeMu sync.Once
@@ -199,7 +206,7 @@ func NewDriver(cfg DriverConfig) (*Driver, error) {
 		cfg: cfg, log: cfg.Logger.WithField("component", "driver"), now: cfg.Now, out: out, ln: ln,
 		url:   "http://" + net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)),
 		sched: sched, coord: NewCommitCoordinator(), execs: map[string]*execConn{}, dead: map[string]string{},
-		apps: map[string]bool{}, workers: map[string]string{}, lost: map[int]string{},
+		apps: map[string]bool{}, workers: map[string]string{}, lost: map[int]string{}, sentAt: map[AttemptID]time.Time{},
 		changed: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
 	r := mux.NewRouter()
@@ -323,6 +330,7 @@ func (d *Driver) loseLocked(key, why string) {
 	lost := d.sched.RemoveExecutor(key)
 	var tasks []string
 	for _, l := range lost {
+		delete(d.sentAt, l.Attempt)
 		tasks = append(tasks, strconv.Itoa(l.Task))
 		d.lost[l.Task] = key
 	}
@@ -354,6 +362,7 @@ func (d *Driver) offerLocked() {
 			continue // cannot happen: the scheduler only offers live executors
 		}
 		sub := strings.NewReplacer("{{TASK_ID}}", strconv.Itoa(l.Task), "{{ATTEMPT}}", strconv.Itoa(l.Number))
+		d.sentAt[l.Attempt] = d.now()
 		x.launch = append(x.launch, TaskLaunch{Attempt: l.Attempt, Task: l.Task, Number: l.Number, Command: sub.Replace(d.cfg.Commands[l.Task])})
 		x.poke()
 		if l.Speculative {
@@ -515,6 +524,12 @@ func (d *Driver) result(executor string, res TaskResult) {
 	if !ok || owner != executor {
 		return // lost with its executor, or already ended
 	}
+	if t0, ok := d.sentAt[res.Attempt]; ok {
+		delete(d.sentAt, res.Attempt)
+		if res.State == StateFinished {
+			d.added = append(d.added, d.now().Sub(t0)-time.Duration(res.DurationUs)*time.Microsecond)
+		}
+	}
 	switch res.State {
 	case StateKilled:
 		d.finishLocked(res.Attempt, EndKilled, "")
@@ -643,9 +658,18 @@ func (d *Driver) Run(ctx context.Context) Result {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	res := Result{Counts: d.sched.Counts(), Failure: d.sched.Failure(), Failures: d.sched.Failures(), Reason: d.ended,
-		Elapsed: d.now().Sub(d.start), Lost: d.lost}
+		Elapsed: d.now().Sub(d.start), Lost: d.lost, Overhead: median(d.added)}
 	res.OK = res.Failure == nil && res.Counts.Succeeded+res.Counts.Skipped == res.Counts.Total
 	return res
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
 }
 
 func (d *Driver) allShutDown() bool {

@@ -529,7 +529,7 @@ func (s *Scheduler) Finished(id AttemptID, end AttemptEnd, errMsg string) (kill 
 		}
 	}
 	if s.Over() {
-		kill = append(kill, s.KillAll()...)
+		kill = s.KillAll() // every running attempt, those above included
 	}
 	return kill, true
 }
@@ -650,7 +650,7 @@ func (s *Scheduler) TaskCommitted(task int) []Kill {
 		kill = append(kill, Kill{Attempt: o.id, Executor: o.executor})
 	}
 	if s.Over() {
-		kill = append(kill, s.KillAll()...)
+		kill = s.KillAll() // every running attempt, those above included
 	}
 	return kill
 }

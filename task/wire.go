@@ -97,7 +97,7 @@ type TaskResult struct {
 	Error      string    `json:"error,omitempty"`      // why it failed: exit status, signal, or a start error
 	StderrTail string    `json:"stderrTail,omitempty"` // the last lines of its stderr
 	Output     []byte    `json:"output,omitempty"`     // its stdout, when captured
-	DurationMs int64     `json:"durationMs"`
+	DurationUs int64     `json:"durationUs"`           // run time of the process, in microseconds
 }
 
 // StatusUpdate carries finished attempts (Spark's StatusUpdate).

@@ -401,6 +401,9 @@ func jobSummary(res task.Result) string {
 	}
 	s += fmt.Sprintf(" in %s; attempts: %d launched, %d failed, %d lost with their executor (re-run, not counted as failures), %d killed, %d speculative",
 		res.Elapsed.Round(time.Millisecond), c.Launched, c.FailedAttempts, c.LostAttempts, c.KilledAttempts, c.Speculated)
+	if res.Overhead > 0 {
+		s += fmt.Sprintf("; median runtime overhead per task %s", res.Overhead.Round(time.Microsecond))
+	}
 	if len(res.Lost) > 0 {
 		ts := make([]int, 0, len(res.Lost))
 		for t := range res.Lost {

@@ -96,6 +96,7 @@ type Backend struct {
 	notify      chan struct{}
 	fatal       chan error
 	tasks       sync.WaitGroup
+	sendMu      sync.Mutex // one StatusUpdate at a time
 }
 
 type run struct {
@@ -189,11 +190,12 @@ func (b *Backend) Run(ctx context.Context) error {
 	case <-waited:
 	case <-time.After(5 * time.Second):
 	}
+	// Stop the sender before flushing, so that one goroutine sends.
+	cancel()
+	wg.Wait()
 	if err == nil {
 		b.flush(2 * time.Second)
 	}
-	cancel()
-	wg.Wait()
 	return err
 }
 
@@ -341,7 +343,7 @@ func (b *Backend) runTask(l task.TaskLaunch, r *run, capture bool, maxOut int64)
 	res := task.TaskResult{Attempt: l.Attempt}
 	end := func(state, msg string, code int) task.TaskResult {
 		res.State, res.Error, res.ExitCode = state, msg, code
-		res.DurationMs = time.Since(start).Milliseconds()
+		res.DurationUs = time.Since(start).Microseconds()
 		return res
 	}
 	cmd := exec.Command("/bin/sh", "-c", l.Command)
@@ -476,6 +478,8 @@ func (b *Backend) sendLoop(ctx context.Context) {
 
 // sendOnce sends one batch of pending results; it returns how many.
 func (b *Backend) sendOnce(ctx context.Context) (int, error) {
+	b.sendMu.Lock()
+	defer b.sendMu.Unlock()
 	b.mu.Lock()
 	var batch []task.TaskResult
 	size := 0
