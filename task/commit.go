@@ -106,9 +106,12 @@ func (o OutputDir) Committed(n int) (map[int]bool, error) {
 	return done, nil
 }
 
-// Commit writes data as task's committed output, atomically: a crash
-// leaves either no part file or the whole one. A part file already there
-// is an error (it would be a second commit).
+// Commit writes data as task's committed output, atomically: the data is
+// synced before the rename, so a crash (even of the machine) leaves either
+// no part file or the whole one. The directory itself is synced by Sync,
+// once per job, not per commit: after a power failure a commit may be
+// missing (its task runs again on --resume), never half there. A part file
+// already there is an error (it would be a second commit).
 func (o OutputDir) Commit(task int, a AttemptID, data []byte) error {
 	final := filepath.Join(o.Dir, PartName(task))
 	if _, err := os.Lstat(final); err == nil {
@@ -130,8 +133,11 @@ func (o OutputDir) Commit(task int, a AttemptID, data []byte) error {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("task: commit task %d: %w", task, err)
 	}
-	return syncDir(o.Dir)
+	return nil
 }
+
+// Sync makes the renames of the commits so far durable.
+func (o OutputDir) Sync() error { return syncDir(o.Dir) }
 
 func syncDir(dir string) error {
 	d, err := os.Open(dir)

@@ -114,7 +114,7 @@ type execConn struct {
 	pid               int
 	cores             int
 	seq               int64
-	unacked           *Orders
+	outstanding       []Orders // sent, not yet acknowledged (resent to a poll that is behind)
 	launch            []TaskLaunch
 	kill              []AttemptID
 	shutdown          bool
@@ -122,6 +122,44 @@ type execConn struct {
 	lastSeen          time.Time
 	polling           int
 	wake              chan struct{}
+}
+
+// takeOrdersLocked turns what is pending for the executor into its next
+// Orders, kept outstanding until the executor acknowledges them.
+func (e *execConn) takeOrdersLocked() (Orders, bool) {
+	if !(len(e.launch) > 0 || len(e.kill) > 0 || e.shutdown && !e.shutdownSent) {
+		return Orders{}, false
+	}
+	e.seq++
+	o := Orders{Seq: e.seq, Launch: e.launch, Kill: e.kill, Shutdown: e.shutdown}
+	e.launch, e.kill = nil, nil
+	e.shutdownSent = e.shutdown
+	e.outstanding = append(e.outstanding, o)
+	return o, true
+}
+
+// ackLocked forgets the orders the executor has received (seq <= ack).
+func (e *execConn) ackLocked(ack int64) {
+	k := 0
+	for k < len(e.outstanding) && e.outstanding[k].Seq <= ack {
+		k++
+	}
+	e.outstanding = e.outstanding[k:]
+}
+
+// resendLocked merges the outstanding orders into one (launches and kills
+// are idempotent on the executor).
+func (e *execConn) resendLocked() (Orders, bool) {
+	if len(e.outstanding) == 0 {
+		return Orders{}, false
+	}
+	o := Orders{Seq: e.outstanding[len(e.outstanding)-1].Seq}
+	for _, x := range e.outstanding {
+		o.Launch = append(o.Launch, x.Launch...)
+		o.Kill = append(o.Kill, x.Kill...)
+		o.Shutdown = o.Shutdown || x.Shutdown
+	}
+	return o, true
 }
 
 func (e *execConn) poke() {
@@ -446,8 +484,9 @@ func (d *Driver) handlePoll(r *http.Request) (any, error) {
 		x.polling--
 		x.lastSeen = d.now()
 	}()
-	if x.unacked != nil && p.Ack >= x.unacked.Seq {
-		x.unacked = nil
+	x.ackLocked(p.Ack)
+	if o, ok := x.resendLocked(); ok {
+		return o, nil // an earlier answer was lost (or is still on its way): resend
 	}
 	timer := time.NewTimer(d.cfg.HeartbeatInterval)
 	defer timer.Stop()
@@ -455,15 +494,7 @@ func (d *Driver) handlePoll(r *http.Request) (any, error) {
 		if d.execs[p.Executor] != x {
 			return nil, d.unknownLocked(p.Executor)
 		}
-		if x.unacked != nil {
-			return *x.unacked, nil
-		}
-		if len(x.launch) > 0 || len(x.kill) > 0 || x.shutdown && !x.shutdownSent {
-			x.seq++
-			o := Orders{Seq: x.seq, Launch: x.launch, Kill: x.kill, Shutdown: x.shutdown}
-			x.launch, x.kill = nil, nil
-			x.shutdownSent = x.shutdown
-			x.unacked = &o
+		if o, ok := x.takeOrdersLocked(); ok {
 			return o, nil
 		}
 		if x.shutdownSent {
@@ -510,6 +541,16 @@ func (d *Driver) handleStatus(r *http.Request) (any, error) {
 	}
 	for _, res := range u.Results {
 		d.result(u.Executor, res)
+	}
+	// The executor's freed slots usually have new tasks already: hand them
+	// over in the answer, which saves a round trip through its poll.
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if x, ok := d.execs[u.Executor]; ok {
+		x.ackLocked(u.Ack)
+		if o, ok := x.takeOrdersLocked(); ok {
+			return StatusAck{Orders: &o}, nil
+		}
 	}
 	return StatusAck{}, nil
 }
@@ -655,11 +696,18 @@ func (d *Driver) Run(ctx context.Context) Result {
 	for time.Now().Before(deadline) && !d.allShutDown() {
 		time.Sleep(10 * time.Millisecond)
 	}
+	var syncErr error
+	if d.out != nil {
+		syncErr = d.out.Sync()
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	res := Result{Counts: d.sched.Counts(), Failure: d.sched.Failure(), Failures: d.sched.Failures(), Reason: d.ended,
 		Elapsed: d.now().Sub(d.start), Lost: d.lost, Overhead: median(d.added)}
-	res.OK = res.Failure == nil && res.Counts.Succeeded+res.Counts.Skipped == res.Counts.Total
+	if syncErr != nil && res.Reason == "" {
+		res.Reason = syncErr.Error()
+	}
+	res.OK = res.Failure == nil && syncErr == nil && res.Counts.Succeeded+res.Counts.Skipped == res.Counts.Total
 	return res
 }
 

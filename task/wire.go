@@ -100,11 +100,16 @@ type TaskResult struct {
 	DurationUs int64     `json:"durationUs"`           // run time of the process, in microseconds
 }
 
-// StatusUpdate carries finished attempts (Spark's StatusUpdate).
+// StatusUpdate carries finished attempts (Spark's StatusUpdate). Ack is
+// as in Poll.
 type StatusUpdate struct {
 	Executor string       `json:"executor"`
+	Ack      int64        `json:"ack,omitempty"`
 	Results  []TaskResult `json:"results"`
 }
 
-// StatusAck answers a StatusUpdate.
-type StatusAck struct{}
+// StatusAck answers a StatusUpdate; it may carry the executor's next
+// orders (the tasks for the slots the update freed).
+type StatusAck struct {
+	Orders *Orders `json:"orders,omitempty"`
+}

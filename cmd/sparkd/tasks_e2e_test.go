@@ -35,7 +35,7 @@ var taskTestConf = []string{
 
 // taskJob is one running `sparkd submit --tasks`.
 type taskJob struct {
-	t      *testing.T
+	t      testing.TB
 	cmd    *exec.Cmd
 	out    *cluster.SyncBuffer
 	errOut *cluster.SyncBuffer
@@ -48,7 +48,7 @@ var pidRE = regexp.MustCompile(`Registered executor (\S+) on \S+ \(pid (\d+)\)`)
 var grantRE = regexp.MustCompile(`Executor (\S+) granted on worker (\S+) `)
 
 // startTaskJob writes cmds as a task file and starts submit on it.
-func startTaskJob(t *testing.T, c *cluster.Cluster, out string, cmds []string, args ...string) *taskJob {
+func startTaskJob(t testing.TB, c *cluster.Cluster, out string, cmds []string, args ...string) *taskJob {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "tasks.txt")
 	require.NoError(t, os.WriteFile(file, []byte(strings.Join(cmds, "\n")+"\n"), 0o644))
@@ -142,6 +142,8 @@ func checkOutputs(t *testing.T, dir string, n int, want func(i int) string) {
 	assert.Empty(t, tmp, "no attempt output left behind")
 }
 
+var overheadRE = regexp.MustCompile(`median runtime overhead per task (\S+)`)
+
 var summaryRE = regexp.MustCompile(`(\d+) of (\d+) task\(s\) succeeded.* in (\S+); attempts: (\d+) launched, (\d+) failed, (\d+) lost with their executor \(re-run, not counted as failures\), (\d+) killed, (\d+) speculative`)
 
 type jobSummaryLine struct {
@@ -149,7 +151,7 @@ type jobSummaryLine struct {
 	elapsed                                                       time.Duration
 }
 
-func parseSummary(t *testing.T, s string) jobSummaryLine {
+func parseSummary(t testing.TB, s string) jobSummaryLine {
 	t.Helper()
 	m := summaryRE.FindStringSubmatch(s)
 	require.NotNil(t, m, "a job summary line in %q", s)

@@ -97,6 +97,8 @@ type Backend struct {
 	fatal       chan error
 	tasks       sync.WaitGroup
 	sendMu      sync.Mutex // one StatusUpdate at a time
+	ack         int64      // the highest Orders.Seq received
+	stopPoll    context.CancelFunc
 }
 
 type run struct {
@@ -182,7 +184,12 @@ func (b *Backend) Run(ctx context.Context) error {
 		defer wg.Done()
 		b.sendLoop(ctx)
 	}()
-	err = b.pollLoop(ctx)
+	pctx, stopPoll := context.WithCancel(ctx)
+	defer stopPoll()
+	b.mu.Lock()
+	b.stopPoll = stopPoll
+	b.mu.Unlock()
+	err = b.pollLoop(pctx)
 	b.killAll()
 	waited := make(chan struct{})
 	go func() { b.tasks.Wait(); close(waited) }()
@@ -230,8 +237,27 @@ func (b *Backend) register(ctx context.Context) (task.RegisteredExecutor, error)
 	}
 }
 
+// handleOrders carries out orders from a poll or a status answer; it
+// reports whether they say to shut down.
+func (b *Backend) handleOrders(o task.Orders) bool {
+	b.mu.Lock()
+	if o.Seq > b.ack {
+		b.ack = o.Seq
+	}
+	b.mu.Unlock()
+	for _, k := range o.Kill {
+		b.kill(k)
+	}
+	if o.Shutdown {
+		return true
+	}
+	for _, l := range o.Launch {
+		b.launch(l)
+	}
+	return false
+}
+
 func (b *Backend) pollLoop(ctx context.Context) error {
-	var ack int64
 	for {
 		select {
 		case err := <-b.fatal:
@@ -239,7 +265,7 @@ func (b *Backend) pollLoop(ctx context.Context) error {
 		default:
 		}
 		b.mu.Lock()
-		p := task.Poll{Executor: b.key, Ack: ack}
+		p := task.Poll{Executor: b.key, Ack: b.ack}
 		for id := range b.running {
 			p.Running = append(p.Running, id)
 		}
@@ -271,18 +297,9 @@ func (b *Backend) pollLoop(ctx context.Context) error {
 			continue
 		}
 		b.contact()
-		if o.Seq > ack {
-			ack = o.Seq
-		}
-		for _, k := range o.Kill {
-			b.kill(k)
-		}
-		if o.Shutdown {
+		if b.handleOrders(o) {
 			b.log.Info("Driver commanded a shutdown")
 			return nil
-		}
-		for _, l := range o.Launch {
-			b.launch(l)
 		}
 	}
 }
@@ -490,12 +507,13 @@ func (b *Backend) sendOnce(ctx context.Context) (int, error) {
 		batch = append(batch, r)
 		size += len(r.Output)
 	}
-	key := b.key
+	key, ack := b.key, b.ack
 	b.mu.Unlock()
 	if len(batch) == 0 {
 		return 0, nil
 	}
-	err := b.rpc.Call(ctx, http.MethodPost, b.cfg.DriverURL, task.PathStatus, task.StatusUpdate{Executor: key, Results: batch}, nil)
+	var resp task.StatusAck
+	err := b.rpc.Call(ctx, http.MethodPost, b.cfg.DriverURL, task.PathStatus, task.StatusUpdate{Executor: key, Ack: ack, Results: batch}, &resp)
 	if err != nil {
 		return len(batch), err
 	}
@@ -505,7 +523,14 @@ func (b *Backend) sendOnce(ctx context.Context) (int, error) {
 	for _, r := range batch {
 		delete(b.running, r.Attempt)
 	}
+	stop := b.stopPoll
 	b.mu.Unlock()
+	if resp.Orders != nil && b.handleOrders(*resp.Orders) {
+		b.log.Info("Driver commanded a shutdown")
+		if stop != nil {
+			stop()
+		}
+	}
 	return len(batch), nil
 }
 
