@@ -106,6 +106,13 @@ func (o OutputDir) Committed(n int) (map[int]bool, error) {
 	return done, nil
 }
 
+// Part is one attempt's output to commit.
+type Part struct {
+	Task    int
+	Attempt AttemptID
+	Data    []byte
+}
+
 // Commit writes data as task's committed output, atomically: the data is
 // synced before the rename, so a crash (even of the machine) leaves either
 // no part file or the whole one. The directory itself is synced by Sync,
@@ -113,27 +120,56 @@ func (o OutputDir) Committed(n int) (map[int]bool, error) {
 // missing (its task runs again on --resume), never half there. A part file
 // already there is an error (it would be a second commit).
 func (o OutputDir) Commit(task int, a AttemptID, data []byte) error {
-	final := filepath.Join(o.Dir, PartName(task))
-	if _, err := os.Lstat(final); err == nil {
-		return fmt.Errorf("task: commit %s: already committed", final)
+	return o.CommitBatch([]Part{{Task: task, Attempt: a, Data: data}})[0]
+}
+
+// CommitBatch commits several parts as Commit does, as a group: every
+// attempt file is written first, then all are synced, then renamed, so
+// that one journal commit serves many. errs[i] is parts[i]'s outcome.
+func (o OutputDir) CommitBatch(parts []Part) (errs []error) {
+	errs = make([]error, len(parts))
+	files := make([]*os.File, len(parts))
+	tmps := make([]string, len(parts))
+	fail := func(i int, err error) {
+		errs[i] = fmt.Errorf("task: commit task %d: %w", parts[i].Task, err)
+		if files[i] != nil {
+			_ = files[i].Close()
+			files[i] = nil
+		}
+		_ = os.Remove(tmps[i])
 	}
-	tmp := filepath.Join(o.Dir, TempDir, fmt.Sprintf("%s.attempt-%d", PartName(task), a))
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("task: commit task %d: %w", task, err)
+	for i, p := range parts {
+		final := filepath.Join(o.Dir, PartName(p.Task))
+		if _, err := os.Lstat(final); err == nil {
+			errs[i] = fmt.Errorf("task: commit %s: already committed", final)
+			continue
+		}
+		tmps[i] = filepath.Join(o.Dir, TempDir, fmt.Sprintf("%s.attempt-%d", PartName(p.Task), p.Attempt))
+		f, err := os.OpenFile(tmps[i], os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+		if err != nil {
+			errs[i] = fmt.Errorf("task: commit task %d: %w", p.Task, err)
+			continue
+		}
+		files[i] = f
+		if _, err := f.Write(p.Data); err != nil {
+			fail(i, err)
+		}
 	}
-	_, werr := f.Write(data)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("task: commit task %d: write %s: %w", task, tmp, err)
+	for i, f := range files {
+		if f == nil {
+			continue
+		}
+		if err := errors.Join(f.Sync(), f.Close()); err != nil {
+			files[i] = nil
+			fail(i, err)
+			continue
+		}
+		files[i] = nil
+		if err := os.Rename(tmps[i], filepath.Join(o.Dir, PartName(parts[i].Task))); err != nil {
+			fail(i, err)
+		}
 	}
-	if err := os.Rename(tmp, final); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("task: commit task %d: %w", task, err)
-	}
-	return nil
+	return errs
 }
 
 // Sync makes the renames of the commits so far durable.

@@ -91,22 +91,26 @@ type Driver struct {
 	url   string
 	start time.Time
 
-	mu      sync.Mutex
-	sched   *Scheduler
-	coord   *CommitCoordinator
-	execs   map[string]*execConn
-	dead    map[string]string // executor key -> why it was lost
-	apps    map[string]bool   // app ids executors may register under
-	current string            // the latest of them
-	workers map[string]string // executor key -> worker id, from client events
-	ended   string            // set when the job ends without the scheduler being over
-	lost    map[int]string
-	sentAt  map[AttemptID]time.Time // when each running attempt was handed to its executor's orders
-	added   []time.Duration         // per successful attempt: round trip minus the process's run time
-	changed chan struct{}
-	stop    chan struct{}
-	closeMu sync.Once
-	wg      sync.WaitGroup
+	mu         sync.Mutex
+	sched      *Scheduler
+	coord      *CommitCoordinator
+	execs      map[string]*execConn
+	dead       map[string]string // executor key -> why it was lost
+	apps       map[string]bool   // app ids executors may register under
+	current    string            // the latest of them
+	workers    map[string]string // executor key -> worker id, from client events
+	ended      string            // set when the job ends without the scheduler being over
+	lost       map[int]string
+	sentAt     map[AttemptID]time.Time // when each running attempt was handed to its executor's orders
+	added      []time.Duration         // per successful attempt: round trip minus the process's run time
+	commits    []commitJob             // authorized outputs waiting for the committer
+	committing int                     // outputs being written by the committer
+	commitN    chan struct{}           // wakes the committer
+	commitD    chan struct{}           // closed when the committer has stopped
+	changed    chan struct{}
+	stop       chan struct{}
+	closeMu    sync.Once
+	wg         sync.WaitGroup
 }
 
 type execConn struct {
@@ -246,6 +250,7 @@ func NewDriver(cfg DriverConfig) (*Driver, error) {
 		sched: sched, coord: NewCommitCoordinator(), execs: map[string]*execConn{}, dead: map[string]string{},
 		apps: map[string]bool{}, workers: map[string]string{}, lost: map[int]string{}, sentAt: map[AttemptID]time.Time{},
 		changed: make(chan struct{}, 1), stop: make(chan struct{}),
+		commitN: make(chan struct{}, 1), commitD: make(chan struct{}),
 	}
 	r := mux.NewRouter()
 	r.Handle(PathRegisterExecutor, protocol.Handle(d.handleRegister)).Methods(http.MethodPost)
@@ -253,6 +258,7 @@ func NewDriver(cfg DriverConfig) (*Driver, error) {
 	r.Handle(PathStatus, protocol.Handle(d.handleStatus)).Methods(http.MethodPost)
 	d.srv = &http.Server{Handler: protocol.Authenticate(cfg.Secret, r), ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout: 2 * cfg.NetworkTimeout}
+	go d.committer()
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -562,8 +568,8 @@ func (d *Driver) result(executor string, res TaskResult) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	task, number, owner, ok := d.sched.Attempt(res.Attempt)
-	if !ok || owner != executor {
-		return // lost with its executor, or already ended
+	if !ok || owner != executor || d.sched.Released(res.Attempt) {
+		return // lost with its executor, already ended, or a resent report
 	}
 	if t0, ok := d.sentAt[res.Attempt]; ok {
 		delete(d.sentAt, res.Attempt)
@@ -590,24 +596,93 @@ func (d *Driver) result(executor string, res TaskResult) {
 			d.finishLocked(res.Attempt, EndDenied, "")
 			return
 		}
-		d.mu.Unlock()
-		err := d.out.Commit(task, res.Attempt, res.Output)
-		d.mu.Lock()
-		if err != nil {
-			d.coord.AttemptFailed(task, res.Attempt)
-			d.failedLocked(task, number, executor, res.Attempt, err.Error())
-			return
+		// Authorized: the slot is free now, and the committer writes the
+		// output off the executor's critical path.
+		d.sched.Release(res.Attempt)
+		d.commits = append(d.commits, commitJob{task: task, number: number, executor: executor, attempt: res.Attempt, data: res.Output})
+		select {
+		case d.commitN <- struct{}{}:
+		default:
 		}
-		d.coord.Committed(task)
-		if _, _, _, still := d.sched.Attempt(res.Attempt); still {
-			d.finishLocked(res.Attempt, EndSucceeded, "")
-		} else {
-			d.killLocked(d.sched.TaskCommitted(task))
-			d.offerLocked()
-			d.kick()
-		}
+		d.offerLocked()
 	}
 }
+
+// commitJob is an authorized attempt's output to commit.
+type commitJob struct {
+	task, number int
+	executor     string
+	attempt      AttemptID
+	data         []byte
+}
+
+// committer commits authorized outputs one at a time, without holding the
+// driver's lock for the file work, until the driver closes and nothing is
+// left.
+func (d *Driver) committer() {
+	defer close(d.commitD)
+	for {
+		d.mu.Lock()
+		if len(d.commits) == 0 {
+			d.mu.Unlock()
+			select {
+			case <-d.commitN:
+				continue
+			case <-d.stop:
+				d.mu.Lock()
+				left := len(d.commits)
+				d.mu.Unlock()
+				if left == 0 {
+					return
+				}
+				continue
+			}
+		}
+		// Group commit: everything queued, up to maxCommitBatch parts.
+		batch := d.commits
+		if len(batch) > maxCommitBatch {
+			batch = batch[:maxCommitBatch]
+		}
+		d.commits = d.commits[len(batch):]
+		d.committing += len(batch)
+		d.mu.Unlock()
+		parts := make([]Part, len(batch))
+		for i, j := range batch {
+			parts[i] = Part{Task: j.task, Attempt: j.attempt, Data: j.data}
+		}
+		errs := d.out.CommitBatch(parts)
+		d.mu.Lock()
+		for i, j := range batch {
+			d.committedLocked(j, errs[i])
+		}
+		d.committing -= len(batch)
+		d.mu.Unlock()
+	}
+}
+
+// maxCommitBatch bounds a group commit.
+const maxCommitBatch = 256
+
+// committedLocked applies the outcome of one commit.
+func (d *Driver) committedLocked(j commitJob, err error) {
+	if err != nil {
+		d.coord.AttemptFailed(j.task, j.attempt)
+		d.failedLocked(j.task, j.number, j.executor, j.attempt, err.Error())
+		return
+	}
+	d.coord.Committed(j.task)
+	if _, _, _, still := d.sched.Attempt(j.attempt); still {
+		d.finishLocked(j.attempt, EndSucceeded, "")
+		return
+	}
+	d.killLocked(d.sched.TaskCommitted(j.task))
+	d.offerLocked()
+	d.kick()
+}
+
+// commitsPendingLocked reports whether authorized outputs are not
+// committed yet (queued or being written).
+func (d *Driver) commitsPendingLocked() bool { return len(d.commits) > 0 || d.committing > 0 }
 
 func (d *Driver) failedLocked(task, number int, executor string, a AttemptID, msg string) {
 	d.finishLocked(a, EndFailed, msg)
@@ -696,6 +771,11 @@ func (d *Driver) Run(ctx context.Context) Result {
 	for time.Now().Before(deadline) && !d.allShutDown() {
 		time.Sleep(10 * time.Millisecond)
 	}
+	// Outputs already authorized are committed even when the job failed or
+	// was cancelled, so that --resume finds them.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && d.commitsPending(); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	var syncErr error
 	if d.out != nil {
 		syncErr = d.out.Sync()
@@ -720,6 +800,12 @@ func median(ds []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
+func (d *Driver) commitsPending() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.commitsPendingLocked()
+}
+
 func (d *Driver) allShutDown() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -735,6 +821,7 @@ func (d *Driver) allShutDown() bool {
 func (d *Driver) Close() {
 	d.closeMu.Do(func() {
 		close(d.stop)
+		<-d.commitD
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		if err := d.srv.Shutdown(ctx); err != nil {

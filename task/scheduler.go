@@ -143,6 +143,7 @@ type attempt struct {
 	started     time.Time
 	speculative bool
 	done        bool
+	released    bool // its process ended; its output is being committed
 }
 
 type taskInfo struct {
@@ -302,7 +303,7 @@ func (s *Scheduler) RemoveExecutor(id string) []Launch {
 	s.counts.Slots -= e.slots
 	var lost []AttemptID
 	for aid, a := range s.attempts {
-		if a.executor == id {
+		if a.executor == id && !a.released {
 			lost = append(lost, aid)
 		}
 	}
@@ -324,7 +325,7 @@ func (s *Scheduler) RemoveExecutor(id string) []Launch {
 func (s *Scheduler) endAttempt(a *attempt) {
 	a.done = true
 	delete(s.attempts, a.id)
-	if e, ok := s.execs[a.executor]; ok {
+	if e, ok := s.execs[a.executor]; ok && !a.released {
 		e.busy--
 	}
 	t := s.tasks[a.task]
@@ -501,7 +502,9 @@ func (s *Scheduler) Finished(id AttemptID, end AttemptEnd, errMsg string) (kill 
 			s.counts.Succeeded++
 		}
 		for _, o := range t.attempts {
-			kill = append(kill, Kill{Attempt: o.id, Executor: o.executor})
+			if !o.released {
+				kill = append(kill, Kill{Attempt: o.id, Executor: o.executor})
+			}
 		}
 	case EndFailed:
 		s.counts.FailedAttempts++
@@ -534,12 +537,36 @@ func (s *Scheduler) Finished(id AttemptID, end AttemptEnd, errMsg string) (kill 
 	return kill, true
 }
 
-// KillAll returns every running attempt (the job is over, or is being
-// cancelled).
+// Release frees the slot of a running attempt whose process has ended
+// successfully while the driver commits its output: the executor may run
+// another task meanwhile, and losing the executor no longer loses the
+// attempt. Finished still ends it. Unknown attempts are ignored.
+func (s *Scheduler) Release(id AttemptID) {
+	a, ok := s.attempts[id]
+	if !ok || a.released {
+		return
+	}
+	a.released = true
+	if e, ok := s.execs[a.executor]; ok {
+		e.busy--
+	}
+}
+
+// Released reports whether a running attempt was released (its output is
+// being committed).
+func (s *Scheduler) Released(id AttemptID) bool {
+	a, ok := s.attempts[id]
+	return ok && a.released
+}
+
+// KillAll returns every running attempt whose process still runs (the job
+// is over, or is being cancelled).
 func (s *Scheduler) KillAll() []Kill {
 	var out []Kill
 	for id, a := range s.attempts {
-		out = append(out, Kill{Attempt: id, Executor: a.executor})
+		if !a.released {
+			out = append(out, Kill{Attempt: id, Executor: a.executor})
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Attempt < out[j].Attempt })
 	return out
@@ -577,7 +604,7 @@ func (s *Scheduler) CheckSpeculatable() int {
 	}
 	marked := 0
 	for i, t := range s.tasks {
-		if t.state != TaskRunning || t.speculate || t.speculated || len(t.attempts) != 1 {
+		if t.state != TaskRunning || t.speculate || t.speculated || len(t.attempts) != 1 || t.attempts[0].released {
 			continue
 		}
 		if now.Sub(t.attempts[0].started) > threshold {

@@ -332,3 +332,38 @@ func TestOutputDir(t *testing.T) {
 	_, err = o.Committed(0)
 	assert.ErrorContains(t, err, "another job's output", "a part file beyond the job's tasks")
 }
+
+func TestSchedulerReleaseFreesTheSlotWhileCommitting(t *testing.T) {
+	s, _ := newSched(t, Config{}, 2, nil)
+	s.AddExecutor("e1", "h", 1)
+	ls := s.Offer()
+	require.Len(t, ls, 1)
+	s.Release(ls[0].Attempt)
+	assert.True(t, s.Released(ls[0].Attempt))
+	next := s.Offer()
+	require.Len(t, next, 1, "the released slot runs the next task")
+	assert.Empty(t, s.RemoveExecutor("e1")[1:], "only the running attempt is lost, not the one being committed")
+	_, ok := s.Finished(ls[0].Attempt, EndSucceeded, "")
+	require.True(t, ok, "a released attempt still ends with its commit")
+	assert.Equal(t, 1, s.Counts().Succeeded)
+	assert.Equal(t, 1, s.Counts().LostAttempts)
+}
+
+func TestOutputDirCommitBatch(t *testing.T) {
+	o := OutputDir{Dir: filepath.Join(t.TempDir(), "out")}
+	require.NoError(t, o.Prepare())
+	require.NoError(t, o.Commit(1, 1, []byte("one")))
+	errs := o.CommitBatch([]Part{{Task: 0, Attempt: 2, Data: []byte("zero")}, {Task: 1, Attempt: 3, Data: []byte("again")}, {Task: 2, Attempt: 4}})
+	assert.NoError(t, errs[0])
+	assert.ErrorContains(t, errs[1], "already committed")
+	assert.NoError(t, errs[2], "an empty output is an output")
+	for i, want := range []string{"zero", "one", ""} {
+		data, err := os.ReadFile(filepath.Join(o.Dir, PartName(i)))
+		require.NoError(t, err)
+		assert.Equal(t, want, string(data))
+	}
+	left, err := os.ReadDir(filepath.Join(o.Dir, TempDir))
+	require.NoError(t, err)
+	assert.Empty(t, left)
+	require.NoError(t, o.Sync())
+}

@@ -10,7 +10,8 @@
 // A task's stderr goes to the executor's stderr (the worker's stderr log
 // file) and its last lines go back with a failure; its stdout goes to the
 // executor's stdout, or, when the job commits outputs, to an attempt-private
-// file whose contents are sent back to the driver, which commits them.
+// buffer (bounded by the driver's MaxOutput) that is sent back to the
+// driver, which commits it.
 package executor
 
 import (
@@ -21,7 +22,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -53,7 +53,7 @@ type Config struct {
 	// (spark.network.timeout, 120s); the driver's value replaces it once
 	// registered.
 	NetworkTimeout time.Duration
-	// WorkDir holds attempt-private output files (default: the current
+	// WorkDir is the tasks' working directory (default: the current
 	// directory, the executor's work directory on its worker).
 	WorkDir string
 	// Stdout and Stderr receive the tasks' stdout (when not captured) and
@@ -352,6 +352,29 @@ func (t *tail) String() string {
 	return string(t.buf)
 }
 
+// capped keeps up to max bytes written to it and counts the rest.
+type capped struct {
+	mu   sync.Mutex
+	max  int64
+	buf  []byte
+	over int64
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	room := c.max - int64(len(c.buf))
+	if room >= int64(len(p)) {
+		c.buf = append(c.buf, p...)
+		return len(p), nil
+	}
+	if room > 0 {
+		c.buf = append(c.buf, p[:room]...)
+	}
+	c.over += int64(len(p)) - max(room, 0)
+	return len(p), nil
+}
+
 // StderrTail is how much of a failed task's stderr goes back to the driver.
 const StderrTail = 2048
 
@@ -366,20 +389,17 @@ func (b *Backend) runTask(l task.TaskLaunch, r *run, capture bool, maxOut int64)
 	cmd := exec.Command("/bin/sh", "-c", l.Command)
 	cmd.Env = append(os.Environ(), "TASK_ID="+strconv.Itoa(l.Task), "ATTEMPT="+strconv.Itoa(l.Number),
 		"SPARK_TASK_ATTEMPT_ID="+strconv.FormatInt(int64(l.Attempt), 10))
+	cmd.Dir = b.cfg.WorkDir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = time.Second
 	errTail := &tail{n: StderrTail}
 	cmd.Stderr = io.MultiWriter(b.cfg.Stderr, errTail)
-	var outPath string
+	var out *capped
 	if capture {
-		outPath = filepath.Join(b.cfg.WorkDir, fmt.Sprintf("attempt-%d.task-%d.stdout", l.Attempt, l.Task))
-		f, err := os.OpenFile(outPath, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
-		if err != nil {
-			return end(task.StateFailed, "cannot create the attempt's output file: "+err.Error(), -1)
-		}
-		defer os.Remove(outPath)
-		defer f.Close()
-		cmd.Stdout = f
+		// The attempt's private output: in memory, bounded, sent to the
+		// driver, which commits it (or not).
+		out = &capped{max: maxOut}
+		cmd.Stdout = out
 	} else {
 		cmd.Stdout = b.cfg.Stdout
 	}
@@ -415,18 +435,10 @@ func (b *Backend) runTask(l task.TaskLaunch, r *run, capture bool, maxOut int64)
 		return end(task.StateFailed, err.Error(), -1)
 	}
 	if capture {
-		st, err := os.Stat(outPath)
-		if err != nil {
-			return end(task.StateFailed, "cannot read the attempt's output: "+err.Error(), 0)
+		if out.over > 0 {
+			return end(task.StateFailed, fmt.Sprintf("stdout is %d bytes, more than the %d a task may commit", out.max+out.over, maxOut), 0)
 		}
-		if st.Size() > maxOut {
-			return end(task.StateFailed, fmt.Sprintf("stdout is %d bytes, more than the %d a task may commit", st.Size(), maxOut), 0)
-		}
-		data, err := os.ReadFile(outPath)
-		if err != nil {
-			return end(task.StateFailed, "cannot read the attempt's output: "+err.Error(), 0)
-		}
-		res.Output = data
+		res.Output = out.buf
 	}
 	return end(task.StateFinished, "", 0)
 }

@@ -228,3 +228,15 @@ func TestDriverRefusesBadBodies(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, se.Code, "an unknown application may be one still registering")
 	assert.True(t, strings.Contains(se.Message, "app-other"))
 }
+
+func TestOutputAboveMaxOutputFailsTheTask(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	d := newDriver(t, task.DriverConfig{Commands: []string{"head -c 100 /dev/zero"}, OutputDir: out, MaxOutput: 10,
+		Scheduler: task.Config{MaxFailures: 1}})
+	startBackend(t, d, "0", "", 1)
+	res := runDriver(t, d)
+	require.False(t, res.OK)
+	require.NotNil(t, res.Failure)
+	assert.Equal(t, "stdout is 100 bytes, more than the 10 a task may commit", res.Failure.LastError)
+	assert.NoFileExists(t, filepath.Join(out, task.PartName(0)))
+}
