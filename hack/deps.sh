@@ -15,6 +15,9 @@ command -v sshd >/dev/null 2>&1 || [[ -x /usr/sbin/sshd ]] || need+=(openssh-ser
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# make bench compares the task runtime with GNU parallel (and xargs).
+command -v parallel >/dev/null 2>&1 || need+=(parallel)
+command -v hyperfine >/dev/null 2>&1 || need+=(hyperfine)
 
 if [[ ${#need[@]} -eq 0 ]]; then
 	echo "deps: everything needed is installed"

@@ -367,3 +367,16 @@ func TestOutputDirCommitBatch(t *testing.T) {
 	assert.Empty(t, left)
 	require.NoError(t, o.Sync())
 }
+
+func TestNewDriverRefusesCommittedOutputWithoutResume(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, PartName(0)), []byte("x"), 0o644))
+	_, err := NewDriver(DriverConfig{Commands: []string{"true", "true"}, OutputDir: dir})
+	assert.ErrorContains(t, err, "already holds 1 committed part file(s); use --resume")
+	d, err := NewDriver(DriverConfig{Commands: []string{"true", "true"}, OutputDir: dir, Resume: true})
+	require.NoError(t, err)
+	defer d.Close()
+	assert.Equal(t, 1, d.Skipped())
+	_, err = NewDriver(DriverConfig{Commands: []string{"true"}, Resume: true})
+	assert.ErrorContains(t, err, "resume needs an output directory")
+}

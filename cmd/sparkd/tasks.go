@@ -335,13 +335,9 @@ func runTaskJob(ctx context.Context, o *submitOptions, stdin io.Reader, stdout, 
 	progWG.Add(1)
 	go func() {
 		defer progWG.Done()
-		every := 5 * time.Second
-		if pr.term {
-			every = 200 * time.Millisecond
-		}
-		t := time.NewTicker(every)
+		t := time.NewTicker(200 * time.Millisecond)
 		defer t.Stop()
-		lastStarve := time.Now()
+		lastStarve, lastLine := time.Now(), time.Now()
 		for {
 			select {
 			case <-progCtx.Done():
@@ -353,7 +349,10 @@ func runTaskJob(ctx context.Context, o *submitOptions, stdin io.Reader, stdout, 
 				lastStarve = time.Now()
 				pr.line("Initial job has not accepted any resources; check your cluster UI to ensure that workers are registered and have sufficient resources")
 			}
-			pr.update(cn)
+			if pr.term || time.Since(lastLine) >= 5*time.Second {
+				lastLine = time.Now()
+				pr.update(cn)
+			}
 		}
 	}()
 	res := d.Run(ctx)

@@ -26,7 +26,8 @@ import (
 // shellResult is one workload run by the three tools.
 type shellResult struct {
 	n                          int
-	sparkd, xargs, parallel    time.Duration // wall time of each tool's whole run
+	sparkd, xargs, parallel    time.Duration // wall time of each tool's whole run (sparkd: with --output)
+	sparkdNoOut                time.Duration // sparkd without --output (task stdout to the executor's log)
 	overhead                   time.Duration // sparkd's median runtime overhead per task
 	sparkdRun                  time.Duration // the driver's job time (without application registration)
 	parallelMissing, xargsFail bool
@@ -58,6 +59,11 @@ func shellBench(tb testing.TB, c *cluster.Cluster, n int, cmd string) shellResul
 		r.overhead, _ = time.ParseDuration(m[1])
 	}
 
+	start = time.Now()
+	j = startTaskJob(tb, c, "", cmds, "--executor-cores", "2", "--total-executor-cores", "2")
+	require.Equal(tb, 0, j.wait(10*time.Minute), "sparkd job without --output")
+	r.sparkdNoOut = time.Since(start)
+
 	run := func(name string, args ...string) (time.Duration, error) {
 		in, err := os.Open(file)
 		require.NoError(tb, err)
@@ -82,12 +88,13 @@ func shellBench(tb testing.TB, c *cluster.Cluster, n int, cmd string) shellResul
 
 func (r shellResult) report(b *testing.B) {
 	b.ReportMetric(rate(r.n, r.sparkd), "sparkd-tasks/s")
+	b.ReportMetric(rate(r.n, r.sparkdNoOut), "sparkd-noout-tasks/s")
 	b.ReportMetric(rate(r.n, r.xargs), "xargs-tasks/s")
 	b.ReportMetric(r.xargs.Seconds()/r.sparkd.Seconds(), "sparkd/xargs")
 	b.ReportMetric(float64(r.overhead.Microseconds()), "overhead-µs/task")
-	line := fmt.Sprintf("%d tasks: sparkd %.0f tasks/s (%s, job %s, median runtime overhead %s/task), xargs -P 2 %.0f tasks/s (%s)",
+	line := fmt.Sprintf("%d tasks: sparkd --output %.0f tasks/s (%s, job %s, median runtime overhead %s/task), sparkd without --output %.0f tasks/s (%s), xargs -P 2 %.0f tasks/s (%s)",
 		r.n, rate(r.n, r.sparkd), r.sparkd.Round(time.Millisecond), r.sparkdRun.Round(time.Millisecond), r.overhead,
-		rate(r.n, r.xargs), r.xargs.Round(time.Millisecond))
+		rate(r.n, r.sparkdNoOut), r.sparkdNoOut.Round(time.Millisecond), rate(r.n, r.xargs), r.xargs.Round(time.Millisecond))
 	if !r.parallelMissing {
 		b.ReportMetric(rate(r.n, r.parallel), "parallel-tasks/s")
 		b.ReportMetric(r.parallel.Seconds()/r.sparkd.Seconds(), "sparkd/parallel")
@@ -114,12 +121,12 @@ func BenchmarkTasks(b *testing.B) {
 			}
 		})
 	}
-	// One executor of two hangs for 5 s on every task: job time with
+	// One executor of two hangs for 10 s on every task: job time with
 	// speculation off and on.
 	b.Run("straggler", func(b *testing.B) {
-		cmds := make([]string, 40)
+		cmds := make([]string, 20)
 		for i := range cmds {
-			cmds[i] = `if [ "$SPARK_EXECUTOR_ID" = 1 ]; then sleep 5; fi; sleep 0.1; echo {{TASK_ID}}`
+			cmds[i] = `if [ "$SPARK_EXECUTOR_ID" = 1 ]; then sleep 10; fi; sleep 0.1; echo {{TASK_ID}}`
 		}
 		for i := 0; i < b.N; i++ {
 			var times [2]time.Duration
@@ -131,7 +138,7 @@ func BenchmarkTasks(b *testing.B) {
 			}
 			b.ReportMetric(times[0].Seconds(), "off-s")
 			b.ReportMetric(times[1].Seconds(), "on-s")
-			b.Logf("40 tasks of 100 ms on 2 executors, one hanging 5 s per task: speculation off %s, on %s",
+			b.Logf("20 tasks of 100 ms on 2 executors, one hanging 10 s per task: speculation off %s, on %s",
 				times[0].Round(time.Millisecond), times[1].Round(time.Millisecond))
 		}
 	})

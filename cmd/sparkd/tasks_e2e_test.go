@@ -53,7 +53,10 @@ func startTaskJob(t testing.TB, c *cluster.Cluster, out string, cmds []string, a
 	file := filepath.Join(t.TempDir(), "tasks.txt")
 	require.NoError(t, os.WriteFile(file, []byte(strings.Join(cmds, "\n")+"\n"), 0o644))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	all := append([]string{"submit", "--tasks", file, "--output", out}, taskTestConf...)
+	all := append([]string{"submit", "--tasks", file}, taskTestConf...)
+	if out != "" {
+		all = append(all, "--output", out)
+	}
 	j := &taskJob{t: t, cmd: c.Command(ctx, append(all, args...)...), out: &cluster.SyncBuffer{}, errOut: &cluster.SyncBuffer{},
 		done: make(chan struct{}), start: time.Now(), dir: out}
 	j.cmd.Stdout, j.cmd.Stderr = j.out, j.errOut
@@ -297,6 +300,44 @@ func TestTaskJobsEndToEnd(t *testing.T) {
 		assert.Equal(t, 0, s.failed)
 		c.RestartWorker(2)
 		require.NoError(t, c.WaitWorkers(3, 30*time.Second))
+	})
+
+	t.Run("InterruptKillsTheApplication", func(t *testing.T) {
+		j := startTaskJob(t, c, filepath.Join(t.TempDir(), "out"), echoTasks(20, "30"), "--executor-cores", "1", "--name", "interrupted")
+		require.Eventually(t, func() bool { return len(j.pids()) >= 2 }, 30*time.Second, 20*time.Millisecond, "executors registered")
+		require.NoError(t, j.cmd.Process.Signal(os.Interrupt))
+		assert.Equal(t, 130, j.wait(30*time.Second))
+		assert.Contains(t, j.errOut.String(), "interrupted: killing application")
+		require.Eventually(t, func() bool {
+			i, _, err := c.Leader()
+			if err != nil {
+				return false
+			}
+			st, err := c.State(i)
+			if err != nil {
+				return false
+			}
+			for _, a := range st.ActiveApps {
+				if a.Name == "interrupted" {
+					return false
+				}
+			}
+			for _, w := range st.Workers {
+				if w.CoresUsed != 0 {
+					return false
+				}
+			}
+			return true
+		}, 30*time.Second, 50*time.Millisecond, "the application is gone and its cores are free")
+		for _, pid := range j.pids() {
+			require.Eventually(t, func() bool { return syscall.Kill(pid, 0) != nil }, 30*time.Second, 50*time.Millisecond, "executor %d exited", pid)
+		}
+	})
+
+	t.Run("ShellBenchmarkSmoke", func(t *testing.T) {
+		r := shellBench(t, c, 50, "true")
+		t.Logf("50 tasks: sparkd %s (with --output), %s (without), xargs %s, parallel %s", r.sparkd, r.sparkdNoOut, r.xargs, r.parallel)
+		assert.Positive(t, r.overhead)
 	})
 
 	t.Run("SubmitKilledThenResumed", func(t *testing.T) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sparkd/sparkd/protocol"
 	"github.com/sparkd/sparkd/task"
 )
 
@@ -116,4 +118,24 @@ func TestExecutorSecretFromConf(t *testing.T) {
 	s, err = executorSecret(func(k string) string { return env[k] })
 	require.NoError(t, err)
 	assert.Equal(t, "from-env", s, "the environment wins")
+}
+
+// A job whose application gets no executor says so every
+// spark.starvation.timeout; interrupting it kills the application.
+func TestTaskJobStarvationWarningAndKill(t *testing.T) {
+	f := newFakeCluster(t, protocol.MasterAlive, 1)
+	o, _, done := parseSubmit([]string{"--master", f.url, "--tasks", "-", "--conf", "spark.starvation.timeout=300ms"},
+		&bytes.Buffer{}, func(string) string { return "" })
+	require.False(t, done)
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := runTaskJob(ctx, o, strings.NewReader("true\ntrue\n"), &stdout, &stderr, newCLILogger(&stderr, false))
+	assert.Equal(t, 130, code)
+	assert.Contains(t, stderr.String(), "Initial job has not accepted any resources; check your cluster UI")
+	assert.Contains(t, stderr.String(), "interrupted: killing application app-0")
+	assert.Contains(t, stderr.String(), "Job cancelled: 0 of 2 task(s) succeeded")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	assert.Equal(t, []string{"app-0"}, f.killed, "the application was killed on the master")
 }
