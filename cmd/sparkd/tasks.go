@@ -118,15 +118,21 @@ func checkTaskFlags(o *submitOptions) error {
 	return nil
 }
 
+// preferDirective, on a line of its own, names the hosts the next task
+// prefers (delay scheduling, spark.locality.wait). Being a comment, it is
+// harmless to a shell.
+const preferDirective = "#@prefer"
+
 // readTasks reads a task file: one shell command per line; blank lines and
-// lines starting with # are skipped. Task i is the i-th command.
-func readTasks(path string, stdin io.Reader) ([]string, error) {
+// lines starting with # are skipped. Task i is the i-th command. A line
+// "#@prefer host1,host2" makes the next task prefer those hosts.
+func readTasks(path string, stdin io.Reader) ([]string, map[int][]string, error) {
 	var r io.Reader = stdin
 	name := "standard input"
 	if path != "-" {
 		f, err := os.Open(path)
 		if err != nil {
-			return nil, fmt.Errorf("--tasks: %w", err)
+			return nil, nil, fmt.Errorf("--tasks: %w", err)
 		}
 		defer f.Close()
 		r, name = f, path
@@ -135,29 +141,54 @@ func readTasks(path string, stdin io.Reader) ([]string, error) {
 	const maxLine = 1 << 20
 	sc.Buffer(make([]byte, 64*1024), maxLine)
 	var cmds []string
+	prefs := map[int][]string{}
+	var pending []string
+	pendingLine := 0
 	line := 0
 	for sc.Scan() {
 		line++
 		s := strings.TrimRight(sc.Text(), "\r")
 		t := strings.TrimSpace(s)
+		if rest, ok := strings.CutPrefix(t, preferDirective); ok && (rest == "" || rest[0] == ' ' || rest[0] == '\t') {
+			if pending != nil {
+				return nil, nil, fmt.Errorf("--tasks %s: line %d: a second %s before a task (line %d)", name, line, preferDirective, pendingLine)
+			}
+			for _, h := range strings.Split(rest, ",") {
+				if h = strings.TrimSpace(h); h != "" {
+					pending = append(pending, h)
+				}
+			}
+			if len(pending) == 0 {
+				return nil, nil, fmt.Errorf("--tasks %s: line %d: %s needs host names: %s host1,host2", name, line, preferDirective, preferDirective)
+			}
+			pendingLine = line
+			continue
+		}
 		if t == "" || strings.HasPrefix(t, "#") {
 			continue
 		}
 		if strings.ContainsRune(s, 0) {
-			return nil, fmt.Errorf("--tasks %s: line %d holds a NUL byte", name, line)
+			return nil, nil, fmt.Errorf("--tasks %s: line %d holds a NUL byte", name, line)
+		}
+		if pending != nil {
+			prefs[len(cmds)] = pending
+			pending = nil
 		}
 		cmds = append(cmds, s)
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, fmt.Errorf("--tasks %s: line %d is longer than %d bytes", name, line+1, maxLine)
+			return nil, nil, fmt.Errorf("--tasks %s: line %d is longer than %d bytes", name, line+1, maxLine)
 		}
-		return nil, fmt.Errorf("--tasks %s: %w", name, err)
+		return nil, nil, fmt.Errorf("--tasks %s: %w", name, err)
+	}
+	if pending != nil {
+		return nil, nil, fmt.Errorf("--tasks %s: line %d: %s is not followed by a task", name, pendingLine, preferDirective)
 	}
 	if len(cmds) == 0 {
-		return nil, fmt.Errorf("--tasks %s: no tasks (blank lines and # comments are skipped)", name)
+		return nil, nil, fmt.Errorf("--tasks %s: no tasks (blank lines and # comments are skipped)", name)
 	}
-	return cmds, nil
+	return cmds, prefs, nil
 }
 
 // isTerminal reports whether w is a terminal (a character device).
@@ -244,7 +275,7 @@ func driverListen(o *submitOptions) (listen, advertise string) {
 }
 
 func runTaskJob(ctx context.Context, o *submitOptions, stdin io.Reader, stdout, stderr io.Writer, log *logrus.Entry) int {
-	cmds, err := readTasks(o.tasks, stdin)
+	cmds, prefs, err := readTasks(o.tasks, stdin)
 	if err != nil {
 		fmt.Fprintf(stderr, "sparkd submit: %v\n", err)
 		return 2
@@ -254,7 +285,7 @@ func runTaskJob(ctx context.Context, o *submitOptions, stdin io.Reader, stdout, 
 	tc := o.taskCfg
 	var c *client.Client
 	d, err := task.NewDriver(task.DriverConfig{
-		Scheduler: tc.sched, Commands: cmds, OutputDir: o.output, Resume: o.resume,
+		Scheduler: tc.sched, Commands: cmds, Preferred: prefs, OutputDir: o.output, Resume: o.resume,
 		ListenAddr: listen, AdvertiseHost: advertise, Secret: o.props["spark.authenticate.secret"],
 		HeartbeatInterval: tc.heartbeatInterval, NetworkTimeout: tc.networkTimeout,
 		Logger: log, Notify: pr.line,

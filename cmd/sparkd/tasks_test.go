@@ -62,18 +62,24 @@ func TestTaskSubmitKeys(t *testing.T) {
 }
 
 func TestReadTasks(t *testing.T) {
-	cmds, err := readTasks("-", strings.NewReader("echo a\r\n\n  # a comment\necho b\n   \necho c"))
+	cmds, prefs, err := readTasks("-", strings.NewReader("echo a\r\n\n  # a comment\n#@prefer h1, h2\necho b\n   \necho c"))
 	require.NoError(t, err)
 	assert.Equal(t, []string{"echo a", "echo b", "echo c"}, cmds)
+	assert.Equal(t, map[int][]string{1: {"h1", "h2"}}, prefs, "#@prefer applies to the next task")
 
-	_, err = readTasks("-", strings.NewReader("\n# only comments\n"))
-	assert.ErrorContains(t, err, "no tasks")
-	_, err = readTasks(filepath.Join(t.TempDir(), "missing"), nil)
+	for _, tc := range []struct{ in, want string }{
+		{"\n# only comments\n", "no tasks"},
+		{"true\n" + strings.Repeat("x", 2<<20) + "\n", "line 2 is longer than"},
+		{"true\necho \x00\n", "line 2 holds a NUL byte"},
+		{"#@prefer\ntrue\n", "line 1: #@prefer needs host names"},
+		{"#@prefer a\n#@prefer b\ntrue\n", "line 2: a second #@prefer before a task (line 1)"},
+		{"true\n#@prefer a\n", "line 2: #@prefer is not followed by a task"},
+	} {
+		_, _, err := readTasks("-", strings.NewReader(tc.in))
+		assert.ErrorContains(t, err, tc.want)
+	}
+	_, _, err = readTasks(filepath.Join(t.TempDir(), "missing"), nil)
 	assert.ErrorContains(t, err, "--tasks")
-	_, err = readTasks("-", strings.NewReader("true\n"+strings.Repeat("x", 2<<20)+"\n"))
-	assert.ErrorContains(t, err, "line 2 is longer than")
-	_, err = readTasks("-", strings.NewReader("true\necho \x00\n"))
-	assert.ErrorContains(t, err, "line 2 holds a NUL byte")
 }
 
 func TestTaskProgressText(t *testing.T) {

@@ -63,10 +63,20 @@ func startBackend(t *testing.T, d *task.Driver, id, secret string, cores int) *r
 	return startBackendAt(t, d.URL(), id, secret, cores)
 }
 
+func startBackendHost(t *testing.T, d *task.Driver, id, host string) *runningBackend {
+	t.Helper()
+	return startBackendFull(t, d.URL(), id, "", host, 1)
+}
+
 func startBackendAt(t *testing.T, driverURL, id, secret string, cores int) *runningBackend {
 	t.Helper()
+	return startBackendFull(t, driverURL, id, secret, "127.0.0.1", cores)
+}
+
+func startBackendFull(t *testing.T, driverURL, id, secret, host string, cores int) *runningBackend {
+	t.Helper()
 	rb := &runningBackend{log: &syncBuf{}, out: &syncBuf{}, done: make(chan error, 1)}
-	b, err := New(Config{DriverURL: driverURL, AppID: "app-1", ExecutorID: id, Host: "127.0.0.1", Cores: cores,
+	b, err := New(Config{DriverURL: driverURL, AppID: "app-1", ExecutorID: id, Host: host, Cores: cores,
 		Secret: secret, NetworkTimeout: 2 * time.Second, WorkDir: t.TempDir(), Stdout: rb.out, Stderr: rb.log, Logger: logger(rb.log)})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -239,4 +249,24 @@ func TestOutputAboveMaxOutputFailsTheTask(t *testing.T) {
 	require.NotNil(t, res.Failure)
 	assert.Equal(t, "stdout is 100 bytes, more than the 10 a task may commit", res.Failure.LastError)
 	assert.NoFileExists(t, filepath.Join(out, task.PartName(0)))
+}
+
+// A task that prefers a host waits (up to spark.locality.wait) for a slot
+// there, while the others run anywhere.
+func TestPreferredHostThroughBackends(t *testing.T) {
+	d := newDriver(t, task.DriverConfig{Commands: []string{"echo zero", "echo one", "echo two"},
+		Preferred: map[int][]string{0: {"host-b"}}, Scheduler: task.Config{LocalityWait: time.Minute}})
+	a := startBackendHost(t, d, "0", "host-a")
+	require.Eventually(t, func() bool { return d.Counts().Succeeded == 2 }, 10*time.Second, 10*time.Millisecond,
+		"the tasks without preferences run on host-a")
+	assert.Equal(t, 1, d.Counts().Pending, "task 0 waits for host-b")
+	b := startBackendHost(t, d, "1", "host-b")
+	start := time.Now()
+	res := runDriver(t, d)
+	require.True(t, res.OK)
+	assert.Less(t, time.Since(start), 30*time.Second, "not after the locality wait")
+	require.NoError(t, a.wait(t))
+	require.NoError(t, b.wait(t))
+	assert.Equal(t, "zero\n", b.out.String())
+	assert.NotContains(t, a.out.String(), "zero")
 }
