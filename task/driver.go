@@ -371,7 +371,11 @@ func (d *Driver) loseLocked(key, why string) {
 	}
 	delete(d.execs, key)
 	x.poke()
-	lost := d.sched.RemoveExecutor(key)
+	lost := d.sched.RemoveExecutor(key, why)
+	if d.sched.Over() {
+		d.killLocked(d.sched.KillAll())
+		d.kick()
+	}
 	var tasks []string
 	for _, l := range lost {
 		delete(d.sentAt, l.Attempt)

@@ -22,6 +22,11 @@ type Config struct {
 	SpeculationQuantile   float64       // spark.speculation.quantile (0.75)
 	SpeculationMinRuntime time.Duration // spark.speculation.minTaskRuntime (100ms)
 	LocalityWait          time.Duration // spark.locality.wait (3s); negative = 0 (no waiting)
+	// MaxExecutorLosses bounds how often one task may be lost with its
+	// executor (10, like spark.deploy.maxExecutorRetries): losses do not
+	// count as failures, so a command that kills its own executor (memory,
+	// a stray kill) would otherwise run for ever.
+	MaxExecutorLosses int
 }
 
 // DefaultConfig returns Spark's defaults.
@@ -34,6 +39,7 @@ func DefaultConfig() Config {
 		SpeculationQuantile:   0.75,
 		SpeculationMinRuntime: 100 * time.Millisecond,
 		LocalityWait:          3 * time.Second,
+		MaxExecutorLosses:     10,
 	}
 }
 
@@ -63,6 +69,9 @@ func (c *Config) fill() {
 	if c.LocalityWait < 0 {
 		c.LocalityWait = 0
 	}
+	if c.MaxExecutorLosses == 0 {
+		c.MaxExecutorLosses = d.MaxExecutorLosses
+	}
 }
 
 // Validate names the first invalid key.
@@ -78,6 +87,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: spark.speculation.multiplier=%v: want at least 1", ErrConfig, c.SpeculationMultiplier)
 	case !(c.SpeculationQuantile > 0 && c.SpeculationQuantile <= 1):
 		return fmt.Errorf("%w: spark.speculation.quantile=%v: want a fraction in (0, 1]", ErrConfig, c.SpeculationQuantile)
+	case c.MaxExecutorLosses < 1:
+		return fmt.Errorf("%w: executor losses per task %d: want at least 1", ErrConfig, c.MaxExecutorLosses)
 	case c.SpeculationMinRuntime < 0:
 		return fmt.Errorf("%w: spark.speculation.minTaskRuntime=%s: want a non-negative duration", ErrConfig, c.SpeculationMinRuntime)
 	}
@@ -152,6 +163,7 @@ type taskInfo struct {
 	attempts    []*attempt // running ones
 	numAttempts int
 	failures    int
+	losses      int // attempts lost with their executor
 	lastError   string
 	pendingAt   time.Time
 	queued      bool // in a pending queue (may hold stale entries)
@@ -292,8 +304,9 @@ func (s *Scheduler) HasExecutor(id string) bool { _, ok := s.execs[id]; return o
 // worker was lost, or its heartbeats stopped). Its running attempts are
 // lost: each task with no other running attempt goes back to the queue,
 // and no failure is counted (Spark's ExecutorLostFailure with
-// exitCausedByApp=false). It returns the lost attempts.
-func (s *Scheduler) RemoveExecutor(id string) []Launch {
+// exitCausedByApp=false). A task lost MaxExecutorLosses times fails the
+// job, with why as its last error. It returns the lost attempts.
+func (s *Scheduler) RemoveExecutor(id, why string) []Launch {
 	e, ok := s.execs[id]
 	if !ok {
 		return nil
@@ -315,7 +328,20 @@ func (s *Scheduler) RemoveExecutor(id string) []Launch {
 		s.endAttempt(a)
 		s.counts.LostAttempts++
 		t := s.tasks[a.task]
-		if t.state == TaskRunning && len(t.attempts) == 0 {
+		t.losses++
+		if t.state != TaskRunning {
+			continue
+		}
+		if t.losses >= s.cfg.MaxExecutorLosses {
+			t.state = TaskFailed
+			t.lastError = fmt.Sprintf("lost with its executor %d times (the last: %s); does its command kill the executor?", t.losses, why)
+			s.counts.Failed++
+			if s.abort == nil {
+				s.abort = &TaskFailure{Task: a.task, Failures: t.failures, LastError: t.lastError, Failed: true}
+			}
+			continue
+		}
+		if len(t.attempts) == 0 {
 			s.enqueue(a.task, true)
 		}
 	}
@@ -629,7 +655,7 @@ func (s *Scheduler) Failure() *TaskFailure { return s.abort }
 func (s *Scheduler) Failures() []TaskFailure {
 	var out []TaskFailure
 	for i, t := range s.tasks {
-		if t.failures > 0 {
+		if t.failures > 0 || t.state == TaskFailed {
 			out = append(out, TaskFailure{Task: i, Failures: t.failures, LastError: t.lastError, Failed: t.state == TaskFailed})
 		}
 	}

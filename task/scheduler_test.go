@@ -1,6 +1,7 @@
 package task
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -104,7 +105,7 @@ func TestSchedulerExecutorLossIsNotAFailure(t *testing.T) {
 		}
 	}
 	require.Len(t, onE1, 2)
-	lost := s.RemoveExecutor("e1")
+	lost := s.RemoveExecutor("e1", "gone")
 	require.Len(t, lost, 2)
 	assert.False(t, s.Over(), "maxFailures=1, yet losing an executor fails nothing")
 	assert.Nil(t, s.Failure())
@@ -132,7 +133,7 @@ func TestSchedulerExecutorLossIsNotAFailure(t *testing.T) {
 	assert.Equal(t, 4, c.Succeeded)
 	_, ok := s.Finished(lost[0].Attempt, EndSucceeded, "")
 	assert.False(t, ok, "a lost attempt's late report is ignored")
-	assert.Nil(t, s.RemoveExecutor("e1"), "removing twice is a no-op")
+	assert.Nil(t, s.RemoveExecutor("e1", "gone"), "removing twice is a no-op")
 }
 
 func TestSchedulerSpeculation(t *testing.T) {
@@ -342,7 +343,7 @@ func TestSchedulerReleaseFreesTheSlotWhileCommitting(t *testing.T) {
 	assert.True(t, s.Released(ls[0].Attempt))
 	next := s.Offer()
 	require.Len(t, next, 1, "the released slot runs the next task")
-	assert.Empty(t, s.RemoveExecutor("e1")[1:], "only the running attempt is lost, not the one being committed")
+	assert.Empty(t, s.RemoveExecutor("e1", "gone")[1:], "only the running attempt is lost, not the one being committed")
 	_, ok := s.Finished(ls[0].Attempt, EndSucceeded, "")
 	require.True(t, ok, "a released attempt still ends with its commit")
 	assert.Equal(t, 1, s.Counts().Succeeded)
@@ -379,4 +380,21 @@ func TestNewDriverRefusesCommittedOutputWithoutResume(t *testing.T) {
 	assert.Equal(t, 1, d.Skipped())
 	_, err = NewDriver(DriverConfig{Commands: []string{"true"}, Resume: true})
 	assert.ErrorContains(t, err, "resume needs an output directory")
+}
+
+func TestSchedulerBoundsExecutorLossesPerTask(t *testing.T) {
+	s, _ := newSched(t, Config{MaxExecutorLosses: 3}, 1, nil)
+	for i := 0; i < 3; i++ {
+		id := fmt.Sprint("e", i)
+		s.AddExecutor(id, "h", 1)
+		require.Len(t, s.Offer(), 1)
+		assert.False(t, s.Over())
+		s.RemoveExecutor(id, "executor FAILED with exit code 137")
+	}
+	require.True(t, s.Over(), "a task that keeps losing its executor fails the job")
+	f := s.Failure()
+	require.NotNil(t, f)
+	assert.Equal(t, 0, f.Failures, "the losses are not task failures")
+	assert.Equal(t, "lost with its executor 3 times (the last: executor FAILED with exit code 137); does its command kill the executor?", f.LastError)
+	assert.Equal(t, 0, s.Counts().FailedAttempts)
 }

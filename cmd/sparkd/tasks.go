@@ -411,8 +411,11 @@ func runTaskJob(ctx context.Context, o *submitOptions, stdin io.Reader, stdout, 
 	fmt.Fprintf(stderr, "Job failed: %s\n", jobSummary(res))
 	for _, f := range res.Failures {
 		state := "recovered"
-		if f.Failed {
+		switch {
+		case f.Failed && f.Failures >= tc.sched.MaxFailures:
 			state = fmt.Sprintf("FAILED (spark.task.maxFailures=%d)", tc.sched.MaxFailures)
+		case f.Failed:
+			state = "FAILED"
 		}
 		fmt.Fprintf(stderr, "  task %d: %s after %d failed attempt(s); last error: %s\n", f.Task, state, f.Failures, f.LastError)
 	}
