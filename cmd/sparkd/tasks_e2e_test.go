@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sparkd/sparkd/internal/cluster"
+	"github.com/sparkd/sparkd/protocol"
 	"github.com/sparkd/sparkd/task"
 )
 
@@ -356,4 +358,35 @@ func TestTaskJobsEndToEnd(t *testing.T) {
 		assert.Equal(t, 80-before, s.launched, "only the tasks without a committed output ran")
 		assert.Contains(t, r.errOut.String(), fmt.Sprintf("Resuming: %d of 80 task(s) already committed", before))
 	})
+}
+
+// With spark.authenticate, the driver and its executors sign every request:
+// executors find the secret in their worker's spark-defaults.conf (it never
+// goes through the master), and the driver refuses unsigned requests.
+func TestTaskJobWithAuthentication(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: starts ZooKeeper and sparkd processes")
+	}
+	cluster.RequireDaemons(t)
+	c := cluster.Start(t, cluster.Options{Masters: 1, Workers: 1, ZooKeeper: 1, WorkerCores: 2,
+		NoWait: true, // the harness probes without the secret; submit waits for the leader itself
+		Props:  map[string]string{"spark.authenticate": "true", "spark.authenticate.secret": "task-secret", "spark.master.rest.enabled": "false"}})
+	out := filepath.Join(t.TempDir(), "out")
+	j := startTaskJob(t, c, out, echoTasks(10, "0.2"), "--executor-cores", "2")
+	var driverURL string
+	require.Eventually(t, func() bool {
+		m := regexp.MustCompile(`driver at (http://\S+)`).FindStringSubmatch(j.errOut.String())
+		if m != nil {
+			driverURL = m[1]
+		}
+		return driverURL != ""
+	}, 30*time.Second, 20*time.Millisecond)
+	rpc := protocol.NewClient(2*time.Second, "")
+	err := rpc.Call(context.Background(), http.MethodPost, driverURL, task.PathRegisterExecutor,
+		task.RegisterExecutor{AppID: "x", ExecutorID: "1", Host: "h", Cores: 1}, nil)
+	var se *protocol.StatusError
+	require.ErrorAs(t, err, &se, "an unsigned registration")
+	assert.Equal(t, http.StatusUnauthorized, se.Code)
+	require.Equal(t, 0, j.wait(60*time.Second), "signed executors ran the job")
+	checkOutputs(t, out, 10, echoWant)
 }
