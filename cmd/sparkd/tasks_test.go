@@ -145,3 +145,24 @@ func TestTaskJobStarvationWarningAndKill(t *testing.T) {
 	defer f.mu.Unlock()
 	assert.Equal(t, []string{"app-0"}, f.killed, "the application was killed on the master")
 }
+
+func TestTaskProgressOnTerminalAndLog(t *testing.T) {
+	var buf bytes.Buffer
+	p := &progress{w: &buf, term: true, start: time.Now()}
+	p.update(task.Counts{Total: 4, Succeeded: 1, Running: 2})
+	p.line("Lost executor app/1")
+	p.update(task.Counts{Total: 4, Succeeded: 2})
+	p.finish()
+	out := buf.String()
+	assert.True(t, strings.HasPrefix(out, "\r\033[K[1/4] done 1, running 2"), "one live line, redrawn in place: %q", out)
+	assert.Contains(t, out, "\r\033[K", "the live line is cleared before a log line")
+	assert.Regexp(t, `running 2, failed 0, speculated 0.*\r\033\[K\d\d:\d\d:\d\d\.\d{3} Lost executor app/1\n\r\033\[K\[2/4\]`, out)
+	assert.True(t, strings.HasSuffix(out, "\r\033[K"), "finish leaves a clean line")
+
+	buf.Reset()
+	p = &progress{w: &buf, start: time.Now()}
+	p.update(task.Counts{Total: 4, Succeeded: 1})
+	p.line("Lost executor app/1")
+	assert.NotContains(t, buf.String(), "\r")
+	assert.Regexp(t, `^\d\d:\d\d:\d\d\.\d{3} \[1/4\] done 1.*\n\d\d:\d\d:\d\d\.\d{3} Lost executor app/1\n$`, buf.String())
+}
