@@ -67,7 +67,7 @@ type Result struct {
 	Failure  *TaskFailure   // the task that failed the job, if one did
 	Failures []TaskFailure  // every task with failed attempts
 	Reason   string         // why the job ended without success, when no task failed it
-	Elapsed  time.Duration  //
+	Elapsed  time.Duration  // from Run to the end of the job
 	Lost     map[int]string // task -> executor its attempt was lost with (for reports)
 	// Overhead is the median, over successful attempts, of the time from
 	// the driver handing the attempt to its executor until the driver has
