@@ -2,10 +2,10 @@
 // CoarseGrainedExecutorBackend): launched by a worker with its driver's
 // URL, it registers with the driver, long-polls it for orders (the poll is
 // its heartbeat), runs up to cores/spark.task.cpus tasks at once as
-// `/bin/sh -c COMMAND` in their own process groups, and reports how each
-// ended. It exits when the driver says so, when the driver no longer knows
-// it, or when the driver has been unreachable for spark.network.timeout
-// ("Driver ... disassociated! Shutting down.").
+// `/bin/sh -c COMMAND`, and reports how each ended. It exits when the
+// driver says so, when the driver no longer knows it, or when the driver
+// has been unreachable for spark.network.timeout ("Driver ...
+// disassociated! Shutting down."), killing its running tasks.
 //
 // A task's stderr goes to the executor's stderr (the worker's stderr log
 // file) and its last lines go back with a failure; its stdout goes to the
@@ -22,7 +22,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -390,7 +392,10 @@ func (b *Backend) runTask(l task.TaskLaunch, r *run, capture bool, maxOut int64)
 	cmd.Env = append(os.Environ(), "TASK_ID="+strconv.Itoa(l.Task), "ATTEMPT="+strconv.Itoa(l.Number),
 		"SPARK_TASK_ATTEMPT_ID="+strconv.FormatInt(int64(l.Attempt), 10))
 	cmd.Dir = b.cfg.WorkDir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// The task stays in the executor's process group: the worker kills
+	// that group once the executor has exited, however it died (SIGKILL
+	// included), so no task outlives its executor. A single task is
+	// killed with its descendants (killTree).
 	cmd.WaitDelay = time.Second
 	errTail := &tail{n: StderrTail}
 	cmd.Stderr = io.MultiWriter(b.cfg.Stderr, errTail)
@@ -452,8 +457,40 @@ func (b *Backend) kill(id task.AttemptID) {
 	}
 	r.killed = true
 	if r.pid > 0 {
-		_ = syscall.Kill(-r.pid, syscall.SIGKILL)
+		killTree(r.pid)
 	}
+}
+
+// killTree SIGKILLs pid and its descendants (found in /proc; a process
+// started while they are listed may survive; without /proc only pid
+// is killed). The processes are stopped first so that none forks on.
+func killTree(pid int) {
+	pids := []int{pid}
+	for i := 0; i < len(pids) && len(pids) < 10000; i++ {
+		_ = syscall.Kill(pids[i], syscall.SIGSTOP)
+		pids = append(pids, children(pids[i])...)
+	}
+	for _, p := range pids {
+		_ = syscall.Kill(p, syscall.SIGKILL)
+	}
+}
+
+// children lists pid's child processes (Linux /proc/PID/task/TID/children).
+func children(pid int) []int {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var out []int
+	for _, f := range tasks {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, w := range strings.Fields(string(data)) {
+			if n, err := strconv.Atoi(w); err == nil && n > 0 {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
 }
 
 func (b *Backend) killAll() {

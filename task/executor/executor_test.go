@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -269,4 +270,28 @@ func TestPreferredHostThroughBackends(t *testing.T) {
 	require.NoError(t, b.wait(t))
 	assert.Equal(t, "zero\n", b.out.String())
 	assert.NotContains(t, a.out.String(), "zero")
+}
+
+// Killing a task kills what it started too.
+func TestKilledTaskTakesItsChildren(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "child")
+	d := newDriver(t, task.DriverConfig{Commands: []string{fmt.Sprintf("sleep 60 & echo $! > %s; wait", pidFile)}})
+	b := startBackend(t, d, "0", "", 1)
+	var child int
+	require.Eventually(t, func() bool {
+		data, err := os.ReadFile(pidFile)
+		if err != nil {
+			return false
+		}
+		_, err = fmt.Sscan(string(data), &child)
+		return err == nil && child > 0
+	}, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, syscall.Kill(child, 0), "the task's child runs")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the job is cancelled: its running attempts are killed
+	res := d.Run(ctx)
+	assert.False(t, res.OK)
+	require.NoError(t, b.wait(t))
+	require.Eventually(t, func() bool { return syscall.Kill(child, 0) != nil }, 5*time.Second, 10*time.Millisecond,
+		"the task's child %d was killed with it", child)
 }
