@@ -176,6 +176,20 @@ func echoTasks(n int, sleep string) []string {
 
 func echoWant(i int) string { return fmt.Sprintf("task-%d %d\n", i, i) }
 
+// parentOf reads a process's parent pid from /proc.
+func parentOf(pid int) (int, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// pid (comm) state ppid ...; comm may hold spaces, so split after ')'.
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	if len(f) < 2 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	return strconv.Atoi(f[1])
+}
+
 // dumpExecutorLogs writes the tail of every executor stderr file of the
 // cluster's workers to the test log.
 func dumpExecutorLogs(t *testing.T, c *cluster.Cluster) {
@@ -302,6 +316,36 @@ func TestTaskJobsEndToEnd(t *testing.T) {
 		assert.Equal(t, 0, s.failed)
 		c.RestartWorker(2)
 		require.NoError(t, c.WaitWorkers(3, 30*time.Second))
+	})
+
+	t.Run("NoTaskOutlivesItsExecutor", func(t *testing.T) {
+		pids := t.TempDir()
+		cmds := []string{"echo $$ > " + pids + "/{{TASK_ID}}-{{ATTEMPT}}; exec sleep 60"}
+		j := startTaskJob(t, c, filepath.Join(t.TempDir(), "out"), cmds, "--executor-cores", "1")
+		var taskPid int
+		require.Eventually(t, func() bool {
+			data, err := os.ReadFile(filepath.Join(pids, "0-0"))
+			if err != nil {
+				return false
+			}
+			_, err = fmt.Sscan(string(data), &taskPid)
+			return err == nil && taskPid > 0
+		}, 30*time.Second, 20*time.Millisecond, "the task started")
+		t.Cleanup(func() { _ = syscall.Kill(taskPid, syscall.SIGKILL) })
+		var execPid int
+		ppid, err := parentOf(taskPid)
+		require.NoError(t, err)
+		for _, p := range j.pids() {
+			if p == ppid {
+				execPid = p
+			}
+		}
+		require.NotZero(t, execPid, "the executor running the task")
+		require.NoError(t, syscall.Kill(execPid, syscall.SIGKILL))
+		require.Eventually(t, func() bool { return syscall.Kill(taskPid, 0) != nil }, 10*time.Second, 20*time.Millisecond,
+			"the task (pid %d) died with its SIGKILLed executor (pid %d)", taskPid, execPid)
+		require.NoError(t, j.cmd.Process.Signal(os.Interrupt))
+		j.wait(30 * time.Second)
 	})
 
 	t.Run("InterruptKillsTheApplication", func(t *testing.T) {
