@@ -167,6 +167,9 @@ func (b *Backend) Run(ctx context.Context) error {
 	b.contact()
 	reg, err := b.register(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped (SIGTERM) before it was registered
+		}
 		return err
 	}
 	b.mu.Lock()
