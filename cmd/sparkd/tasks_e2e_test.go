@@ -289,7 +289,7 @@ func TestTaskJobsEndToEnd(t *testing.T) {
 		t.Logf("no straggler: %s; one hung executor with speculation: %s (%.2fx)", base, s.elapsed, s.elapsed.Seconds()/base.Seconds())
 		assert.GreaterOrEqual(t, s.speculative, 1)
 		assert.GreaterOrEqual(t, s.killed, 1, "the straggling attempt is killed")
-		assert.LessOrEqual(t, s.elapsed.Seconds(), 1.5*base.Seconds()+0.5, "within about 1.5x the no-straggler time")
+		assert.LessOrEqual(t, s.elapsed.Seconds(), 1.5*base.Seconds()+1, "within about 1.5x the no-straggler time (the hung executor alone would take 30 s)")
 	})
 
 	t.Run("WorkerLostMidJob", func(t *testing.T) {
