@@ -371,6 +371,11 @@ func (d *Driver) loseLocked(key, why string) {
 	}
 	delete(d.execs, key)
 	x.poke()
+	if d.overLocked() {
+		// The job is over and its executors are exiting, as told: nothing
+		// of theirs is re-run, and the counts stay as the job ended.
+		return
+	}
 	lost := d.sched.RemoveExecutor(key, why)
 	if d.sched.Over() {
 		d.killLocked(d.sched.KillAll())
@@ -387,9 +392,7 @@ func (d *Driver) loseLocked(key, why string) {
 		line += fmt.Sprintf("; its running task(s) %s go back to the queue (not counted as failures)", strings.Join(tasks, ", "))
 	}
 	d.log.Debug(line)
-	if !d.overLocked() {
-		d.cfg.Notify(line)
-	}
+	d.cfg.Notify(line)
 	d.offerLocked()
 }
 
@@ -404,6 +407,9 @@ func hostname() string {
 
 // offerLocked fills free slots and queues the launches for their executors.
 func (d *Driver) offerLocked() {
+	if d.ended != "" {
+		return // cancelled, or the master ended the application: launch nothing more
+	}
 	for _, l := range d.sched.Offer() {
 		x, ok := d.execs[l.Executor]
 		if !ok {

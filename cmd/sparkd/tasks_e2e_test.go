@@ -354,6 +354,9 @@ func TestTaskJobsEndToEnd(t *testing.T) {
 		require.NoError(t, j.cmd.Process.Signal(os.Interrupt))
 		assert.Equal(t, 130, j.wait(30*time.Second))
 		assert.Contains(t, j.errOut.String(), "interrupted: killing application")
+		s := parseSummary(t, j.errOut.String())
+		assert.LessOrEqual(t, s.launched, len(j.pids()), "nothing is launched after Ctrl-C: one attempt per executor at most")
+		assert.Equal(t, 0, s.lost, "executors told to exit are not lost")
 		require.Eventually(t, func() bool {
 			i, _, err := c.Leader()
 			if err != nil {
