@@ -256,8 +256,11 @@ func NewDriver(cfg DriverConfig) (*Driver, error) {
 	r.Handle(PathRegisterExecutor, protocol.Handle(d.handleRegister)).Methods(http.MethodPost)
 	r.Handle(PathPoll, protocol.Handle(d.handlePoll)).Methods(http.MethodPost)
 	r.Handle(PathStatus, protocol.Handle(d.handleStatus)).Methods(http.MethodPost)
+	// A poll is held up to HeartbeatInterval, so writes get that much on
+	// top of the usual bound; bodies are bounded by protocol.DecodeBody.
 	d.srv = &http.Server{Handler: protocol.Authenticate(cfg.Secret, r), ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout: 2 * cfg.NetworkTimeout}
+		ReadTimeout: 30 * time.Second, WriteTimeout: cfg.HeartbeatInterval + 30*time.Second,
+		IdleTimeout: 2 * cfg.NetworkTimeout, MaxHeaderBytes: 64 << 10}
 	go d.committer()
 	d.wg.Add(1)
 	go func() {
