@@ -566,6 +566,7 @@ func (d *Driver) handleStatus(r *http.Request) (any, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if x, ok := d.execs[u.Executor]; ok {
+		x.lastSeen = d.now() // a status update is a sign of life too
 		x.ackLocked(u.Ack)
 		if o, ok := x.takeOrdersLocked(); ok {
 			return StatusAck{Orders: &o}, nil
