@@ -48,13 +48,16 @@ test: deps build vet check
 	$(MAKE) --no-print-directory race
 
 # Benchmarks: recovery store reads/writes against the raw ZooKeeper limit,
-# the scheduler, worker registration throughput, master memory.
+# the scheduler, worker registration throughput, master memory; the task
+# runtime against xargs -P 2 and GNU parallel -j 2, and speculation.
 # Failover benchmarks repeat whole failovers, so they get few iterations.
 bench: deps build
 	$(GO) test -run '^$$' -bench 'Read|Failover' -benchtime 5x -timeout 60m ./recovery/zkrecovery/
 	$(GO) test -run '^$$' -bench 'Write' -benchtime 2000x -timeout 60m ./recovery/zkrecovery/
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./zkutil/ ./master/
 	$(GO) test -run '^$$' -bench BenchmarkMaster -benchtime 1x -timeout 60m ./cmd/sparkd/
+	$(GO) test -run '^$$' -bench BenchmarkTasks -benchtime 1x -timeout 30m ./cmd/sparkd/
+	$(GO) test -run '^$$' -bench BenchmarkNoopTasks -benchtime 5000x -timeout 10m ./task/executor/
 
 # Failover timings (SIGKILL and SIGTERM, 2 s and 10 s sessions, 20 runs each):
 # median and p95 until the standby is ALIVE, workers re-registered, app re-attached.

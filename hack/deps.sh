@@ -17,6 +17,16 @@ command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 # The UI tests drive a real headless browser (internal/uitest).
 command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-dejavu-core)
+# make bench compares the task runtime with GNU parallel (and xargs); the
+# tests do not need them, so without root their absence is only a warning.
+bench=()
+command -v parallel >/dev/null 2>&1 || bench+=(parallel)
+command -v hyperfine >/dev/null 2>&1 || bench+=(hyperfine)
+if [[ $(id -u) -eq 0 ]]; then
+	need+=("${bench[@]}")
+elif [[ ${#bench[@]} -gt 0 ]]; then
+	echo "deps: make bench also wants: ${bench[*]} (apt-get install -y ${bench[*]})" >&2
+fi
 
 if [[ ${#need[@]} -eq 0 ]]; then
 	echo "deps: everything needed is installed"

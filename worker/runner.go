@@ -206,6 +206,16 @@ func expandCommand(sub *strings.Replacer, command []string, env map[string]strin
 	return argv, append(environ, extra...)
 }
 
+// sparkdPath is this worker's own binary, for the {{SPARKD}} placeholder
+// (an executor command such as `{{SPARKD}} executor`), or "sparkd" (looked
+// up in PATH) if it cannot be found.
+func sparkdPath() string {
+	if p, err := os.Executable(); err == nil {
+		return p
+	}
+	return "sparkd"
+}
+
 // retain appends x to list and drops the oldest entries beyond n.
 func retain[T any](list []T, x T, n int) []T {
 	list = append(list, x)
@@ -268,6 +278,7 @@ func (w *Worker) launchExecutor(m protocol.LaunchExecutor) error {
 		"{{HOSTNAME}}", w.host,
 		"{{WORKER_URL}}", w.url,
 		"{{DRIVER_URL}}", m.App.DriverURL,
+		"{{SPARKD}}", sparkdPath(),
 	)
 	argv, env := expandCommand(sub, m.App.Command, m.App.Env,
 		"SPARK_EXECUTOR_ID="+strconv.Itoa(m.ExecutorID),

@@ -28,6 +28,7 @@ func commands() []command {
 		{"master", "run a master daemon (leader or standby)", runMaster},
 		{"worker", "run a worker daemon: sparkd worker spark://m1:7077,m2:7077", runWorker},
 		{"submit", "submit an application (spark-submit's flags)", runSubmit},
+		{"executor", "run a task executor backend (launched by a worker for submit --tasks)", runExecutor},
 		{"status", "show which master leads and what the cluster runs", runStatus},
 		{"version", "print the version and git commit", runVersion},
 	}

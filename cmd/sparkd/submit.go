@@ -38,6 +38,9 @@ type submitOptions struct {
 	propertiesFile                  string
 	kill, status                    string
 	exec                            bool
+	tasks, output                   string
+	resume                          bool
+	taskCfg                         taskJobConfig
 	executors                       int
 	wait                            time.Duration
 	starvation                      time.Duration // spark.starvation.timeout (15s)
@@ -57,6 +60,8 @@ func (c *confFlag) Set(v string) error { *c = append(*c, v); return nil }
 const submitUsage = `Usage: sparkd submit [options] <app executable> [app arguments]
        sparkd submit --master URLS [--name N] [--executor-cores C] [--total-executor-cores T]
                      [--executor-memory M] [--executors N] --exec -- COMMAND [ARGS...]
+       sparkd submit --master URLS [--executor-cores C] [--total-executor-cores T] [--conf K=V]...
+                     --tasks FILE|- [--output DIR [--resume]]
        sparkd submit --master URLS --kill SUBMISSION_ID
        sparkd submit --master URLS --status SUBMISSION_ID
 
@@ -72,6 +77,14 @@ Modes:
                                   failure exits 1 with a summary; an executor lost with its
                                   worker is replaced (at most 10 per application); Ctrl-C
                                   kills the application
+  --tasks FILE                    a job of tasks: each line of FILE (- = stdin) is a shell command
+                                  run as one task on the executors ({{TASK_ID}} and {{ATTEMPT}}
+                                  replaced, TASK_ID and ATTEMPT in its environment); failed tasks
+                                  are retried (spark.task.maxFailures), tasks of a lost executor
+                                  re-run, stragglers speculated (spark.speculation); --output DIR
+                                  commits task i's stdout to DIR/part-NNNNN exactly once;
+                                  --resume skips committed tasks. Exit 0 only if all succeeded;
+                                  Ctrl-C kills the application
 
 Options:
 `
@@ -91,6 +104,8 @@ func runSubmit(args []string, stdout, stderr io.Writer) int {
 		return restStatus(ctx, o, stdout, stderr)
 	case o.exec:
 		return runExecApp(ctx, o, stdout, stderr, log)
+	case o.tasks != "":
+		return runTaskJob(ctx, o, os.Stdin, stdout, stderr, log)
 	case o.deployMode == "cluster":
 		return restCreate(ctx, o, stdout, stderr)
 	default:
@@ -173,6 +188,9 @@ func parseSubmit(args []string, stderr io.Writer, getenv func(string) string) (o
 	fs.StringVar(&o.kill, "kill", "", "kill the driver with this submission id")
 	fs.StringVar(&o.status, "status", "", "show the status of the driver with this submission id")
 	fs.BoolVar(&o.exec, "exec", false, "run COMMAND as the executors of an application (sparkd's own mode)")
+	fs.StringVar(&o.tasks, "tasks", "", "run a job of tasks: FILE has one shell command per line (- for standard input)")
+	fs.StringVar(&o.output, "output", "", "with --tasks: commit task i's stdout to DIR/part-NNNNN exactly once")
+	fs.BoolVar(&o.resume, "resume", false, "with --tasks --output: skip tasks whose output is already committed")
 	fs.IntVar(&o.executors, "executors", 0, "with --exec: executors that must be granted before the application can finish (default 1)")
 	fs.DurationVar(&o.wait, "wait", 60*time.Second, "how long to look for a leading master before giving up")
 	fs.BoolVar(&o.verbose, "verbose", false, "log client details to stderr")
@@ -293,6 +311,15 @@ func parseSubmit(args []string, stderr io.Writer, getenv func(string) string) (o
 	}
 	if o.kill != "" && o.status != "" {
 		return fail("--kill and --status are exclusive")
+	}
+	if o.tasks != "" {
+		if err := checkTaskFlags(o); err != nil {
+			return fail("%v", err)
+		}
+		return o, 0, false
+	}
+	if o.output != "" || o.resume {
+		return fail("--output and --resume go with --tasks FILE")
 	}
 	if o.kill == "" && o.status == "" && len(o.positional) == 0 {
 		if o.exec {

@@ -32,6 +32,11 @@ var rules = []struct {
 	{"master/...", []string{module + "/zkutil", "github.com/go-zookeeper/zk", module + "/recovery/zkrecovery", module + "/worker", module + "/client", module + "/conf"}},
 	{"worker/...", []string{module + "/master", module + "/recovery", module + "/zkutil", "github.com/go-zookeeper/zk", module + "/client", module + "/conf"}},
 	{"client/...", []string{module + "/master", module + "/worker", module + "/recovery", module + "/zkutil", "github.com/go-zookeeper/zk", module + "/conf"}},
+	// The task runtime (driver-side scheduler, executor backend) may use
+	// client and protocol only; the master and worker never import it.
+	{"task/...", []string{module + "/master", module + "/worker", module + "/recovery", module + "/zkutil", "github.com/go-zookeeper/zk", module + "/conf", module + "/internal"}},
+	{"master/...", []string{module + "/task"}},
+	{"worker/...", []string{module + "/task"}},
 }
 
 func repoRoot(t *testing.T) string {

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/sparkd/sparkd/conf"
+	"github.com/sparkd/sparkd/task/executor"
+)
+
+// envAuthSecret is Spark's environment variable for the secret handed to
+// executors (SecurityManager.ENV_AUTH_SECRET).
+const envAuthSecret = "_SPARK_AUTH_SECRET"
+
+const executorUsage = `Usage: sparkd executor [flags]
+
+The executor backend of a task application (sparkd submit --tasks), launched by
+a worker: it registers with its driver, runs tasks, and exits when the driver
+says so or has been unreachable for spark.network.timeout. Every flag defaults
+to the environment the worker sets (SPARK_DRIVER_URL, SPARK_APP_ID,
+SPARK_EXECUTOR_ID, SPARK_EXECUTOR_CORES, SPARK_WORKER_ID). The secret comes from
+_SPARK_AUTH_SECRET, SPARK_AUTHENTICATE_SECRET, or spark.authenticate.secret in
+$SPARK_CONF_DIR/spark-defaults.conf.
+
+Flags:
+`
+
+func runExecutor(args []string, stdout, stderr io.Writer) int {
+	return runExecutorEnv(args, stdout, stderr, os.Getenv)
+}
+
+func runExecutorEnv(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs := flag.NewFlagSet("sparkd executor", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, executorUsage); fs.PrintDefaults() }
+	driverURL := fs.String("driver-url", getenv("SPARK_DRIVER_URL"), "the driver's task server URL")
+	appID := fs.String("app-id", getenv("SPARK_APP_ID"), "application id")
+	execID := fs.String("executor-id", getenv("SPARK_EXECUTOR_ID"), "executor id")
+	workerID := fs.String("worker-id", getenv("SPARK_WORKER_ID"), "worker id")
+	host := fs.String("hostname", "", "this host's name as the driver should see it (default: the machine's)")
+	cores := fs.String("cores", getenv("SPARK_EXECUTOR_CORES"), "cores of this executor")
+	timeout := fs.String("network-timeout", "120s", "spark.network.timeout until the driver sends its own")
+	verbose := fs.Bool("verbose", false, "debug logging")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "sparkd executor: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(*cores))
+	if err != nil || n <= 0 {
+		fmt.Fprintf(stderr, "sparkd executor: --cores %q: want a positive integer\n", *cores)
+		return 2
+	}
+	to, err := conf.ParseDuration(*timeout, time.Second)
+	if err != nil || to <= 0 {
+		fmt.Fprintf(stderr, "sparkd executor: --network-timeout %q: want a positive duration (120s)\n", *timeout)
+		return 2
+	}
+	secret, err := executorSecret(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "sparkd executor: %v\n", err)
+		return 2
+	}
+	l := logrus.New()
+	l.Out = stderr
+	l.SetFormatter(cliFormatter{})
+	l.SetLevel(logrus.InfoLevel)
+	if *verbose {
+		l.SetLevel(logrus.DebugLevel)
+	}
+	b, err := executor.New(executor.Config{DriverURL: *driverURL, AppID: *appID, ExecutorID: *execID, WorkerID: *workerID,
+		Host: *host, Cores: n, Secret: secret, NetworkTimeout: to, Stdout: stdout, Stderr: stderr,
+		Logger: logrus.NewEntry(l)})
+	if err != nil {
+		fmt.Fprintf(stderr, "sparkd executor: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := b.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "sparkd executor: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// executorSecret finds spark.authenticate.secret the way an executor on a
+// worker can: it is never sent through the master.
+func executorSecret(getenv func(string) string) (string, error) {
+	for _, k := range []string{envAuthSecret, "SPARK_AUTHENTICATE_SECRET"} {
+		if v := getenv(k); v != "" {
+			return v, nil
+		}
+	}
+	dir := getenv("SPARK_CONF_DIR")
+	if dir == "" {
+		return "", nil
+	}
+	f, err := os.Open(filepath.Join(dir, "spark-defaults.conf"))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	props, err := conf.ParseProperties(f)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	secret := ""
+	for _, p := range props {
+		if p.Key == "spark.authenticate.secret" {
+			secret = strings.TrimSpace(p.Value)
+		}
+	}
+	return secret, nil
+}
