@@ -30,7 +30,7 @@ type shellResult struct {
 	sparkdNoOut                time.Duration // sparkd without --output (task stdout to the executor's log)
 	overhead                   time.Duration // sparkd's median runtime overhead per task
 	sparkdRun                  time.Duration // the driver's job time (without application registration)
-	parallelMissing, xargsFail bool
+	parallelMissing bool
 }
 
 func rate(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }
