@@ -25,12 +25,12 @@ import (
 
 // shellResult is one workload run by the three tools.
 type shellResult struct {
-	n                          int
-	sparkd, xargs, parallel    time.Duration // wall time of each tool's whole run (sparkd: with --output)
-	sparkdNoOut                time.Duration // sparkd without --output (task stdout to the executor's log)
-	overhead                   time.Duration // sparkd's median runtime overhead per task
-	sparkdRun                  time.Duration // the driver's job time (without application registration)
-	parallelMissing bool
+	n                       int
+	sparkd, xargs, parallel time.Duration // wall time of each tool's whole run (sparkd: with --output)
+	sparkdNoOut             time.Duration // sparkd without --output (task stdout to the executor's log)
+	overhead                time.Duration // sparkd's median runtime overhead per task
+	sparkdRun               time.Duration // the driver's job time (without application registration)
+	parallelMissing         bool
 }
 
 func rate(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }
