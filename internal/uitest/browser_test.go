@@ -64,6 +64,19 @@ func text(t *testing.T, ctx context.Context, sel string) string {
 	return strings.TrimSpace(eval[string](t, ctx, js))
 }
 
+// navigate loads url; a load that an earlier navigation's tail aborts
+// (net::ERR_ABORTED, e.g. a form's redirect) is tried again, within a deadline.
+func navigate(t *testing.T, ctx context.Context, url string) {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+		if err = chromedp.Do(ctx, chromedp.Navigate(url)); err == nil || !strings.Contains(err.Error(), "ERR_ABORTED") {
+			break
+		}
+	}
+	require.NoError(t, err, "navigate to %s", url)
+}
+
 func eval[T any](t *testing.T, ctx context.Context, js string) T {
 	t.Helper()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
@@ -154,11 +167,13 @@ func TestMasterUIInABrowser(t *testing.T) {
 	screenshot(t, bctx, "worker-page")
 
 	// Kill the application with its page's button.
-	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(appURL), chromedp.WaitVisible(chromedp.CSS(`form.kill button`)),
+	navigate(t, bctx, appURL)
+	require.NoError(t, chromedp.Do(bctx, chromedp.WaitVisible(chromedp.CSS(`form.kill button`)),
 		chromedp.Click(chromedp.CSS(`form.kill button`))))
 	require.Eventually(t, func() bool { return appStateOnLeader(c, "ui-probe") == "KILLED" }, 30*time.Second, 50*time.Millisecond,
 		"the kill button killed the application")
-	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(masterUI), chromedp.WaitVisible(chromedp.CSS(`#completed-apps`))))
+	navigate(t, bctx, masterUI)
+	require.NoError(t, chromedp.Do(bctx, chromedp.WaitVisible(chromedp.CSS(`#completed-apps`))))
 	screenshot(t, bctx, "master-page-after-kill")
 
 	// The standby's page says it is standby and where the leader is.
