@@ -490,16 +490,18 @@ func (m *Master) driverLaunchedLocked(w *workerInfo, d *driverInfo, err error) {
 // workerRefusedLocked keeps new work off a worker that definitely refused a
 // launch, so that the next pass does not send it there again: a 503 means
 // it is decommissioning or stopping (it takes no new work); a refused
-// connection means its process is gone or restarting (nothing goes there
-// until it heartbeats again).
+// connection means its process is gone or restarting, and any other error
+// answer (a 401 for a secret that does not match, a 409 for an epoch it
+// finds stale) would only repeat: nothing goes there until it heartbeats
+// again, so a broken worker costs one launch per heartbeat, not a storm.
 func (m *Master) workerRefusedLocked(w *workerInfo, err error) {
 	var se *protocol.StatusError
 	switch {
 	case errors.As(err, &se) && se.Code == http.StatusServiceUnavailable && w.state == protocol.WorkerAlive:
 		m.log.Infof("Worker %s refuses new work (%s); no more executors or drivers go there", w.id, se.Message)
 		w.state = protocol.WorkerDecommissioned
-	case errors.Is(err, protocol.ErrConnRefused) && !w.unreachable:
-		m.log.Warnf("Worker %s refused the connection; nothing is scheduled on it until it heartbeats again", w.id)
+	case !w.unreachable:
+		m.log.WithError(err).Warnf("Worker %s refused a launch; nothing is scheduled on it until it heartbeats again", w.id)
 		w.unreachable = true
 	}
 }
