@@ -801,6 +801,7 @@ func (r *runner) checkApps(wl *workload, stuck []*App, lastHeal time.Time) {
 				Summary: fmt.Sprintf("application %s (%s) not finished %s after the last heal; %s%s", id, a.Name, r.cfg.DrainBound, known, diag),
 				Details: append(append([]string{
 					fmt.Sprintf("submitted %s: %d executor(s) running sleep %s; %s", clock(a.Started), a.Executors, a.Sleep, execNote),
+					"faults while it ran: " + r.faultsBetween(a.Started, a.LastActivity().Add(time.Second)),
 					"submit stdout (last lines):"}, indent(lastLines(a.Stdout(), 12))...), r.logEvidence(id)...)})
 		case code != 0:
 			from, to := window()
@@ -812,6 +813,20 @@ func (r *runner) checkApps(wl *workload, stuck []*App, lastHeal time.Time) {
 			r.res.Succeeded++
 		}
 	}
+}
+
+// faultsBetween lists the faults applied between from and to.
+func (r *runner) faultsBetween(from, to time.Time) string {
+	var fs []string
+	for _, e := range r.h.Events() {
+		if strings.HasPrefix(e.Text, "fault: ") && !e.At.Before(from) && !e.At.After(to) {
+			fs = append(fs, clock(e.At)+" "+strings.TrimPrefix(e.Text, "fault: "))
+		}
+	}
+	if len(fs) == 0 {
+		return "none"
+	}
+	return strings.Join(fs, "; ")
 }
 
 // logEvidence returns what the master and worker logs say about an
