@@ -49,10 +49,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -524,7 +526,7 @@ func (r *runner) apply(f Fault) *active {
 		what := fmt.Sprintf("zk-kill server %d (%s)", s.ID, s.Addr())
 		r.h.Eventf("fault: %s for %s", what, f.Hold)
 		r.c.ZK.Kill(f.ZK)
-		return &active{f: f, what: what, zk: true, heal: func() { r.c.ZK.Start(f.ZK) }}
+		return &active{f: f, what: what, zk: true, heal: func() { r.restartZK(f.ZK) }}
 	case WorkerKill, WorkerStop:
 		p := r.c.Workers[f.Worker]
 		what := fmt.Sprintf("%s %s (port %d, pid %d)", f.Kind, p.Name, p.Port, p.Pid())
@@ -566,10 +568,116 @@ func (r *runner) signal(p *cluster.Proc, sig syscall.Signal, wait time.Duration)
 	}
 }
 
+// restart starts p again with its ports and waits (5s at most) until it
+// listens on all of them. Its ports are free loopback ports picked at
+// start-up, so while it was down another process's outgoing connection may
+// have taken one as its local port: then it exits with "address already in
+// use", and restart tries again (for 20s at most). That is the harness's
+// problem, not sparkd's: giving up is a harness error.
 func (r *runner) restart(p *cluster.Proc) {
-	if err := p.Start(r.c.Bin); err != nil {
-		r.harnessErr("restart %s: %v", p.Name, err)
+	deadline := time.Now().Add(20 * time.Second)
+	for attempt := 1; ; attempt++ {
+		if err := p.Start(r.c.Bin); err != nil {
+			r.harnessErr("restart %s: %v", p.Name, err)
+			return
+		}
+		n := p.Starts()
+		ready := time.Now().Add(5 * time.Second)
+		for p.Running() && !listening(p) && time.Now().Before(ready) {
+			time.Sleep(20 * time.Millisecond) // polling pace; bounded by ready
+		}
+		if p.Running() {
+			return
+		}
+		since := logSinceStart(p, n)
+		if !strings.Contains(since, "address already in use") {
+			r.h.Eventf("%s exited right after its restart: %s", p.Name, errorLine(since))
+			r.printf("chaos: %s exited right after its restart (see %s): %s", p.Name, p.LogPath, errorLine(since))
+			return // sparkd's own doing: convergence will report it
+		}
+		if time.Now().After(deadline) {
+			r.harnessErr("restart %s: its ports are still taken by another process after %d attempts: %s", p.Name, attempt, errorLine(since))
+			return
+		}
+		r.h.Eventf("%s: a port was taken while it was down (attempt %d); starting it again", p.Name, attempt)
+		time.Sleep(300 * time.Millisecond) // pacing between attempts; bounded by deadline
 	}
+}
+
+// errorLine is the last line of log that reports an error (else its last line).
+func errorLine(log string) string {
+	ls := strings.Split(strings.TrimRight(log, "\n"), "\n")
+	for i := len(ls) - 1; i >= 0; i-- {
+		if strings.Contains(ls[i], "ERROR") || strings.Contains(ls[i], "FATAL") || strings.Contains(ls[i], "panic") || strings.Contains(ls[i], "already in use") {
+			return ls[i]
+		}
+	}
+	return ls[len(ls)-1]
+}
+
+// restartZK starts ZooKeeper server i again; like restart, it tries again
+// (for 20s at most) when a port was taken while the server was down.
+func (r *runner) restartZK(i int) {
+	s := r.c.ZK.Servers()[i]
+	deadline := time.Now().Add(20 * time.Second)
+	for attempt := 1; ; attempt++ {
+		before, _ := os.ReadFile(s.LogPath())
+		r.c.ZK.Start(i)
+		// A clash shows within a second or two of the JVM's start.
+		watch := time.Now().Add(4 * time.Second)
+		clash := false
+		for time.Now().Before(watch) && !clash {
+			data, _ := os.ReadFile(s.LogPath())
+			if len(data) > len(before) {
+				tail := string(data[len(before):])
+				clash = strings.Contains(tail, "Address already in use") || strings.Contains(tail, "BindException")
+			}
+			if !clash {
+				if m, err := s.Mode(); err == nil && m != "" {
+					return // serving
+				}
+				time.Sleep(100 * time.Millisecond) // polling pace; bounded by watch
+			}
+		}
+		if !clash {
+			return // not serving yet: convergence waits for the ensemble
+		}
+		if time.Now().After(deadline) {
+			r.harnessErr("restart ZooKeeper server %d: its ports are still taken after %d attempts", s.ID, attempt)
+			return
+		}
+		r.h.Eventf("ZooKeeper server %d: a port was taken while it was down (attempt %d); starting it again", s.ID, attempt)
+		r.c.ZK.Kill(i)
+	}
+}
+
+// listening reports whether p accepts connections on every port it owns.
+func listening(p *cluster.Proc) bool {
+	ports := []int{p.Port, p.UIPort}
+	if p.RESTPort > 0 {
+		ports = append(ports, p.RESTPort)
+	}
+	for _, port := range ports {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 200*time.Millisecond)
+		if err != nil {
+			return false
+		}
+		c.Close()
+	}
+	return true
+}
+
+// logSinceStart is p's log from its start number n on.
+func logSinceStart(p *cluster.Proc, n int) string {
+	data, err := os.ReadFile(p.LogPath)
+	if err != nil {
+		return err.Error()
+	}
+	s := string(data)
+	if i := strings.LastIndex(s, fmt.Sprintf("==== %s start #%d ", p.Name, n)); i >= 0 {
+		s = s[i:]
+	}
+	return s
 }
 
 // waitConverged waits until exactly one master is ALIVE, every other running
