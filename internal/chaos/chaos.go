@@ -143,7 +143,9 @@ type Result struct {
 	Converge      []time.Duration
 	// Failovers: per leader fault kind, the time from the fault until a
 	// master answered ALIVE with a higher epoch.
-	Failovers   map[Kind][]time.Duration
+	Failovers map[Kind][]time.Duration
+	// TookOffice: the same until a master with a higher epoch left STANDBY.
+	TookOffice  map[Kind][]time.Duration
 	KeptLogs    string // where the logs are copied when the run failed
 	Interrupted bool
 	Wall        time.Duration
@@ -298,7 +300,7 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) *Result {
 	r.writeAppOutputs(wl)
 
 	res.Violations = append(res.Violations, checkAlive(r.h.Samples(), cfg.Slack)...)
-	res.Failovers = failovers(r.h.Samples(), r.leaderFaults)
+	res.Failovers, res.TookOffice = failovers(r.h.Samples(), r.leaderFaults)
 	dups := wl.duplicates()
 	keys := make([]string, 0, len(dups))
 	for k := range dups {
@@ -1033,7 +1035,10 @@ func (r *runner) report() {
 	}
 	for k := Kind(0); k < numKinds; k++ {
 		if ds := res.Failovers[k]; len(ds) > 0 {
-			r.printf("chaos: %s: new leader ALIVE after median %s, max %s (%d faults)", k, median(ds).Round(time.Millisecond), maxDur(ds).Round(time.Millisecond), len(ds))
+			offs := res.TookOffice[k]
+			r.printf("chaos: %s: new leader in office after median %s, max %s; ALIVE after median %s, max %s (%d faults)", k,
+				median(offs).Round(time.Millisecond), maxDur(offs).Round(time.Millisecond),
+				median(ds).Round(time.Millisecond), maxDur(ds).Round(time.Millisecond), len(ds))
 		}
 	}
 	if res.Interrupted {
@@ -1120,18 +1125,28 @@ func copyFile(src, dst string) error {
 }
 
 // failovers measures, for each leader fault, the time until a master
-// answered ALIVE with a higher epoch than the faulted leader's.
-func failovers(samples []Sample, faults []leaderFault) map[Kind][]time.Duration {
-	out := map[Kind][]time.Duration{}
+// answered ALIVE with a higher epoch than the faulted leader's (alive), and
+// until one answered anything but STANDBY with a higher epoch, i.e. took
+// office (recovery, which waits for paused workers, follows).
+func failovers(samples []Sample, faults []leaderFault) (alive, office map[Kind][]time.Duration) {
+	alive, office = map[Kind][]time.Duration{}, map[Kind][]time.Duration{}
 	for _, f := range faults {
+		tookOffice := false
 		for _, s := range samples {
-			if s.OK && s.State == protocol.MasterAlive && s.Epoch > f.epoch && s.Recv.After(f.at) {
-				out[f.kind] = append(out[f.kind], s.Recv.Sub(f.at))
+			if !s.OK || s.Epoch <= f.epoch || !s.Recv.After(f.at) || s.State == protocol.MasterStandby {
+				continue
+			}
+			if !tookOffice {
+				office[f.kind] = append(office[f.kind], s.Recv.Sub(f.at))
+				tookOffice = true
+			}
+			if s.State == protocol.MasterAlive {
+				alive[f.kind] = append(alive[f.kind], s.Recv.Sub(f.at))
 				break
 			}
 		}
 	}
-	return out
+	return alive, office
 }
 
 func median(ds []time.Duration) time.Duration {
