@@ -49,10 +49,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -141,7 +143,9 @@ type Result struct {
 	Converge      []time.Duration
 	// Failovers: per leader fault kind, the time from the fault until a
 	// master answered ALIVE with a higher epoch.
-	Failovers   map[Kind][]time.Duration
+	Failovers map[Kind][]time.Duration
+	// TookOffice: the same until a master with a higher epoch left STANDBY.
+	TookOffice  map[Kind][]time.Duration
 	KeptLogs    string // where the logs are copied when the run failed
 	Interrupted bool
 	Wall        time.Duration
@@ -296,7 +300,7 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) *Result {
 	r.writeAppOutputs(wl)
 
 	res.Violations = append(res.Violations, checkAlive(r.h.Samples(), cfg.Slack)...)
-	res.Failovers = failovers(r.h.Samples(), r.leaderFaults)
+	res.Failovers, res.TookOffice = failovers(r.h.Samples(), r.leaderFaults)
 	dups := wl.duplicates()
 	keys := make([]string, 0, len(dups))
 	for k := range dups {
@@ -523,7 +527,7 @@ func (r *runner) apply(f Fault) *active {
 		what := fmt.Sprintf("zk-kill server %d (%s)", s.ID, s.Addr())
 		r.h.Eventf("fault: %s for %s", what, f.Hold)
 		r.c.ZK.Kill(f.ZK)
-		return &active{f: f, what: what, zk: true, heal: func() { r.c.ZK.Start(f.ZK) }}
+		return &active{f: f, what: what, zk: true, heal: func() { r.restartZK(f.ZK) }}
 	case WorkerKill, WorkerStop:
 		p := r.c.Workers[f.Worker]
 		what := fmt.Sprintf("%s %s (port %d, pid %d)", f.Kind, p.Name, p.Port, p.Pid())
@@ -565,10 +569,116 @@ func (r *runner) signal(p *cluster.Proc, sig syscall.Signal, wait time.Duration)
 	}
 }
 
+// restart starts p again with its ports and waits (5s at most) until it
+// listens on all of them. Its ports are free loopback ports picked at
+// start-up, so while it was down another process's outgoing connection may
+// have taken one as its local port: then it exits with "address already in
+// use", and restart tries again (for 20s at most). That is the harness's
+// problem, not sparkd's: giving up is a harness error.
 func (r *runner) restart(p *cluster.Proc) {
-	if err := p.Start(r.c.Bin); err != nil {
-		r.harnessErr("restart %s: %v", p.Name, err)
+	deadline := time.Now().Add(20 * time.Second)
+	for attempt := 1; ; attempt++ {
+		if err := p.Start(r.c.Bin); err != nil {
+			r.harnessErr("restart %s: %v", p.Name, err)
+			return
+		}
+		n := p.Starts()
+		ready := time.Now().Add(5 * time.Second)
+		for p.Running() && !listening(p) && time.Now().Before(ready) {
+			time.Sleep(20 * time.Millisecond) // polling pace; bounded by ready
+		}
+		if p.Running() {
+			return
+		}
+		since := logSinceStart(p, n)
+		if !strings.Contains(since, "address already in use") {
+			r.h.Eventf("%s exited right after its restart: %s", p.Name, errorLine(since))
+			r.printf("chaos: %s exited right after its restart (see %s): %s", p.Name, p.LogPath, errorLine(since))
+			return // sparkd's own doing: convergence will report it
+		}
+		if time.Now().After(deadline) {
+			r.harnessErr("restart %s: its ports are still taken by another process after %d attempts: %s", p.Name, attempt, errorLine(since))
+			return
+		}
+		r.h.Eventf("%s: a port was taken while it was down (attempt %d); starting it again", p.Name, attempt)
+		time.Sleep(300 * time.Millisecond) // pacing between attempts; bounded by deadline
 	}
+}
+
+// errorLine is the last line of log that reports an error (else its last line).
+func errorLine(log string) string {
+	ls := strings.Split(strings.TrimRight(log, "\n"), "\n")
+	for i := len(ls) - 1; i >= 0; i-- {
+		if strings.Contains(ls[i], "ERROR") || strings.Contains(ls[i], "FATAL") || strings.Contains(ls[i], "panic") || strings.Contains(ls[i], "already in use") {
+			return ls[i]
+		}
+	}
+	return ls[len(ls)-1]
+}
+
+// restartZK starts ZooKeeper server i again; like restart, it tries again
+// (for 20s at most) when a port was taken while the server was down.
+func (r *runner) restartZK(i int) {
+	s := r.c.ZK.Servers()[i]
+	deadline := time.Now().Add(20 * time.Second)
+	for attempt := 1; ; attempt++ {
+		before, _ := os.ReadFile(s.LogPath())
+		r.c.ZK.Start(i)
+		// A clash shows within a second or two of the JVM's start.
+		watch := time.Now().Add(4 * time.Second)
+		clash := false
+		for time.Now().Before(watch) && !clash {
+			data, _ := os.ReadFile(s.LogPath())
+			if len(data) > len(before) {
+				tail := string(data[len(before):])
+				clash = strings.Contains(tail, "Address already in use") || strings.Contains(tail, "BindException")
+			}
+			if !clash {
+				if m, err := s.Mode(); err == nil && m != "" {
+					return // serving
+				}
+				time.Sleep(100 * time.Millisecond) // polling pace; bounded by watch
+			}
+		}
+		if !clash {
+			return // not serving yet: convergence waits for the ensemble
+		}
+		if time.Now().After(deadline) {
+			r.harnessErr("restart ZooKeeper server %d: its ports are still taken after %d attempts", s.ID, attempt)
+			return
+		}
+		r.h.Eventf("ZooKeeper server %d: a port was taken while it was down (attempt %d); starting it again", s.ID, attempt)
+		r.c.ZK.Kill(i)
+	}
+}
+
+// listening reports whether p accepts connections on every port it owns.
+func listening(p *cluster.Proc) bool {
+	ports := []int{p.Port, p.UIPort}
+	if p.RESTPort > 0 {
+		ports = append(ports, p.RESTPort)
+	}
+	for _, port := range ports {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 200*time.Millisecond)
+		if err != nil {
+			return false
+		}
+		c.Close()
+	}
+	return true
+}
+
+// logSinceStart is p's log from its start number n on.
+func logSinceStart(p *cluster.Proc, n int) string {
+	data, err := os.ReadFile(p.LogPath)
+	if err != nil {
+		return err.Error()
+	}
+	s := string(data)
+	if i := strings.LastIndex(s, fmt.Sprintf("==== %s start #%d ", p.Name, n)); i >= 0 {
+		s = s[i:]
+	}
+	return s
 }
 
 // waitConverged waits until exactly one master is ALIVE, every other running
@@ -800,6 +910,7 @@ func (r *runner) checkApps(wl *workload, stuck []*App, lastHeal time.Time) {
 				Summary: fmt.Sprintf("application %s (%s) not finished %s after the last heal; %s%s", id, a.Name, r.cfg.DrainBound, known, diag),
 				Details: append(append([]string{
 					fmt.Sprintf("submitted %s: %d executor(s) running sleep %s; %s", clock(a.Started), a.Executors, a.Sleep, execNote),
+					"faults while it ran: " + r.faultsBetween(a.Started, a.LastActivity().Add(time.Second)),
 					"submit stdout (last lines):"}, indent(lastLines(a.Stdout(), 12))...), r.logEvidence(id)...)})
 		case code != 0:
 			from, to := window()
@@ -811,6 +922,20 @@ func (r *runner) checkApps(wl *workload, stuck []*App, lastHeal time.Time) {
 			r.res.Succeeded++
 		}
 	}
+}
+
+// faultsBetween lists the faults applied between from and to.
+func (r *runner) faultsBetween(from, to time.Time) string {
+	var fs []string
+	for _, e := range r.h.Events() {
+		if strings.HasPrefix(e.Text, "fault: ") && !e.At.Before(from) && !e.At.After(to) {
+			fs = append(fs, clock(e.At)+" "+strings.TrimPrefix(e.Text, "fault: "))
+		}
+	}
+	if len(fs) == 0 {
+		return "none"
+	}
+	return strings.Join(fs, "; ")
 }
 
 // logEvidence returns what the master and worker logs say about an
@@ -909,7 +1034,10 @@ func (r *runner) report() {
 	}
 	for k := Kind(0); k < numKinds; k++ {
 		if ds := res.Failovers[k]; len(ds) > 0 {
-			r.printf("chaos: %s: new leader ALIVE after median %s, max %s (%d faults)", k, median(ds).Round(time.Millisecond), maxDur(ds).Round(time.Millisecond), len(ds))
+			offs := res.TookOffice[k]
+			r.printf("chaos: %s: new leader in office after median %s, max %s; ALIVE after median %s, max %s (%d faults)", k,
+				median(offs).Round(time.Millisecond), maxDur(offs).Round(time.Millisecond),
+				median(ds).Round(time.Millisecond), maxDur(ds).Round(time.Millisecond), len(ds))
 		}
 	}
 	if res.Interrupted {
@@ -996,18 +1124,28 @@ func copyFile(src, dst string) error {
 }
 
 // failovers measures, for each leader fault, the time until a master
-// answered ALIVE with a higher epoch than the faulted leader's.
-func failovers(samples []Sample, faults []leaderFault) map[Kind][]time.Duration {
-	out := map[Kind][]time.Duration{}
+// answered ALIVE with a higher epoch than the faulted leader's (alive), and
+// until one answered anything but STANDBY with a higher epoch, i.e. took
+// office (recovery, which waits for paused workers, follows).
+func failovers(samples []Sample, faults []leaderFault) (alive, office map[Kind][]time.Duration) {
+	alive, office = map[Kind][]time.Duration{}, map[Kind][]time.Duration{}
 	for _, f := range faults {
+		tookOffice := false
 		for _, s := range samples {
-			if s.OK && s.State == protocol.MasterAlive && s.Epoch > f.epoch && s.Recv.After(f.at) {
-				out[f.kind] = append(out[f.kind], s.Recv.Sub(f.at))
+			if !s.OK || s.Epoch <= f.epoch || !s.Recv.After(f.at) || s.State == protocol.MasterStandby {
+				continue
+			}
+			if !tookOffice {
+				office[f.kind] = append(office[f.kind], s.Recv.Sub(f.at))
+				tookOffice = true
+			}
+			if s.State == protocol.MasterAlive {
+				alive[f.kind] = append(alive[f.kind], s.Recv.Sub(f.at))
 				break
 			}
 		}
 	}
-	return out
+	return alive, office
 }
 
 func median(ds []time.Duration) time.Duration {

@@ -49,7 +49,7 @@ const smokeSeed = 12
 func TestChaosSmoke(t *testing.T) {
 	requireZK(t)
 	start := time.Now()
-	res := Run(context.Background(), t, Config{Seed: smokeSeed, Steps: 4, MaxGap: 2 * time.Second, DrainBound: 30 * time.Second,
+	res := Run(context.Background(), t, Config{Seed: smokeSeed, Steps: 4, MaxGap: 2 * time.Second, DrainBound: 20 * time.Second,
 		Out: &logWriter{t: t}})
 	t.Logf("smoke run: %s wall time", time.Since(start).Round(time.Second))
 	for _, v := range res.Violations {
