@@ -9,7 +9,7 @@ export CGO_ENABLED ?= 0
 export SPARKD_BIN := $(CURDIR)/bin/sparkd
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build deps test vet check race soak fmt bench failover-bench fuzz demo compose-images test-compose clean
+.PHONY: all build deps test vet check race soak fmt bench failover-bench bench-scale fuzz demo compose-images test-compose clean
 
 all: build
 
@@ -60,6 +60,21 @@ bench: deps build
 # median and p95 until the standby is ALIVE, workers re-registered, app re-attached.
 failover-bench: deps build
 	$(GO) run ./internal/cmd/failoverbench $(FAILOVER_ARGS)
+
+# Masters against a simulated fleet (not part of `make test`): a real 3-server
+# ZooKeeper, two real masters (2 s session) and one fleetsim process holding
+# N workers, N/2 applications and 3N/4 simulated executors, for each N in
+# SCALE_N: cold start, crash and graceful failover, registrations per worker,
+# the leader's RSS, fds and goroutines; prints the tables of issue 14.
+# The fleet and the masters need about 5 open files per worker: the bench
+# raises RLIMIT_NOFILE to the hard limit, or to SCALE_NOFILE (above the hard
+# limit needs root). N=10000 also needs a wider net.ipv4.ip_local_port_range.
+SCALE_N ?= 10 1000 3000 10000
+SCALE_NOFILE ?= 0
+SCALE_ARGS ?=
+bench-scale: deps build
+	$(GO) build -trimpath -o bin/fleetsim ./internal/cmd/fleetsim
+	$(GO) run ./internal/cmd/scalebench -fleetsim bin/fleetsim -n "$(SCALE_N)" -nofile $(SCALE_NOFILE) $(SCALE_ARGS)
 
 # A long soak of a standby and of a leader under steady registrations, real
 # processes: prints goroutines, ZooKeeper watches, RSS and fds over time.

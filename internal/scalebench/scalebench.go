@@ -1,0 +1,512 @@
+// Package scalebench measures sparkd's masters against a simulated fleet
+// (internal/fleetsim, run as its own process): a real ZooKeeper ensemble,
+// two real bin/sparkd masters in ZOOKEEPER recovery mode and N workers, N/2
+// applications and 3N/4 executors. For one N it measures the cold start of
+// the whole fleet, a crash failover (SIGKILL of the leader) and a graceful
+// one (SIGTERM), the leader's RSS, open fds and goroutines, and how many
+// registration requests reach the leader per worker.
+//
+// Every time is measured from the bench's own clock (the signal, the fleet's
+// start) to an event the fleet records with its wall clock (a worker's
+// "Successfully registered" or "Master has changed" line, an application's
+// MasterChanged event), all on one machine; "ALIVE" is seen by polling the
+// standby's /v1/leader every 5 ms. Every wait has a deadline; every process
+// is stopped by the TB's cleanups, also on failure.
+package scalebench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sparkd/sparkd/internal/cluster"
+	"github.com/sparkd/sparkd/internal/fleetsim"
+	"github.com/sparkd/sparkd/internal/zktest"
+	"github.com/sparkd/sparkd/protocol"
+)
+
+// Options shape one measurement. Zero values take the defaults noted.
+type Options struct {
+	N         int // workers (required)
+	Apps      int // default N/2
+	Executors int // default 3N/4
+	// Session is spark.deploy.zookeeper.sessionTimeout (default 2 s).
+	Session time.Duration
+	// WorkerTimeout is spark.worker.timeout on masters and workers
+	// (default 60 s, Spark's).
+	WorkerTimeout time.Duration
+	// Crash and Graceful select the failovers (both when neither is set).
+	Crash, Graceful bool
+	// FleetBin is the fleetsim binary (required; see BuildFleetsim).
+	FleetBin string
+	// Ensemble is the ZooKeeper to use (default: a new 3-server one).
+	Ensemble *zktest.Ensemble
+	// Log receives progress lines (default: none).
+	Log io.Writer
+}
+
+// Result is what one run measured.
+type Result struct {
+	N, Apps, Executors int
+	Session            time.Duration
+	Cold               ColdStart
+	Crash, Graceful    *Failover
+	// Leader is the leader's usage once the cold-started fleet is attached.
+	Leader Usage
+}
+
+// ColdStart is the fleet's start against an ALIVE leader and a standby.
+type ColdStart struct {
+	Workers   time.Duration // until the last worker registered with the leader
+	All       time.Duration // until every application is attached and every executor runs
+	PerWorker float64       // registration requests reaching the leader per worker
+	Both      float64       // registration requests to both masters per worker
+	// MasterLog: "Registering worker" lines and duplicate warnings in the
+	// leader's log.
+	LogRegistering, LogDuplicates int
+}
+
+// WorkersPerSecond is the cold start's registration rate.
+func (c ColdStart) WorkersPerSecond(n int) float64 {
+	if c.Workers <= 0 {
+		return 0
+	}
+	return float64(n) / c.Workers.Seconds()
+}
+
+// Failover is one failover, each time from the signal.
+type Failover struct {
+	Signal   syscall.Signal
+	Alive    time.Duration // the standby reports ALIVE with a higher epoch
+	Workers  time.Duration // the last worker attached to it
+	Apps     time.Duration // the last application attached to it
+	Attached time.Duration // max(Workers, Apps)
+	// PerWorker: registration requests that reached the new leader, per
+	// worker, from the signal until everything was attached.
+	PerWorker float64
+	// HeartbeatLosses: workers that saw their master fail and went back
+	// to registering.
+	HeartbeatLosses int64
+	// ExecutorsRunning after the failover (none is lost by a failover).
+	ExecutorsRunning int64
+	// LogRegistering, LogDuplicates: lines in the new leader's log.
+	LogRegistering, LogDuplicates int
+	Leader                        Usage // the new leader once everything is attached
+}
+
+// Usage is a master process's footprint.
+type Usage struct {
+	RSSBytes   int64
+	FDs        int
+	Goroutines int
+}
+
+// BuildFleetsim builds internal/cmd/fleetsim into dir and returns its path.
+func BuildFleetsim(root, dir string) (string, error) {
+	out := filepath.Join(dir, "fleetsim")
+	cmd := exec.Command("go", "build", "-o", out, "./internal/cmd/fleetsim")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("scalebench: build fleetsim: %w\n%s", err, b)
+	}
+	return out, nil
+}
+
+type bench struct {
+	tb    testing.TB
+	o     Options
+	c     *cluster.Cluster
+	fleet string // control URL
+	hc    *http.Client
+	logf  func(format string, a ...any)
+}
+
+// Run measures one N. Failures of the setup call tb.Fatal; a measurement
+// that misses its deadline is returned as an error (with what was measured).
+func Run(tb testing.TB, o Options) (Result, error) {
+	tb.Helper()
+	if o.N < 1 {
+		return Result{}, fmt.Errorf("scalebench: N %d: want at least 1", o.N)
+	}
+	if o.FleetBin == "" {
+		return Result{}, errors.New("scalebench: no fleetsim binary given")
+	}
+	if o.Apps == 0 {
+		o.Apps = o.N / 2
+	}
+	if o.Executors == 0 {
+		o.Executors = max(3*o.N/4, o.Apps)
+	}
+	if o.Session <= 0 {
+		o.Session = 2 * time.Second
+	}
+	if o.WorkerTimeout <= 0 {
+		o.WorkerTimeout = 60 * time.Second
+	}
+	if !o.Crash && !o.Graceful {
+		o.Crash, o.Graceful = true, true
+	}
+	b := &bench{tb: tb, o: o, hc: &http.Client{Timeout: 30 * time.Second}, logf: func(string, ...any) {}}
+	if o.Log != nil {
+		b.logf = func(format string, a ...any) {
+			fmt.Fprintf(o.Log, "scalebench N=%d: %s\n", o.N, fmt.Sprintf(format, a...))
+		}
+	}
+	res := Result{N: o.N, Apps: o.Apps, Executors: o.Executors, Session: o.Session}
+	b.c = cluster.Start(tb, cluster.Options{Ensemble: o.Ensemble, Masters: 2, Workers: -1, SessionTimeout: o.Session,
+		WorkerTimeout: o.WorkerTimeout, StartTimeout: 2 * time.Minute})
+	lead, li, err := b.c.WaitLeader(time.Minute)
+	if err != nil {
+		tb.Fatalf("scalebench: %v", err)
+	}
+	b.logf("leader %s (epoch %d); starting the fleet", b.c.Masters[lead].Name, li.Epoch)
+
+	cold, err := b.coldStart(lead)
+	res.Cold = cold
+	if err != nil {
+		return res, err
+	}
+	res.Leader = b.usage(lead)
+	b.logf("cold start: workers %s, all %s, %.2f registrations/worker at the leader; leader RSS %d MiB, %d fds",
+		cold.Workers.Round(time.Millisecond), cold.All.Round(time.Millisecond), cold.PerWorker, res.Leader.RSSBytes>>20, res.Leader.FDs)
+
+	var sigs []syscall.Signal
+	if o.Crash {
+		sigs = append(sigs, syscall.SIGKILL)
+	}
+	if o.Graceful {
+		sigs = append(sigs, syscall.SIGTERM)
+	}
+	for i, sig := range sigs {
+		f, err := b.failover(sig)
+		if sig == syscall.SIGKILL {
+			res.Crash = &f
+		} else {
+			res.Graceful = &f
+		}
+		if err != nil {
+			return res, err
+		}
+		b.logf("%s: ALIVE %s, workers %s, apps %s, %.2f registrations/worker at the new leader; RSS %d MiB, %d fds",
+			SignalName(sig), f.Alive.Round(time.Millisecond), f.Workers.Round(time.Millisecond), f.Apps.Round(time.Millisecond),
+			f.PerWorker, f.Leader.RSSBytes>>20, f.Leader.FDs)
+		if i < len(sigs)-1 {
+			if err := b.restartStandby(); err != nil {
+				return res, err
+			}
+		}
+	}
+	return res, nil
+}
+
+// startFleet starts the fleetsim process and returns its control URL.
+func (b *bench) startFleet() string {
+	tb := b.tb
+	dir := tb.TempDir()
+	logPath := filepath.Join(dir, "fleetsim.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		tb.Fatalf("scalebench: %v", err)
+	}
+	args := []string{"-masters", b.c.MasterURLs(), "-workers", strconv.Itoa(b.o.N), "-apps", strconv.Itoa(b.o.Apps),
+		"-executors", strconv.Itoa(b.o.Executors), "-worker-timeout", b.o.WorkerTimeout.String(), "-v"}
+	cmd := exec.Command(b.o.FleetBin, args...)
+	cmd.Stderr = logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatalf("scalebench: %v", err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("scalebench: start fleetsim: %v", err)
+	}
+	exited := make(chan struct{})
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if u, ok := strings.CutPrefix(sc.Text(), fleetsim.ControlPrefix); ok {
+				select {
+				case lines <- u:
+				default:
+				}
+			}
+		}
+		_ = cmd.Wait()
+		logf.Close()
+		close(exited)
+	}()
+	tb.Cleanup(func() {
+		_ = syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(60 * time.Second):
+			tb.Logf("scalebench: fleetsim did not stop within 60s; killing it")
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		if tb.Failed() {
+			tb.Logf("---- fleetsim, last 40 lines of %s ----\n%s", logPath, cluster.Tail(logPath, 40))
+		}
+	})
+	deadline := time.Minute + time.Duration(b.o.N)*10*time.Millisecond
+	select {
+	case u := <-lines:
+		return u
+	case <-exited:
+		tb.Fatalf("scalebench: fleetsim exited before it was ready:\n%s", cluster.Tail(logPath, 40))
+	case <-time.After(deadline):
+		tb.Fatalf("scalebench: fleetsim not ready after %s:\n%s", deadline, cluster.Tail(logPath, 40))
+	}
+	return ""
+}
+
+func (b *bench) status() (fleetsim.Status, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return fleetsim.ReadStatus(ctx, b.hc, b.fleet)
+}
+
+// attached reads how much of the fleet follows master i.
+func attached(st fleetsim.Status, url string) fleetsim.Attached {
+	for u, a := range st.ByMaster {
+		if protocol.HTTPBase(u) == protocol.HTTPBase(url) {
+			return *a
+		}
+	}
+	return fleetsim.Attached{}
+}
+
+func (b *bench) masterURL(i int) string { return b.c.Masters[i].URL() }
+
+// waitFleet polls the fleet's status until done says so or timeout passes.
+func (b *bench) waitFleet(timeout time.Duration, what string, done func(fleetsim.Status) bool) (fleetsim.Status, error) {
+	deadline := time.Now().Add(timeout)
+	interval := 20 * time.Millisecond
+	for {
+		st, err := b.status()
+		if err == nil && done(st) {
+			return st, nil
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return st, fmt.Errorf("scalebench: %s: not done after %s: %w", what, timeout, err)
+			}
+			return st, fmt.Errorf("scalebench: %s: not done after %s: %s", what, timeout, summary(st))
+		}
+		time.Sleep(interval)
+	}
+}
+
+func summary(st fleetsim.Status) string {
+	var parts []string
+	for u, a := range st.ByMaster {
+		parts = append(parts, fmt.Sprintf("%s: %d workers, %d apps", u, a.Workers, a.Apps))
+	}
+	return fmt.Sprintf("%s; executors running %d of %d; %d workers gave up, %d apps failed", strings.Join(parts, "; "),
+		st.ExecutorsRunning, st.Executors, st.WorkersGaveUp, st.AppsFailed)
+}
+
+func (b *bench) coldStart(lead int) (ColdStart, error) {
+	var cs ColdStart
+	b.fleet = b.startFleet()
+	url := b.masterURL(lead)
+	st, err := b.waitFleet(2*time.Minute+time.Duration(b.o.N)*20*time.Millisecond, "cold start", func(st fleetsim.Status) bool {
+		a := attached(st, url)
+		return a.Workers == b.o.N && a.Apps == b.o.Apps && st.ExecutorsRunning == int64(b.o.Executors)
+	})
+	a := attached(st, url)
+	if !st.Started.IsZero() {
+		cs.Workers = a.LastWorkerAt.Sub(st.Started)
+		cs.All = later(a.LastWorkerAt, a.LastAppAt).Sub(st.Started)
+	}
+	if err != nil {
+		return cs, err
+	}
+	// Executors were seen running only now: All is at least this late.
+	cs.All = max(cs.All, time.Since(st.Started))
+	cs.PerWorker = float64(st.RegisterRequests[b.c.Masters[lead].Addr()]) / float64(b.o.N)
+	var total int64
+	for _, v := range st.RegisterRequests {
+		total += v
+	}
+	cs.Both = float64(total) / float64(b.o.N)
+	cs.LogRegistering, cs.LogDuplicates = logCounts(b.c.Masters[lead].LogPath)
+	return cs, nil
+}
+
+// failover signals the leader and measures until the whole fleet follows
+// the standby.
+func (b *bench) failover(sig syscall.Signal) (Failover, error) {
+	f := Failover{Signal: sig}
+	old, li, err := b.c.Leader()
+	if err != nil {
+		return f, err
+	}
+	nu := 1 - old
+	before, err := b.status()
+	if err != nil {
+		return f, err
+	}
+	newAddr := b.c.Masters[nu].Addr()
+	reg0, dup0 := logCounts(b.c.Masters[nu].LogPath)
+	start := time.Now()
+	if err := b.c.Masters[old].Signal(sig); err != nil {
+		return f, err
+	}
+	deadline := start.Add(b.o.Session + time.Minute + time.Duration(b.o.N)*10*time.Millisecond)
+	rpc := protocol.NewClient(2*time.Second, "")
+	defer rpc.HTTP.CloseIdleConnections()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		var got protocol.LeaderInfo
+		err := rpc.Call(ctx, http.MethodGet, newAddr, protocol.PathLeader, nil, &got)
+		cancel()
+		if err == nil && got.State == protocol.MasterAlive && got.Epoch > li.Epoch {
+			f.Alive = time.Since(start)
+			break
+		}
+		if time.Now().After(deadline) {
+			return f, fmt.Errorf("scalebench: %s: %s not ALIVE after %s (last: %v %s)", SignalName(sig),
+				b.c.Masters[nu].Name, time.Since(start).Round(time.Millisecond), err, got.State)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	url := b.masterURL(nu)
+	st, err := b.waitFleet(time.Until(deadline), SignalName(sig)+" re-attach", func(st fleetsim.Status) bool {
+		a := attached(st, url)
+		return a.Workers == b.o.N && a.Apps == b.o.Apps
+	})
+	a := attached(st, url)
+	f.Workers, f.Apps = a.LastWorkerAt.Sub(start), a.LastAppAt.Sub(start)
+	if b.o.Apps == 0 {
+		f.Apps = 0
+	}
+	f.Attached = max(f.Workers, f.Apps)
+	f.PerWorker = float64(st.RegisterRequests[newAddr]-before.RegisterRequests[newAddr]) / float64(b.o.N)
+	f.HeartbeatLosses = st.HeartbeatLosses - before.HeartbeatLosses
+	f.ExecutorsRunning = st.ExecutorsRunning
+	reg1, dup1 := logCounts(b.c.Masters[nu].LogPath)
+	f.LogRegistering, f.LogDuplicates = reg1-reg0, dup1-dup0
+	if err != nil {
+		return f, err
+	}
+	f.Leader = b.usage(nu)
+	if err := b.c.Masters[old].WaitExit(30 * time.Second); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+// restartStandby starts the master that is down again and waits for it to
+// be a STANDBY.
+func (b *bench) restartStandby() error {
+	for i, m := range b.c.Masters {
+		if m.Running() {
+			continue
+		}
+		if err := m.Start(b.c.Bin); err != nil {
+			return err
+		}
+		if !cluster.WaitFor(time.Minute, func() bool {
+			li, err := b.c.LeaderInfo(i)
+			return err == nil && li.State == protocol.MasterStandby
+		}) {
+			return fmt.Errorf("scalebench: restarted %s is not a STANDBY after 1m", m.Name)
+		}
+	}
+	return nil
+}
+
+// usage reads master i's RSS and fds from /proc and its goroutines from
+// the web UI's /metrics.
+func (b *bench) usage(i int) Usage {
+	var u Usage
+	pid := b.c.Masters[i].Pid()
+	if pid == 0 {
+		return u
+	}
+	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+				u.RSSBytes = kb << 10
+			}
+		}
+	}
+	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
+		u.FDs = len(ents)
+	}
+	u.Goroutines = int(metric(b.hc, fmt.Sprintf("http://127.0.0.1:%d/metrics", b.c.Masters[i].UIPort), "go_goroutines"))
+	return u
+}
+
+// metric reads one unlabelled sample from a Prometheus text endpoint (-1
+// when it cannot).
+func metric(hc *http.Client, url, name string) float64 {
+	resp, err := hc.Get(url)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
+}
+
+// logCounts counts the master's "Registering worker" lines and its
+// duplicate-registration warnings.
+func logCounts(path string) (registering, duplicates int) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.Contains(line, "Registering worker ") {
+			registering++
+		}
+		if strings.Contains(line, "registered again (duplicate)") {
+			duplicates++
+		}
+	}
+	return registering, duplicates
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// SignalName is SIGKILL or SIGTERM.
+func SignalName(s syscall.Signal) string {
+	if s == syscall.SIGKILL {
+		return "SIGKILL"
+	}
+	return "SIGTERM"
+}
