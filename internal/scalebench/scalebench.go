@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,10 +45,12 @@ type Options struct {
 	// Session is spark.deploy.zookeeper.sessionTimeout (default 2 s).
 	Session time.Duration
 	// WorkerTimeout is spark.worker.timeout on masters and workers
-	// (default 60 s, Spark's).
+	// (default 10 s, as internal/cluster's; Spark's is 60 s).
 	WorkerTimeout time.Duration
-	// Crash and Graceful select the failovers (both when neither is set).
+	// Crash and Graceful select the failovers (both when neither is set);
+	// each is measured Repeat times (default 1), alternating.
 	Crash, Graceful bool
+	Repeat          int
 	// FleetBin is the fleetsim binary (required; see BuildFleetsim).
 	FleetBin string
 	// Ensemble is the ZooKeeper to use (default: a new 3-server one).
@@ -61,7 +64,10 @@ type Result struct {
 	N, Apps, Executors int
 	Session            time.Duration
 	Cold               ColdStart
-	Crash, Graceful    *Failover
+	// Crash and Graceful are the runs with the median time to ALIVE (nil
+	// when not measured); CrashRuns and GracefulRuns all runs, in order.
+	Crash, Graceful         *Failover
+	CrashRuns, GracefulRuns []Failover
 	// Leader is the leader's usage once the cold-started fleet is attached.
 	Leader Usage
 }
@@ -75,6 +81,11 @@ type ColdStart struct {
 	// MasterLog: "Registering worker" lines and duplicate warnings in the
 	// leader's log.
 	LogRegistering, LogDuplicates int
+	// CPU used until everything was attached: by the leader, by the
+	// standby and by the fleet process (user + system).
+	LeaderCPU, StandbyCPU, FleetCPU time.Duration
+	FleetRSSBytes                   int64
+	FleetFDs                        int
 }
 
 // WorkersPerSecond is the cold start's registration rate.
@@ -103,6 +114,9 @@ type Failover struct {
 	// LogRegistering, LogDuplicates: lines in the new leader's log.
 	LogRegistering, LogDuplicates int
 	Leader                        Usage // the new leader once everything is attached
+	// CPU used from the signal until everything was attached, by the new
+	// leader and by the fleet process.
+	LeaderCPU, FleetCPU time.Duration
 }
 
 // Usage is a master process's footprint.
@@ -129,13 +143,14 @@ type bench struct {
 	o     Options
 	c     *cluster.Cluster
 	fleet string // control URL
+	fpid  int    // fleetsim's pid
 	hc    *http.Client
 	logf  func(format string, a ...any)
 }
 
 // Run measures one N. Failures of the setup call tb.Fatal; a measurement
 // that misses its deadline is returned as an error (with what was measured).
-func Run(tb testing.TB, o Options) (Result, error) {
+func Run(tb testing.TB, o Options) (res Result, err error) {
 	tb.Helper()
 	if o.N < 1 {
 		return Result{}, fmt.Errorf("scalebench: N %d: want at least 1", o.N)
@@ -153,7 +168,10 @@ func Run(tb testing.TB, o Options) (Result, error) {
 		o.Session = 2 * time.Second
 	}
 	if o.WorkerTimeout <= 0 {
-		o.WorkerTimeout = 60 * time.Second
+		o.WorkerTimeout = 10 * time.Second
+	}
+	if o.Repeat < 1 {
+		o.Repeat = 1
 	}
 	if !o.Crash && !o.Graceful {
 		o.Crash, o.Graceful = true, true
@@ -164,7 +182,7 @@ func Run(tb testing.TB, o Options) (Result, error) {
 			fmt.Fprintf(o.Log, "scalebench N=%d: %s\n", o.N, fmt.Sprintf(format, a...))
 		}
 	}
-	res := Result{N: o.N, Apps: o.Apps, Executors: o.Executors, Session: o.Session}
+	res = Result{N: o.N, Apps: o.Apps, Executors: o.Executors, Session: o.Session}
 	b.c = cluster.Start(tb, cluster.Options{Ensemble: o.Ensemble, Masters: 2, Workers: -1, SessionTimeout: o.Session,
 		WorkerTimeout: o.WorkerTimeout, StartTimeout: 2 * time.Minute})
 	lead, li, err := b.c.WaitLeader(time.Minute)
@@ -179,29 +197,38 @@ func Run(tb testing.TB, o Options) (Result, error) {
 		return res, err
 	}
 	res.Leader = b.usage(lead)
-	b.logf("cold start: workers %s, all %s, %.2f registrations/worker at the leader; leader RSS %d MiB, %d fds",
-		cold.Workers.Round(time.Millisecond), cold.All.Round(time.Millisecond), cold.PerWorker, res.Leader.RSSBytes>>20, res.Leader.FDs)
+	b.logf("cold start: workers %s, all %s, %.2f registrations/worker at the leader (log: %d Registering, %d duplicates); "+
+		"leader RSS %d MiB, %d fds; CPU leader %s, standby %s, fleet %s; fleet RSS %d MiB, %d fds",
+		cold.Workers.Round(time.Millisecond), cold.All.Round(time.Millisecond), cold.PerWorker, cold.LogRegistering, cold.LogDuplicates,
+		res.Leader.RSSBytes>>20, res.Leader.FDs, cold.LeaderCPU, cold.StandbyCPU, cold.FleetCPU, cold.FleetRSSBytes>>20, cold.FleetFDs)
 
 	var sigs []syscall.Signal
-	if o.Crash {
-		sigs = append(sigs, syscall.SIGKILL)
+	for range o.Repeat {
+		if o.Crash {
+			sigs = append(sigs, syscall.SIGKILL)
+		}
+		if o.Graceful {
+			sigs = append(sigs, syscall.SIGTERM)
+		}
 	}
-	if o.Graceful {
-		sigs = append(sigs, syscall.SIGTERM)
-	}
+	defer func() {
+		res.Crash, res.Graceful = median(res.CrashRuns), median(res.GracefulRuns)
+	}()
 	for i, sig := range sigs {
 		f, err := b.failover(sig)
 		if sig == syscall.SIGKILL {
-			res.Crash = &f
+			res.CrashRuns = append(res.CrashRuns, f)
 		} else {
-			res.Graceful = &f
+			res.GracefulRuns = append(res.GracefulRuns, f)
 		}
 		if err != nil {
 			return res, err
 		}
-		b.logf("%s: ALIVE %s, workers %s, apps %s, %.2f registrations/worker at the new leader; RSS %d MiB, %d fds",
+		b.logf("%s: ALIVE %s, workers %s, apps %s, %.2f registrations/worker at the new leader (log: %d Registering, %d duplicates), "+
+			"%d heartbeats lost; RSS %d MiB, %d fds; CPU new leader %s, fleet %s; %d executors running",
 			SignalName(sig), f.Alive.Round(time.Millisecond), f.Workers.Round(time.Millisecond), f.Apps.Round(time.Millisecond),
-			f.PerWorker, f.Leader.RSSBytes>>20, f.Leader.FDs)
+			f.PerWorker, f.LogRegistering, f.LogDuplicates, f.HeartbeatLosses, f.Leader.RSSBytes>>20, f.Leader.FDs,
+			f.LeaderCPU, f.FleetCPU, f.ExecutorsRunning)
 		if i < len(sigs)-1 {
 			if err := b.restartStandby(); err != nil {
 				return res, err
@@ -232,6 +259,7 @@ func (b *bench) startFleet() string {
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("scalebench: start fleetsim: %v", err)
 	}
+	b.fpid = cmd.Process.Pid
 	exited := make(chan struct{})
 	lines := make(chan string, 1)
 	go func() {
@@ -321,6 +349,7 @@ func summary(st fleetsim.Status) string {
 
 func (b *bench) coldStart(lead int) (ColdStart, error) {
 	var cs ColdStart
+	lcpu0, scpu0 := procCPU(b.c.Masters[lead].Pid()), procCPU(b.c.Masters[1-lead].Pid())
 	b.fleet = b.startFleet()
 	url := b.masterURL(lead)
 	st, err := b.waitFleet(2*time.Minute+time.Duration(b.o.N)*20*time.Millisecond, "cold start", func(st fleetsim.Status) bool {
@@ -335,8 +364,11 @@ func (b *bench) coldStart(lead int) (ColdStart, error) {
 	if err != nil {
 		return cs, err
 	}
-	// Executors were seen running only now: All is at least this late.
-	cs.All = max(cs.All, time.Since(st.Started))
+	cs.LeaderCPU = procCPU(b.c.Masters[lead].Pid()) - lcpu0
+	cs.StandbyCPU = procCPU(b.c.Masters[1-lead].Pid()) - scpu0
+	cs.FleetCPU = procCPU(b.fpid)
+	cs.FleetRSSBytes = procRSS(b.fpid)
+	cs.FleetFDs = procFDs(b.fpid)
 	cs.PerWorker = float64(st.RegisterRequests[b.c.Masters[lead].Addr()]) / float64(b.o.N)
 	var total int64
 	for _, v := range st.RegisterRequests {
@@ -362,6 +394,7 @@ func (b *bench) failover(sig syscall.Signal) (Failover, error) {
 	}
 	newAddr := b.c.Masters[nu].Addr()
 	reg0, dup0 := logCounts(b.c.Masters[nu].LogPath)
+	lcpu0, fcpu0 := procCPU(b.c.Masters[nu].Pid()), procCPU(b.fpid)
 	start := time.Now()
 	if err := b.c.Masters[old].Signal(sig); err != nil {
 		return f, err
@@ -395,6 +428,7 @@ func (b *bench) failover(sig syscall.Signal) (Failover, error) {
 		f.Apps = 0
 	}
 	f.Attached = max(f.Workers, f.Apps)
+	f.LeaderCPU, f.FleetCPU = procCPU(b.c.Masters[nu].Pid())-lcpu0, procCPU(b.fpid)-fcpu0
 	f.PerWorker = float64(st.RegisterRequests[newAddr]-before.RegisterRequests[newAddr]) / float64(b.o.N)
 	f.HeartbeatLosses = st.HeartbeatLosses - before.HeartbeatLosses
 	f.ExecutorsRunning = st.ExecutorsRunning
@@ -438,19 +472,63 @@ func (b *bench) usage(i int) Usage {
 	if pid == 0 {
 		return u
 	}
-	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-				kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-				u.RSSBytes = kb << 10
-			}
-		}
-	}
-	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
-		u.FDs = len(ents)
-	}
+	u.RSSBytes = procRSS(pid)
+	u.FDs = procFDs(pid)
 	u.Goroutines = int(metric(b.hc, fmt.Sprintf("http://127.0.0.1:%d/metrics", b.c.Masters[i].UIPort), "go_goroutines"))
 	return u
+}
+
+// procFDs counts a process's open file descriptors (0 when unknown).
+func procFDs(pid int) int {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return 0
+	}
+	return len(ents)
+}
+
+// procRSS is a process's resident set size (0 when unknown).
+func procRSS(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// procCPU is the user + system CPU time a process has used (0 when unknown),
+// from /proc/<pid>/stat in clock ticks of 1/100 s (Linux's USER_HZ).
+func procCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may
+	// contain spaces: state is field 3, utime 14 and stime 15.
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 // metric reads one unlabelled sample from a Prometheus text endpoint (-1
@@ -494,6 +572,17 @@ func logCounts(path string) (registering, duplicates int) {
 		}
 	}
 	return registering, duplicates
+}
+
+// median is the run with the median time to ALIVE (the lower of the two
+// middle ones), nil for none.
+func median(runs []Failover) *Failover {
+	if len(runs) == 0 {
+		return nil
+	}
+	s := append([]Failover(nil), runs...)
+	sort.Slice(s, func(i, j int) bool { return s[i].Alive < s[j].Alive })
+	return &s[(len(s)-1)/2]
 }
 
 func later(a, b time.Time) time.Time {

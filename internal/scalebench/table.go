@@ -19,16 +19,31 @@ func PrintTables(w io.Writer, rs []Result) {
 			mib(u.RSSBytes), thousands(u.FDs))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| N workers | apps | executors | cold start: workers/s (all registered) | regs/worker at leader (both masters) "+
-		"| crash: all re-attached (after ALIVE) | crash: regs/worker at new leader | graceful: all re-attached (after ALIVE) "+
-		"| graceful: regs/worker | leader RSS / fds / goroutines: cold start | after crash |")
-	fmt.Fprintln(w, "|---:|---:|---:|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| N workers | apps | executors | cold start: workers/s (last registered) | regs/worker at leader (both masters) "+
+		"| leader log: Registering / duplicate | CPU leader / standby / fleet | leader RSS / fds / goroutines: cold | after crash |")
+	fmt.Fprintln(w, "|---:|---:|---:|---|---|---|---|---|---|")
 	for _, r := range rs {
-		fmt.Fprintf(w, "| %s | %s | %s | %s (%s) | %.2f (%.2f) | %s | %s | %s | %s | %s | %s |\n",
+		c := r.Cold
+		fmt.Fprintf(w, "| %s | %s | %s | %s (%s) | %.2f (%.2f) | %s / %s | %s / %s / %s | %s | %s |\n",
 			thousands(r.N), thousands(r.Apps), thousands(r.Executors),
-			thousands(int(r.Cold.WorkersPerSecond(r.N)+0.5)), secs(r.Cold.Workers), r.Cold.PerWorker, r.Cold.Both,
-			attachedCol(r.Crash), regs(r.Crash), attachedCol(r.Graceful), regs(r.Graceful),
+			thousands(int(c.WorkersPerSecond(r.N)+0.5)), secs(c.Workers), c.PerWorker, c.Both,
+			thousands(c.LogRegistering), thousands(c.LogDuplicates), secs(c.LeaderCPU), secs(c.StandbyCPU), secs(c.FleetCPU),
 			usageCol(r.Leader), usageCol(r.usageAfterCrash()))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| N workers | failover | standby ALIVE (× session) | workers re-attached | apps re-attached | regs/worker at new leader "+
+		"| new leader log: Registering / duplicate | workers that lost a heartbeat | CPU new leader / fleet |")
+	fmt.Fprintln(w, "|---:|---|---|---|---|---|---|---:|---|")
+	for _, r := range rs {
+		for _, f := range []*Failover{r.Crash, r.Graceful} {
+			if f == nil {
+				continue
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.2f | %s / %s | %s | %s / %s |\n",
+				thousands(r.N), SignalName(f.Signal), aliveX(f, r.Session), secs(f.Workers), secs(f.Apps), f.PerWorker,
+				thousands(f.LogRegistering), thousands(f.LogDuplicates), thousands(int(f.HeartbeatLosses)),
+				secs(f.LeaderCPU), secs(f.FleetCPU))
+		}
 	}
 }
 
@@ -63,26 +78,6 @@ func aliveX(f *Failover, session time.Duration) string {
 		return "-"
 	}
 	return fmt.Sprintf("%s (%.2f)", secs(f.Alive), f.Alive.Seconds()/session.Seconds())
-}
-
-func attachedCol(f *Failover) string {
-	if f == nil || f.Attached <= 0 {
-		return "-"
-	}
-	after := f.Attached - f.Alive
-	if after <= 0 {
-		// Everything answered the new leader before it was seen ALIVE
-		// (it becomes ALIVE once the last peer has answered).
-		return fmt.Sprintf("%s (+0)", secs(f.Attached))
-	}
-	return fmt.Sprintf("%s (+%s)", secs(f.Attached), secs(after))
-}
-
-func regs(f *Failover) string {
-	if f == nil {
-		return "-"
-	}
-	return fmt.Sprintf("%.2f", f.PerWorker)
 }
 
 func usageCol(u Usage) string {

@@ -32,10 +32,11 @@ import (
 func main() {
 	ns := flag.String("n", "10 1000 3000 10000", "fleet sizes N (workers), separated by spaces or commas")
 	session := flag.Duration("session", 2*time.Second, "spark.deploy.zookeeper.sessionTimeout")
-	wtimeout := flag.Duration("worker-timeout", 60*time.Second, "spark.worker.timeout (masters and workers)")
+	wtimeout := flag.Duration("worker-timeout", 10*time.Second, "spark.worker.timeout of masters and workers (heartbeats every quarter; internal/cluster's and failoverbench's 10 s)")
 	fleetBin := flag.String("fleetsim", "", "fleetsim binary (default: build one)")
 	nofile := flag.Uint64("nofile", 0, "RLIMIT_NOFILE for the masters and the fleet (default: the hard limit)")
 	failovers := flag.String("failovers", "crash,graceful", "which failovers to measure: crash, graceful or both")
+	repeat := flag.Int("repeat", 1, "failovers of each kind per N (the table shows the median run)")
 	quiet := flag.Bool("q", false, "print only the tables")
 	flag.Parse()
 	usage := func(format string, a ...any) {
@@ -55,6 +56,9 @@ func main() {
 	}
 	if len(sizes) == 0 {
 		usage("-n names no fleet size")
+	}
+	if *repeat < 1 {
+		usage("-repeat %d: want at least 1", *repeat)
 	}
 	if *session <= 0 || *wtimeout <= 0 {
 		usage("-session %s and -worker-timeout %s must be positive", *session, *wtimeout)
@@ -116,7 +120,7 @@ func main() {
 		// Each N gets its own masters and fleet, stopped before the next.
 		sub := cluster.NewTB(fmt.Sprintf("scalebench-%d", n), os.Stderr, !*quiet)
 		o := scalebench.Options{N: n, Session: *session, WorkerTimeout: *wtimeout, FleetBin: bin, Ensemble: zk,
-			Crash: crash, Graceful: graceful}
+			Crash: crash, Graceful: graceful, Repeat: *repeat}
 		if logw != nil {
 			o.Log = logw
 		}
@@ -132,7 +136,8 @@ func main() {
 		runtime.NumCPU(), runtime.GOARCH, load, soft, hard)
 	fmt.Printf("3 ZooKeeper servers, 2 masters (bin/sparkd, ZOOKEEPER mode, session %s, spark.worker.timeout %s), one fleetsim process:\n",
 		*session, *wtimeout)
-	fmt.Printf("N workers (real worker package, simulated executor processes), N/2 applications (client package), 3N/4 executors; all on loopback\n\n")
+	fmt.Printf("N workers (real worker package, simulated executor processes), N/2 applications (client package), 3N/4 executors; all on loopback\n")
+	fmt.Printf("times from the fleet's start or the signal; failovers: the median of %d run(s) by time to ALIVE; RSS and fds: the new leader after the crash failover\n\n", *repeat)
 	scalebench.PrintTables(os.Stdout, results)
 }
 
