@@ -55,6 +55,8 @@ type Options struct {
 	FleetBin string
 	// Ensemble is the ZooKeeper to use (default: a new 3-server one).
 	Ensemble *zktest.Ensemble
+	// FleetArgs are extra fleetsim flags (e.g. -cpuprofile).
+	FleetArgs []string
 	// Log receives progress lines (default: none).
 	Log io.Writer
 }
@@ -249,6 +251,7 @@ func (b *bench) startFleet() string {
 	}
 	args := []string{"-masters", b.c.MasterURLs(), "-workers", strconv.Itoa(b.o.N), "-apps", strconv.Itoa(b.o.Apps),
 		"-executors", strconv.Itoa(b.o.Executors), "-worker-timeout", b.o.WorkerTimeout.String(), "-v"}
+	args = append(args, b.o.FleetArgs...)
 	cmd := exec.Command(b.o.FleetBin, args...)
 	cmd.Stderr = logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

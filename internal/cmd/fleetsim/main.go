@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -59,6 +60,7 @@ func run(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:0", "control listener address")
 	nofile := fs.Uint64("nofile", 0, "RLIMIT_NOFILE to set (default: the hard limit; above it needs root)")
 	verbose := fs.Bool("v", false, "log the fleet's progress")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -87,6 +89,17 @@ func run(args []string) error {
 		return usageError{fmt.Errorf("-masters %q names no master", *masters)}
 	}
 
+	if *cpuprofile != "" {
+		pf, err := os.Create(*cpuprofile)
+		if err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	soft, hard, err := fleetsim.RaiseFileLimit(*nofile)
 	if err != nil {
 		return err

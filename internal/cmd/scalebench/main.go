@@ -37,6 +37,7 @@ func main() {
 	nofile := flag.Uint64("nofile", 0, "RLIMIT_NOFILE for the masters and the fleet (default: the hard limit)")
 	failovers := flag.String("failovers", "crash,graceful", "which failovers to measure: crash, graceful or both")
 	repeat := flag.Int("repeat", 1, "failovers of each kind per N (the table shows the median run)")
+	fleetArgs := flag.String("fleetsim-args", "", "extra fleetsim flags, separated by spaces (e.g. -cpuprofile /tmp/fleet.pprof)")
 	quiet := flag.Bool("q", false, "print only the tables")
 	flag.Parse()
 	usage := func(format string, a ...any) {
@@ -120,7 +121,8 @@ func main() {
 		// Each N gets its own masters and fleet, stopped before the next.
 		sub := cluster.NewTB(fmt.Sprintf("scalebench-%d", n), os.Stderr, !*quiet)
 		o := scalebench.Options{N: n, Session: *session, WorkerTimeout: *wtimeout, FleetBin: bin, Ensemble: zk,
-			Crash: crash, Graceful: graceful, Repeat: *repeat}
+			Crash: crash, Graceful: graceful, Repeat: *repeat,
+			FleetArgs: strings.Fields(*fleetArgs)}
 		if logw != nil {
 			o.Log = logw
 		}
