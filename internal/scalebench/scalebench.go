@@ -55,6 +55,9 @@ type Options struct {
 	FleetBin string
 	// Ensemble is the ZooKeeper to use (default: a new 3-server one).
 	Ensemble *zktest.Ensemble
+	// Shards is how many fleetsim processes hold the fleet (default: one
+	// per 1,500 workers, so that each stays well within a 20,000-file limit).
+	Shards int
 	// FleetArgs are extra fleetsim flags (e.g. -cpuprofile).
 	FleetArgs []string
 	// Log receives progress lines (default: none).
@@ -141,13 +144,12 @@ func BuildFleetsim(root, dir string) (string, error) {
 }
 
 type bench struct {
-	tb    testing.TB
-	o     Options
-	c     *cluster.Cluster
-	fleet string // control URL
-	fpid  int    // fleetsim's pid
-	hc    *http.Client
-	logf  func(format string, a ...any)
+	tb     testing.TB
+	o      Options
+	c      *cluster.Cluster
+	fleets []*fleetProc
+	hc     *http.Client
+	logf   func(format string, a ...any)
 }
 
 // Run measures one N. Failures of the setup call tb.Fatal; a measurement
@@ -172,6 +174,10 @@ func Run(tb testing.TB, o Options) (res Result, err error) {
 	if o.WorkerTimeout <= 0 {
 		o.WorkerTimeout = 10 * time.Second
 	}
+	if o.Shards < 1 {
+		o.Shards = (o.N + 1499) / 1500
+	}
+	o.Shards = min(o.Shards, o.N)
 	if o.Repeat < 1 {
 		o.Repeat = 1
 	}
@@ -240,17 +246,52 @@ func Run(tb testing.TB, o Options) (res Result, err error) {
 	return res, nil
 }
 
-// startFleet starts the fleetsim process and returns its control URL.
-func (b *bench) startFleet() string {
+// fleetProc is one fleetsim process (a shard of the fleet).
+type fleetProc struct {
+	url   string    // control URL
+	pid   int       //
+	stdin io.Closer // a line on it starts the fleet
+}
+
+// shardSizes splits n as evenly as possible into k parts.
+func shardSizes(n, k int) []int {
+	out := make([]int, k)
+	for i := range out {
+		out[i] = n / k
+		if i < n%k {
+			out[i]++
+		}
+	}
+	return out
+}
+
+// startFleets starts the fleet as Shards fleetsim processes, each holding
+// its part of the workers, applications and executors and waiting at its
+// start gate; then it opens every gate at once.
+func (b *bench) startFleets() {
+	k := b.o.Shards
+	ws, as, es := shardSizes(b.o.N, k), shardSizes(b.o.Apps, k), shardSizes(b.o.Executors, k)
+	for i := range k {
+		b.fleets = append(b.fleets, b.startFleet(i, ws[i], as[i], es[i]))
+	}
+	for _, f := range b.fleets {
+		if _, err := io.WriteString(f.stdin.(io.Writer), "start\n"); err != nil {
+			b.tb.Fatalf("scalebench: start fleetsim %d: %v", f.pid, err)
+		}
+	}
+}
+
+// startFleet starts one fleetsim process and waits until it is ready.
+func (b *bench) startFleet(shard, workers, apps, executors int) *fleetProc {
 	tb := b.tb
 	dir := tb.TempDir()
-	logPath := filepath.Join(dir, "fleetsim.log")
+	logPath := filepath.Join(dir, fmt.Sprintf("fleetsim-%d.log", shard))
 	logf, err := os.Create(logPath)
 	if err != nil {
 		tb.Fatalf("scalebench: %v", err)
 	}
-	args := []string{"-masters", b.c.MasterURLs(), "-workers", strconv.Itoa(b.o.N), "-apps", strconv.Itoa(b.o.Apps),
-		"-executors", strconv.Itoa(b.o.Executors), "-worker-timeout", b.o.WorkerTimeout.String(), "-v"}
+	args := []string{"-masters", b.c.MasterURLs(), "-workers", strconv.Itoa(workers), "-apps", strconv.Itoa(apps),
+		"-executors", strconv.Itoa(executors), "-worker-timeout", b.o.WorkerTimeout.String(), "-hold", "-v"}
 	args = append(args, b.o.FleetArgs...)
 	cmd := exec.Command(b.o.FleetBin, args...)
 	cmd.Stderr = logf
@@ -259,10 +300,14 @@ func (b *bench) startFleet() string {
 	if err != nil {
 		tb.Fatalf("scalebench: %v", err)
 	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatalf("scalebench: %v", err)
+	}
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("scalebench: start fleetsim: %v", err)
 	}
-	b.fpid = cmd.Process.Pid
+	fp := &fleetProc{pid: cmd.Process.Pid, stdin: stdin}
 	exited := make(chan struct{})
 	lines := make(chan string, 1)
 	go func() {
@@ -288,34 +333,94 @@ func (b *bench) startFleet() string {
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-exited
 		}
+		_ = stdin.Close()
 		if tb.Failed() {
-			tb.Logf("---- fleetsim, last 40 lines of %s ----\n%s", logPath, cluster.Tail(logPath, 40))
+			tb.Logf("---- fleetsim %d, last 40 lines of %s ----\n%s", shard, logPath, cluster.Tail(logPath, 40))
 		}
 	})
-	deadline := time.Minute + time.Duration(b.o.N)*10*time.Millisecond
+	deadline := time.Minute + time.Duration(workers)*10*time.Millisecond
 	select {
-	case u := <-lines:
-		return u
+	case fp.url = <-lines:
+		return fp
 	case <-exited:
 		tb.Fatalf("scalebench: fleetsim exited before it was ready:\n%s", cluster.Tail(logPath, 40))
 	case <-time.After(deadline):
 		tb.Fatalf("scalebench: fleetsim not ready after %s:\n%s", deadline, cluster.Tail(logPath, 40))
 	}
-	return ""
+	return nil
 }
 
+// status merges the status of every shard.
 func (b *bench) status() (fleetsim.Status, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return fleetsim.ReadStatus(ctx, b.hc, b.fleet)
+	var all fleetsim.Status
+	all.ByMaster = map[string]*fleetsim.Attached{}
+	all.RegisterRequests = map[string]int64{}
+	for _, f := range b.fleets {
+		st, err := fleetsim.ReadStatus(ctx, b.hc, f.url)
+		if err != nil {
+			return all, err
+		}
+		if all.Started.IsZero() || st.Started.Before(all.Started) {
+			all.Started = st.Started
+		}
+		all.Workers += st.Workers
+		all.Apps += st.Apps
+		all.Executors += st.Executors
+		all.ExecutorsRunning += st.ExecutorsRunning
+		all.ExecutorsLaunched += st.ExecutorsLaunched
+		all.WorkersGaveUp += st.WorkersGaveUp
+		all.AppsFailed += st.AppsFailed
+		all.Duplicates += st.Duplicates
+		all.RegisterRetries += st.RegisterRetries
+		all.HeartbeatLosses += st.HeartbeatLosses
+		all.AppDisconnects += st.AppDisconnects
+		all.AppReregistered += st.AppReregistered
+		for k, v := range st.RegisterRequests {
+			all.RegisterRequests[protocol.HTTPBase(k)] += v
+		}
+		for u, a := range st.ByMaster {
+			m := all.ByMaster[protocol.HTTPBase(u)]
+			if m == nil {
+				m = &fleetsim.Attached{}
+				all.ByMaster[protocol.HTTPBase(u)] = m
+			}
+			m.Workers += a.Workers
+			m.Apps += a.Apps
+			m.LastWorkerAt = later(m.LastWorkerAt, a.LastWorkerAt)
+			m.LastAppAt = later(m.LastAppAt, a.LastAppAt)
+		}
+	}
+	return all, nil
+}
+
+// fleetCPU, fleetRSS and fleetFDs sum over the fleet's processes.
+func (b *bench) fleetCPU() (d time.Duration) {
+	for _, f := range b.fleets {
+		d += procCPU(f.pid)
+	}
+	return d
+}
+
+func (b *bench) fleetRSS() (n int64) {
+	for _, f := range b.fleets {
+		n += procRSS(f.pid)
+	}
+	return n
+}
+
+func (b *bench) fleetFDs() (n int) {
+	for _, f := range b.fleets {
+		n += procFDs(f.pid)
+	}
+	return n
 }
 
 // attached reads how much of the fleet follows master i.
 func attached(st fleetsim.Status, url string) fleetsim.Attached {
-	for u, a := range st.ByMaster {
-		if protocol.HTTPBase(u) == protocol.HTTPBase(url) {
-			return *a
-		}
+	if a := st.ByMaster[protocol.HTTPBase(url)]; a != nil {
+		return *a
 	}
 	return fleetsim.Attached{}
 }
@@ -353,7 +458,7 @@ func summary(st fleetsim.Status) string {
 func (b *bench) coldStart(lead int) (ColdStart, error) {
 	var cs ColdStart
 	lcpu0, scpu0 := procCPU(b.c.Masters[lead].Pid()), procCPU(b.c.Masters[1-lead].Pid())
-	b.fleet = b.startFleet()
+	b.startFleets()
 	url := b.masterURL(lead)
 	st, err := b.waitFleet(2*time.Minute+time.Duration(b.o.N)*20*time.Millisecond, "cold start", func(st fleetsim.Status) bool {
 		a := attached(st, url)
@@ -369,10 +474,10 @@ func (b *bench) coldStart(lead int) (ColdStart, error) {
 	}
 	cs.LeaderCPU = procCPU(b.c.Masters[lead].Pid()) - lcpu0
 	cs.StandbyCPU = procCPU(b.c.Masters[1-lead].Pid()) - scpu0
-	cs.FleetCPU = procCPU(b.fpid)
-	cs.FleetRSSBytes = procRSS(b.fpid)
-	cs.FleetFDs = procFDs(b.fpid)
-	cs.PerWorker = float64(st.RegisterRequests[b.c.Masters[lead].Addr()]) / float64(b.o.N)
+	cs.FleetCPU = b.fleetCPU()
+	cs.FleetRSSBytes = b.fleetRSS()
+	cs.FleetFDs = b.fleetFDs()
+	cs.PerWorker = float64(st.RegisterRequests[protocol.HTTPBase(b.c.Masters[lead].Addr())]) / float64(b.o.N)
 	var total int64
 	for _, v := range st.RegisterRequests {
 		total += v
@@ -397,7 +502,7 @@ func (b *bench) failover(sig syscall.Signal) (Failover, error) {
 	}
 	newAddr := b.c.Masters[nu].Addr()
 	reg0, dup0 := logCounts(b.c.Masters[nu].LogPath)
-	lcpu0, fcpu0 := procCPU(b.c.Masters[nu].Pid()), procCPU(b.fpid)
+	lcpu0, fcpu0 := procCPU(b.c.Masters[nu].Pid()), b.fleetCPU()
 	start := time.Now()
 	if err := b.c.Masters[old].Signal(sig); err != nil {
 		return f, err
@@ -431,8 +536,9 @@ func (b *bench) failover(sig syscall.Signal) (Failover, error) {
 		f.Apps = 0
 	}
 	f.Attached = max(f.Workers, f.Apps)
-	f.LeaderCPU, f.FleetCPU = procCPU(b.c.Masters[nu].Pid())-lcpu0, procCPU(b.fpid)-fcpu0
-	f.PerWorker = float64(st.RegisterRequests[newAddr]-before.RegisterRequests[newAddr]) / float64(b.o.N)
+	f.LeaderCPU, f.FleetCPU = procCPU(b.c.Masters[nu].Pid())-lcpu0, b.fleetCPU()-fcpu0
+	newKey := protocol.HTTPBase(newAddr)
+	f.PerWorker = float64(st.RegisterRequests[newKey]-before.RegisterRequests[newKey]) / float64(b.o.N)
 	f.HeartbeatLosses = st.HeartbeatLosses - before.HeartbeatLosses
 	f.ExecutorsRunning = st.ExecutorsRunning
 	reg1, dup1 := logCounts(b.c.Masters[nu].LogPath)

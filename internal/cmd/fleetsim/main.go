@@ -3,7 +3,8 @@
 // applications from the real client package and 3N/4 simulated executors,
 // against real masters. It raises its open-file limit (RLIMIT_NOFILE) to
 // the hard limit (or -nofile) first, prints "fleetsim: control <url>" on
-// stdout once every listener is bound, serves the fleet's status as JSON on
+// stdout once every listener is bound (and, with -hold, waits for a line on
+// stdin before it starts the fleet: a start gate for several of them), serves the fleet's status as JSON on
 // <url>/status, and stops the fleet cleanly on SIGTERM or SIGINT.
 //
 // Each simulated worker holds two listeners and each application one, plus
@@ -15,6 +16,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -60,6 +62,7 @@ func run(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:0", "control listener address")
 	nofile := fs.Uint64("nofile", 0, "RLIMIT_NOFILE to set (default: the hard limit; above it needs root)")
 	verbose := fs.Bool("v", false, "log the fleet's progress")
+	hold := fs.Bool("hold", false, "once ready, wait for a line on stdin before starting the fleet (EOF: exit)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
@@ -143,10 +146,25 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	fmt.Printf("%shttp://%s\n", fleetsim.ControlPrefix, ln.Addr())
+	if *hold {
+		gate := make(chan error, 1)
+		go func() {
+			_, err := bufio.NewReader(os.Stdin).ReadString('\n')
+			gate <- err
+		}()
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-gate:
+			if err != nil {
+				return fmt.Errorf("-hold: stdin closed before the start line: %w", err)
+			}
+		}
+	}
 	if err := f.Start(ctx); err != nil {
 		return err
 	}
-	fmt.Printf("%shttp://%s\n", fleetsim.ControlPrefix, ln.Addr())
 	select {
 	case <-ctx.Done():
 		log.Info("stopping the fleet")

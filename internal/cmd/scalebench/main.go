@@ -36,6 +36,7 @@ func main() {
 	fleetBin := flag.String("fleetsim", "", "fleetsim binary (default: build one)")
 	nofile := flag.Uint64("nofile", 0, "RLIMIT_NOFILE for the masters and the fleet (default: the hard limit)")
 	failovers := flag.String("failovers", "crash,graceful", "which failovers to measure: crash, graceful or both")
+	shards := flag.Int("shards", 0, "fleetsim processes per fleet (default: one per 1,500 workers)")
 	repeat := flag.Int("repeat", 1, "failovers of each kind per N (the table shows the median run)")
 	fleetArgs := flag.String("fleetsim-args", "", "extra fleetsim flags, separated by spaces (e.g. -cpuprofile /tmp/fleet.pprof)")
 	quiet := flag.Bool("q", false, "print only the tables")
@@ -57,6 +58,9 @@ func main() {
 	}
 	if len(sizes) == 0 {
 		usage("-n names no fleet size")
+	}
+	if *shards < 0 {
+		usage("-shards %d: must not be negative", *shards)
 	}
 	if *repeat < 1 {
 		usage("-repeat %d: want at least 1", *repeat)
@@ -81,9 +85,11 @@ func main() {
 		os.Exit(1)
 	}
 	for _, n := range sizes {
-		if need := uint64(5*n + 2000); need > soft {
-			fmt.Fprintf(os.Stderr, "scalebench: warning: N=%d needs about %d open files in the fleet and the leader; the limit is %d (raise it with -nofile as root, or ulimit -Hn)\n",
-				n, need, soft)
+		// About 1.8 fds per peer (N workers + N/2 applications) at the
+		// leader today; the fleet is split into processes of 1,500 workers.
+		if need := uint64(3*n + 1000); need > soft {
+			fmt.Fprintf(os.Stderr, "scalebench: warning: at N=%d the leader needs about %d open files; the limit is %d "+
+				"(raise the hard limit: ulimit -Hn, LimitNOFILE=, or -nofile with CAP_SYS_RESOURCE)\n", n, need, soft)
 		}
 	}
 	if lo, hi, ok := portRange(); ok {
@@ -121,7 +127,7 @@ func main() {
 		// Each N gets its own masters and fleet, stopped before the next.
 		sub := cluster.NewTB(fmt.Sprintf("scalebench-%d", n), os.Stderr, !*quiet)
 		o := scalebench.Options{N: n, Session: *session, WorkerTimeout: *wtimeout, FleetBin: bin, Ensemble: zk,
-			Crash: crash, Graceful: graceful, Repeat: *repeat,
+			Crash: crash, Graceful: graceful, Repeat: *repeat, Shards: *shards,
 			FleetArgs: strings.Fields(*fleetArgs)}
 		if logw != nil {
 			o.Log = logw
@@ -136,7 +142,7 @@ func main() {
 	}
 	fmt.Printf("\nsparkd masters against a simulated fleet: %d CPUs (%s), load average %s at the start, open-file limit %d (hard %d)\n",
 		runtime.NumCPU(), runtime.GOARCH, load, soft, hard)
-	fmt.Printf("3 ZooKeeper servers, 2 masters (bin/sparkd, ZOOKEEPER mode, session %s, spark.worker.timeout %s), one fleetsim process:\n",
+	fmt.Printf("3 ZooKeeper servers, 2 masters (bin/sparkd, ZOOKEEPER mode, session %s, spark.worker.timeout %s), fleetsim processes of up to 1,500 workers:\n",
 		*session, *wtimeout)
 	fmt.Printf("N workers (real worker package, simulated executor processes), N/2 applications (client package), 3N/4 executors; all on loopback\n")
 	fmt.Printf("times from the fleet's start or the signal; failovers: the median of %d run(s) by time to ALIVE; RSS and fds: the new leader after the crash failover\n\n", *repeat)
