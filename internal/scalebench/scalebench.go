@@ -44,8 +44,8 @@ type Options struct {
 	Executors int // default 3N/4
 	// Session is spark.deploy.zookeeper.sessionTimeout (default 2 s).
 	Session time.Duration
-	// WorkerTimeout is spark.worker.timeout on masters and workers
-	// (default 10 s, as internal/cluster's; Spark's is 60 s).
+	// WorkerTimeout is spark.worker.timeout on masters and workers, and
+	// so the masters' recovery timeout (default 60 s, Spark's).
 	WorkerTimeout time.Duration
 	// Crash and Graceful select the failovers (both when neither is set);
 	// each is measured Repeat times (default 1), alternating.
@@ -172,7 +172,7 @@ func Run(tb testing.TB, o Options) (res Result, err error) {
 		o.Session = 2 * time.Second
 	}
 	if o.WorkerTimeout <= 0 {
-		o.WorkerTimeout = 10 * time.Second
+		o.WorkerTimeout = 60 * time.Second
 	}
 	if o.Shards < 1 {
 		o.Shards = (o.N + 1499) / 1500

@@ -32,7 +32,7 @@ import (
 func main() {
 	ns := flag.String("n", "10 1000 3000 10000", "fleet sizes N (workers), separated by spaces or commas")
 	session := flag.Duration("session", 2*time.Second, "spark.deploy.zookeeper.sessionTimeout")
-	wtimeout := flag.Duration("worker-timeout", 10*time.Second, "spark.worker.timeout of masters and workers (heartbeats every quarter; internal/cluster's and failoverbench's 10 s)")
+	wtimeout := flag.Duration("worker-timeout", 60*time.Second, "spark.worker.timeout of masters and workers (Spark's default; heartbeats every quarter, and the recovery timeout)")
 	fleetBin := flag.String("fleetsim", "", "fleetsim binary (default: build one)")
 	nofile := flag.Uint64("nofile", 0, "RLIMIT_NOFILE for the masters and the fleet (default: the hard limit)")
 	failovers := flag.String("failovers", "crash,graceful", "which failovers to measure: crash, graceful or both")
@@ -133,11 +133,13 @@ func main() {
 			o.Log = logw
 		}
 		r, err := scalebench.Run(sub, o)
-		sub.RunCleanups()
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "scalebench: N=%d: %v\n", n, err)
+			// Marks the run failed: the logs' tails are printed and the
+			// directories kept.
+			sub.Errorf("scalebench: N=%d: %v", n, err)
 			code = 1
 		}
+		sub.RunCleanups()
 		results = append(results, r)
 	}
 	fmt.Printf("\nsparkd masters against a simulated fleet: %d CPUs (%s), load average %s at the start, open-file limit %d (hard %d)\n",
