@@ -116,6 +116,10 @@ type Failover struct {
 	HeartbeatLosses int64
 	// ExecutorsRunning after the failover (none is lost by a failover).
 	ExecutorsRunning int64
+	// WorkersAttached and AppsAttached to the new leader at the end (all
+	// of them unless the failover did not complete in time: Err).
+	WorkersAttached, AppsAttached int
+	Err                           error
 	// LogRegistering, LogDuplicates: lines in the new leader's log.
 	LogRegistering, LogDuplicates int
 	Leader                        Usage // the new leader once everything is attached
@@ -211,12 +215,14 @@ func Run(tb testing.TB, o Options) (res Result, err error) {
 		res.Leader.RSSBytes>>20, res.Leader.FDs, cold.LeaderCPU, cold.StandbyCPU, cold.FleetCPU, cold.FleetRSSBytes>>20, cold.FleetFDs)
 
 	var sigs []syscall.Signal
+	// Graceful first: a crash that does not complete leaves a fleet in no
+	// state to measure anything after it.
 	for range o.Repeat {
-		if o.Crash {
-			sigs = append(sigs, syscall.SIGKILL)
-		}
 		if o.Graceful {
 			sigs = append(sigs, syscall.SIGTERM)
+		}
+		if o.Crash {
+			sigs = append(sigs, syscall.SIGKILL)
 		}
 	}
 	defer func() {
@@ -224,6 +230,7 @@ func Run(tb testing.TB, o Options) (res Result, err error) {
 	}()
 	for i, sig := range sigs {
 		f, err := b.failover(sig)
+		f.Err = err
 		if sig == syscall.SIGKILL {
 			res.CrashRuns = append(res.CrashRuns, f)
 		} else {
@@ -507,7 +514,9 @@ func (b *bench) failover(sig syscall.Signal) (Failover, error) {
 	if err := b.c.Masters[old].Signal(sig); err != nil {
 		return f, err
 	}
-	deadline := start.Add(b.o.Session + time.Minute + time.Duration(b.o.N)*10*time.Millisecond)
+	// Bound: the session, the recovery timeout (the worker timeout) and
+	// the re-registrations that follow it, plus a little per peer.
+	deadline := start.Add(b.o.Session + 2*b.o.WorkerTimeout + 30*time.Second + time.Duration(b.o.N)*20*time.Millisecond)
 	rpc := protocol.NewClient(2*time.Second, "")
 	defer rpc.HTTP.CloseIdleConnections()
 	for {
@@ -536,6 +545,7 @@ func (b *bench) failover(sig syscall.Signal) (Failover, error) {
 		f.Apps = 0
 	}
 	f.Attached = max(f.Workers, f.Apps)
+	f.WorkersAttached, f.AppsAttached = a.Workers, a.Apps
 	f.LeaderCPU, f.FleetCPU = procCPU(b.c.Masters[nu].Pid())-lcpu0, b.fleetCPU()-fcpu0
 	newKey := protocol.HTTPBase(newAddr)
 	f.PerWorker = float64(st.RegisterRequests[newKey]-before.RegisterRequests[newKey]) / float64(b.o.N)
@@ -684,10 +694,15 @@ func logCounts(path string) (registering, duplicates int) {
 }
 
 // median is the run with the median time to ALIVE (the lower of the two
-// middle ones), nil for none.
+// middle ones), or the run that failed, nil for none.
 func median(runs []Failover) *Failover {
 	if len(runs) == 0 {
 		return nil
+	}
+	for i := range runs {
+		if runs[i].Err != nil {
+			return &runs[i]
+		}
 	}
 	s := append([]Failover(nil), runs...)
 	sort.Slice(s, func(i, j int) bool { return s[i].Alive < s[j].Alive })

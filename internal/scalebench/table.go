@@ -39,8 +39,14 @@ func PrintTables(w io.Writer, rs []Result) {
 			if f == nil {
 				continue
 			}
+			workers, apps := secs(f.Workers), secs(f.Apps)
+			if f.Err != nil {
+				// Did not complete: how many followed the new leader.
+				workers = fmt.Sprintf("incomplete: %s of %s", thousands(f.WorkersAttached), thousands(r.N))
+				apps = fmt.Sprintf("incomplete: %s of %s", thousands(f.AppsAttached), thousands(r.Apps))
+			}
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.2f | %s / %s | %s | %s / %s |\n",
-				thousands(r.N), SignalName(f.Signal), aliveX(f, r.Session), secs(f.Workers), secs(f.Apps), f.PerWorker,
+				thousands(r.N), SignalName(f.Signal), aliveX(f, r.Session), workers, apps, f.PerWorker,
 				thousands(f.LogRegistering), thousands(f.LogDuplicates), thousands(int(f.HeartbeatLosses)),
 				secs(f.LeaderCPU), secs(f.FleetCPU))
 		}
@@ -74,8 +80,13 @@ func alive(f *Failover) string {
 }
 
 func aliveX(f *Failover, session time.Duration) string {
-	if f == nil {
+	switch {
+	case f == nil:
 		return "-"
+	case f.Alive <= 0:
+		return "never ALIVE"
+	case f.Err != nil:
+		return fmt.Sprintf("%s (%.2f), re-attach incomplete", secs(f.Alive), f.Alive.Seconds()/session.Seconds())
 	}
 	return fmt.Sprintf("%s (%.2f)", secs(f.Alive), f.Alive.Seconds()/session.Seconds())
 }
