@@ -122,7 +122,10 @@ type Failover struct {
 	Err                           error
 	// LogRegistering, LogDuplicates: lines in the new leader's log.
 	LogRegistering, LogDuplicates int
-	Leader                        Usage // the new leader once everything is attached
+	// LogSelfFenced: commands the new leader did not send because it was
+	// self-fenced (ZooKeeper had not answered for 2/3 of the session).
+	LogSelfFenced int
+	Leader        Usage // the new leader once everything is attached
 	// CPU used from the signal until everything was attached, by the new
 	// leader and by the fleet process.
 	LeaderCPU, FleetCPU time.Duration
@@ -240,9 +243,9 @@ func Run(tb testing.TB, o Options) (res Result, err error) {
 			return res, err
 		}
 		b.logf("%s: ALIVE %s, workers %s, apps %s, %.2f registrations/worker at the new leader (log: %d Registering, %d duplicates), "+
-			"%d heartbeats lost; RSS %d MiB, %d fds; CPU new leader %s, fleet %s; %d executors running",
+			"%d heartbeats lost, %d commands dropped self-fenced; RSS %d MiB, %d fds; CPU new leader %s, fleet %s; %d executors running",
 			SignalName(sig), f.Alive.Round(time.Millisecond), f.Workers.Round(time.Millisecond), f.Apps.Round(time.Millisecond),
-			f.PerWorker, f.LogRegistering, f.LogDuplicates, f.HeartbeatLosses, f.Leader.RSSBytes>>20, f.Leader.FDs,
+			f.PerWorker, f.LogRegistering, f.LogDuplicates, f.HeartbeatLosses, f.LogSelfFenced, f.Leader.RSSBytes>>20, f.Leader.FDs,
 			f.LeaderCPU, f.FleetCPU, f.ExecutorsRunning)
 		if i < len(sigs)-1 {
 			if err := b.restartStandby(); err != nil {
@@ -508,7 +511,7 @@ func (b *bench) failover(sig syscall.Signal) (Failover, error) {
 		return f, err
 	}
 	newAddr := b.c.Masters[nu].Addr()
-	reg0, dup0 := logCounts(b.c.Masters[nu].LogPath)
+	reg0, dup0, fen0 := logCounts3(b.c.Masters[nu].LogPath)
 	lcpu0, fcpu0 := procCPU(b.c.Masters[nu].Pid()), b.fleetCPU()
 	start := time.Now()
 	if err := b.c.Masters[old].Signal(sig); err != nil {
@@ -551,8 +554,8 @@ func (b *bench) failover(sig syscall.Signal) (Failover, error) {
 	f.PerWorker = float64(st.RegisterRequests[newKey]-before.RegisterRequests[newKey]) / float64(b.o.N)
 	f.HeartbeatLosses = st.HeartbeatLosses - before.HeartbeatLosses
 	f.ExecutorsRunning = st.ExecutorsRunning
-	reg1, dup1 := logCounts(b.c.Masters[nu].LogPath)
-	f.LogRegistering, f.LogDuplicates = reg1-reg0, dup1-dup0
+	reg1, dup1, fen1 := logCounts3(b.c.Masters[nu].LogPath)
+	f.LogRegistering, f.LogDuplicates, f.LogSelfFenced = reg1-reg0, dup1-dup0, fen1-fen0
 	if err != nil {
 		return f, err
 	}
@@ -674,9 +677,16 @@ func metric(hc *http.Client, url, name string) float64 {
 // logCounts counts the master's "Registering worker" lines and its
 // duplicate-registration warnings.
 func logCounts(path string) (registering, duplicates int) {
+	registering, duplicates, _ = logCounts3(path)
+	return registering, duplicates
+}
+
+// logCounts3 also counts the lines about commands not sent while the
+// master was self-fenced (no recent reply from ZooKeeper).
+func logCounts3(path string) (registering, duplicates, fenced int) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, 0
+		return 0, 0, 0
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -689,8 +699,11 @@ func logCounts(path string) (registering, duplicates int) {
 		if strings.Contains(line, "registered again (duplicate)") {
 			duplicates++
 		}
+		if strings.Contains(line, "(self-fenced)") {
+			fenced++
+		}
 	}
-	return registering, duplicates
+	return registering, duplicates, fenced
 }
 
 // median is the run with the median time to ALIVE (the lower of the two

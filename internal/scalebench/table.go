@@ -32,8 +32,8 @@ func PrintTables(w io.Writer, rs []Result) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| N workers | failover | standby ALIVE (× session) | workers re-attached | apps re-attached | regs/worker at new leader "+
-		"| new leader log: Registering / duplicate | workers that lost a heartbeat | CPU new leader / fleet |")
-	fmt.Fprintln(w, "|---:|---|---|---|---|---|---|---:|---|")
+		"| new leader log: Registering / duplicate | workers that lost a heartbeat | commands dropped self-fenced | CPU new leader / fleet |")
+	fmt.Fprintln(w, "|---:|---|---|---|---|---|---|---:|---:|---|")
 	for _, r := range rs {
 		for _, f := range []*Failover{r.Crash, r.Graceful} {
 			if f == nil {
@@ -45,10 +45,10 @@ func PrintTables(w io.Writer, rs []Result) {
 				workers = fmt.Sprintf("incomplete: %s of %s", thousands(f.WorkersAttached), thousands(r.N))
 				apps = fmt.Sprintf("incomplete: %s of %s", thousands(f.AppsAttached), thousands(r.Apps))
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.2f | %s / %s | %s | %s / %s |\n",
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.2f | %s / %s | %s | %s | %s / %s |\n",
 				thousands(r.N), SignalName(f.Signal), aliveX(f, r.Session), workers, apps, f.PerWorker,
 				thousands(f.LogRegistering), thousands(f.LogDuplicates), thousands(int(f.HeartbeatLosses)),
-				secs(f.LeaderCPU), secs(f.FleetCPU))
+				thousands(f.LogSelfFenced), secs(f.LeaderCPU), secs(f.FleetCPU))
 		}
 	}
 }
