@@ -232,6 +232,9 @@ func Run(tb testing.TB, o Options) (res Result, err error) {
 		res.Crash, res.Graceful = median(res.CrashRuns), median(res.GracefulRuns)
 	}()
 	for i, sig := range sigs {
+		if err := b.quiesce(); err != nil {
+			return res, err
+		}
 		f, err := b.failover(sig)
 		f.Err = err
 		if sig == syscall.SIGKILL {
@@ -564,6 +567,34 @@ func (b *bench) failover(sig syscall.Signal) (Failover, error) {
 		return f, err
 	}
 	return f, nil
+}
+
+// quiesce waits until the leader has nothing queued for the fleet or the
+// store (three readings of /metrics in a row, 100 ms apart), so that a
+// failover does not start in the middle of the previous one's aftermath.
+func (b *bench) quiesce() error {
+	lead, _, err := b.c.Leader()
+	if err != nil {
+		return err
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", b.c.Masters[lead].UIPort)
+	calm := 0
+	ok := cluster.WaitFor(time.Minute, func() bool {
+		if metric(b.hc, url, "sparkd_master_outbox_depth") == 0 && metric(b.hc, url, "sparkd_master_persist_depth") == 0 {
+			calm++
+		} else {
+			calm = 0
+		}
+		if calm >= 3 {
+			return true
+		}
+		time.Sleep(100 * time.Millisecond)
+		return false
+	})
+	if !ok {
+		return fmt.Errorf("scalebench: the leader %s still has work queued after 1m", b.c.Masters[lead].Name)
+	}
+	return nil
 }
 
 // restartStandby starts the master that is down again and waits for it to

@@ -31,13 +31,17 @@ func PrintTables(w io.Writer, rs []Result) {
 			usageCol(r.Leader), usageCol(r.usageAfterCrash()))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| N workers | failover | standby ALIVE (× session) | workers re-attached | apps re-attached | regs/worker at new leader "+
+	fmt.Fprintln(w, "| N workers | failover | standby ALIVE (× session) | ALIVE: min – max of runs | workers re-attached | apps re-attached | regs/worker at new leader "+
 		"| new leader log: Registering / duplicate | workers that lost a heartbeat | commands dropped self-fenced | CPU new leader / fleet |")
-	fmt.Fprintln(w, "|---:|---|---|---|---|---|---|---:|---:|---|")
+	fmt.Fprintln(w, "|---:|---|---|---|---|---|---|---|---:|---:|---|")
 	for _, r := range rs {
-		for _, f := range []*Failover{r.Crash, r.Graceful} {
+		for k, f := range []*Failover{r.Crash, r.Graceful} {
 			if f == nil {
 				continue
+			}
+			runs := r.CrashRuns
+			if k == 1 {
+				runs = r.GracefulRuns
 			}
 			workers, apps := secs(f.Workers), secs(f.Apps)
 			if f.Err != nil {
@@ -45,12 +49,24 @@ func PrintTables(w io.Writer, rs []Result) {
 				workers = fmt.Sprintf("incomplete: %s of %s", thousands(f.WorkersAttached), thousands(r.N))
 				apps = fmt.Sprintf("incomplete: %s of %s", thousands(f.AppsAttached), thousands(r.Apps))
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.2f | %s / %s | %s | %s | %s / %s |\n",
-				thousands(r.N), SignalName(f.Signal), aliveX(f, r.Session), workers, apps, f.PerWorker,
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %.2f | %s / %s | %s | %s | %s / %s |\n",
+				thousands(r.N), SignalName(f.Signal), aliveX(f, r.Session), spread(runs), workers, apps, f.PerWorker,
 				thousands(f.LogRegistering), thousands(f.LogDuplicates), thousands(int(f.HeartbeatLosses)),
 				thousands(f.LogSelfFenced), secs(f.LeaderCPU), secs(f.FleetCPU))
 		}
 	}
+}
+
+// spread is the range of the runs' times to ALIVE and how many runs.
+func spread(runs []Failover) string {
+	lo, hi := time.Duration(0), time.Duration(0)
+	for i, f := range runs {
+		if i == 0 || f.Alive < lo {
+			lo = f.Alive
+		}
+		hi = max(hi, f.Alive)
+	}
+	return fmt.Sprintf("%s – %s (%d)", secs(lo), secs(hi), len(runs))
 }
 
 // usageAfterCrash is the new leader's footprint after the crash failover
