@@ -206,11 +206,12 @@ func (c *Config) fill() error {
 	}
 	if c.NoApps {
 		c.Apps, c.Executors = 0, 0
+	} else {
+		if c.Executors == 0 {
+			c.Executors = 3 * c.Workers / 4
+		}
+		c.Executors = max(c.Executors, c.Apps)
 	}
-	if c.Executors == 0 {
-		c.Executors = 3 * c.Workers / 4
-	}
-	c.Executors = max(c.Executors, c.Apps)
 	if c.WorkerCores == 0 {
 		c.WorkerCores = 2
 	}
@@ -548,7 +549,9 @@ func (l *launcher) Launch(c worker.Command) (worker.Process, error) {
 	l.running.Add(1)
 	l.launched.Add(1)
 	if l.lifetime > 0 {
+		p.mu.Lock() // the timer may fire before it is stored
 		p.timer = time.AfterFunc(l.lifetime, func() { p.exit(0, "") })
+		p.mu.Unlock()
 	}
 	return p, nil
 }

@@ -36,17 +36,26 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	err := run(os.Args[1:])
+	var u usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.As(err, &u) && u.printed:
+		os.Exit(2) // the flag package has said what is wrong, and the usage
+	case errors.As(err, &u):
 		fmt.Fprintln(os.Stderr, "fleetsim:", err)
-		var u usageError
-		if errors.As(err, &u) {
-			os.Exit(2)
-		}
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "fleetsim:", err)
 		os.Exit(1)
 	}
 }
 
-type usageError struct{ error }
+// usageError is a bad flag or argument (exit status 2).
+type usageError struct {
+	error
+	printed bool
+}
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("fleetsim", flag.ContinueOnError)
@@ -65,31 +74,34 @@ func run(args []string) error {
 	hold := fs.Bool("hold", false, "once ready, wait for a line on stdin before starting the fleet (EOF: exit)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{error: err, printed: true}
 	}
 	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+		return usageError{error: fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
 	if *masters == "" {
-		return usageError{errors.New("-masters is required")}
+		return usageError{error: errors.New("-masters is required")}
 	}
 	if *workers < 1 {
-		return usageError{fmt.Errorf("-workers %d: want at least 1", *workers)}
+		return usageError{error: fmt.Errorf("-workers %d: want at least 1", *workers)}
 	}
 	if *apps < -1 || *executors < 0 {
-		return usageError{fmt.Errorf("-apps %d, -executors %d: must not be negative", *apps, *executors)}
+		return usageError{error: fmt.Errorf("-apps %d, -executors %d: must not be negative", *apps, *executors)}
 	}
 	var ms []string
 	for _, m := range strings.Split(strings.TrimPrefix(*masters, "spark://"), ",") {
 		if m = strings.TrimSpace(m); m != "" {
 			if _, _, err := net.SplitHostPort(m); err != nil {
-				return usageError{fmt.Errorf("-masters: %q is not host:port: %w", m, err)}
+				return usageError{error: fmt.Errorf("-masters: %q is not host:port: %w", m, err)}
 			}
 			ms = append(ms, m)
 		}
 	}
 	if len(ms) == 0 {
-		return usageError{fmt.Errorf("-masters %q names no master", *masters)}
+		return usageError{error: fmt.Errorf("-masters %q names no master", *masters)}
 	}
 
 	if *cpuprofile != "" {
