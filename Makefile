@@ -9,7 +9,7 @@ export CGO_ENABLED ?= 0
 export SPARKD_BIN := $(CURDIR)/bin/sparkd
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build deps test vet check race soak fmt bench failover-bench bench-scale fuzz demo compose-images test-compose clean
+.PHONY: all build deps test vet check race soak fmt bench failover-bench fuzz demo compose-images test-compose clean
 
 all: build
 
@@ -72,6 +72,7 @@ failover-bench: deps build
 SCALE_N ?= 10 1000 3000 10000
 SCALE_NOFILE ?= 0
 SCALE_ARGS ?=
+.PHONY: bench-scale
 bench-scale: deps build
 	$(GO) build -trimpath -o bin/fleetsim ./internal/cmd/fleetsim
 	$(GO) run ./internal/cmd/scalebench -fleetsim bin/fleetsim -n "$(SCALE_N)" -nofile $(SCALE_NOFILE) $(SCALE_ARGS)
