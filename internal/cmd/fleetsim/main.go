@@ -8,9 +8,11 @@
 // <url>/status, and stops the fleet cleanly on SIGTERM or SIGINT.
 //
 // Each simulated worker holds two listeners and each application one, plus
-// their connections to the masters: about 4 file descriptors per worker and
-// 3 per application, so N = 10,000 needs a hard limit above ~60,000 (and a
-// wide net.ipv4.ip_local_port_range: every listener takes an ephemeral port).
+// their connections to the masters and the masters' to them: about 6 file
+// descriptors per worker with its share of applications (17,100 for 3,000
+// workers and 1,500 applications), so a 20,000 hard limit holds about 3,000
+// workers; make bench-scale runs one process per 1,500. Every listener also
+// takes a port from net.ipv4.ip_local_port_range.
 //
 // Usage: fleetsim -masters spark://h1:7077,h2:7077 -workers 1000 [flags]
 package main

@@ -144,8 +144,12 @@ func main() {
 	}
 	fmt.Printf("\nsparkd masters against a simulated fleet: %d CPUs (%s), load average %s at the start, open-file limit %d (hard %d)\n",
 		runtime.NumCPU(), runtime.GOARCH, load, soft, hard)
-	fmt.Printf("3 ZooKeeper servers, 2 masters (bin/sparkd, ZOOKEEPER mode, session %s, spark.worker.timeout %s), fleetsim processes of up to 1,500 workers:\n",
-		*session, *wtimeout)
+	fleets := "fleetsim processes of up to 1,500 workers"
+	if *shards > 0 {
+		fleets = fmt.Sprintf("%d fleetsim processes", *shards)
+	}
+	fmt.Printf("3 ZooKeeper servers, 2 masters (bin/sparkd, ZOOKEEPER mode, session %s, spark.worker.timeout %s), %s:\n",
+		*session, *wtimeout, fleets)
 	fmt.Printf("N workers (real worker package, simulated executor processes), N/2 applications (client package), 3N/4 executors; all on loopback\n")
 	fmt.Printf("times from the fleet's start or the signal; failovers: the median of %d run(s) by time to ALIVE; RSS and fds: the new leader after the crash failover\n\n", *repeat)
 	scalebench.PrintTables(os.Stdout, results)
