@@ -27,7 +27,7 @@ fmt:
 
 STATICCHECK_VERSION ?= v0.8.2
 # Packages with concurrency, run again under the race detector.
-RACE_PKGS ?= ./master/ ./worker/ ./client/ ./zkutil/ ./protocol/ ./recovery/...
+RACE_PKGS ?= ./master/ ./worker/ ./client/ ./zkutil/ ./protocol/ ./recovery/... ./internal/fleetsim/
 
 # What the docs promise about the code itself: formatted, go.mod tidy,
 # staticcheck clean (fetched through the module proxy at a pinned version).
@@ -63,6 +63,22 @@ bench: deps build
 # median and p95 until the standby is ALIVE, workers re-registered, app re-attached.
 failover-bench: deps build
 	$(GO) run ./internal/cmd/failoverbench $(FAILOVER_ARGS)
+
+# Masters against a simulated fleet (not part of `make test`): a real 3-server
+# ZooKeeper, two real masters (2 s session) and one fleetsim process holding
+# N workers, N/2 applications and 3N/4 simulated executors, for each N in
+# SCALE_N: cold start, crash and graceful failover, registrations per worker,
+# the leader's RSS, fds and goroutines; prints the tables of issue 14.
+# The fleet and the masters need about 5 open files per worker: the bench
+# raises RLIMIT_NOFILE to the hard limit, or to SCALE_NOFILE (above the hard
+# limit needs root). N=10000 also needs a wider net.ipv4.ip_local_port_range.
+SCALE_N ?= 10 1000 3000 10000
+SCALE_NOFILE ?= 0
+SCALE_ARGS ?=
+.PHONY: bench-scale
+bench-scale: deps build
+	$(GO) build -trimpath -o bin/fleetsim ./internal/cmd/fleetsim
+	$(GO) run ./internal/cmd/scalebench -fleetsim bin/fleetsim -n "$(SCALE_N)" -nofile $(SCALE_NOFILE) $(SCALE_ARGS)
 
 # A long soak of a standby and of a leader under steady registrations, real
 # processes: prints goroutines, ZooKeeper watches, RSS and fds over time.

@@ -68,6 +68,10 @@ type Config struct {
 	// the UI (spark.worker.ui.retainedExecutors/Drivers, default 1000).
 	RetainedExecutors int
 	RetainedDrivers   int
+	// Launcher starts executor and driver processes (nil = real processes,
+	// the default). A fleet simulator or a test passes an in-memory fake;
+	// everything else about executors and drivers is unchanged.
+	Launcher Launcher
 	// Clock drives registration backoff, heartbeats, report retries, kill
 	// grace periods and cleanup (nil = real time; tests pass a fake).
 	Clock Clock

@@ -28,7 +28,8 @@ func pidRunning(pid int) bool {
 // relaunch. Once the leader exits, the rest of its group is killed.
 func TestProcExitKillsLeftoverGroup(t *testing.T) {
 	dir := t.TempDir()
-	p, err := startProc([]string{"sh", "-c", "sleep 300 & echo $! > child; exit 3"}, os.Environ(), dir, time.Second, realClock{})
+	p, err := launchProc(nil, Command{Argv: []string{"sh", "-c", "sleep 300 & echo $! > child; exit 3"}, Env: os.Environ(), Dir: dir},
+		time.Second, realClock{})
 	require.NoError(t, err)
 	p.wait()
 	raw, err := os.ReadFile(filepath.Join(dir, "child"))

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,12 +14,12 @@ import (
 	"github.com/sparkd/sparkd/protocol"
 )
 
-// proc is one supervised child process in its own process group, with its
-// stdout and stderr in files of its directory.
+// proc is one supervised executor or driver process, started by the
+// worker's Launcher (real processes unless Config.Launcher says otherwise).
 type proc struct {
-	cmd   *exec.Cmd
+	p     Process
 	pid   int
-	done  chan struct{} // closed once the process has been reaped
+	done  chan struct{} // closed once the process has ended (Wait returned)
 	grace time.Duration
 	clock Clock
 
@@ -30,71 +29,30 @@ type proc struct {
 	message  string
 }
 
-// startProc starts argv with env in dir (created if needed), stdout and
-// stderr appended to dir/stdout and dir/stderr.
-func startProc(argv, env []string, dir string, grace time.Duration, clock Clock) (*proc, error) {
-	if len(argv) == 0 || argv[0] == "" {
+// launchProc starts c through l (nil: a real process, c.Dir created if
+// needed, stdout and stderr appended to c.Dir/stdout and c.Dir/stderr).
+func launchProc(l Launcher, c Command, grace time.Duration, clock Clock) (*proc, error) {
+	if len(c.Argv) == 0 || c.Argv[0] == "" {
 		return nil, errors.New("empty command")
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create %s: %w", dir, err)
+	if l == nil {
+		l = osLauncher{}
 	}
-	open := func(name string) (*os.File, error) {
-		return os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	}
-	stdout, err := open("stdout")
+	p, err := l.Launch(c)
 	if err != nil {
 		return nil, err
 	}
-	defer stdout.Close()
-	stderr, err := open("stderr")
-	if err != nil {
-		return nil, err
-	}
-	defer stderr.Close()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = dir
-	cmd.Env = env
-	cmd.Stdout = stdout
-	cmd.Stderr = stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %q: %w", argv[0], err)
-	}
-	return &proc{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), grace: grace, clock: clock}, nil
+	return &proc{p: p, pid: p.PID(), done: make(chan struct{}), grace: grace, clock: clock}, nil
 }
 
-// wait reaps the process and records how it ended. Call it exactly once.
-//
-// Once the process has exited, whatever is left of its process group (the
-// children of a driver or executor script, e.g. after a SIGKILL) is killed
-// before the process is reaped: the group is the unit the worker runs, and
-// left over it would keep running unseen, next to a relaunched driver.
+// wait waits for the process to end and records how it ended. Call it
+// exactly once.
 func (p *proc) wait() {
-	if waitExited(p.pid) == nil {
-		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
-	}
-	err := p.cmd.Wait()
+	code, msg := p.p.Wait()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	defer close(p.done)
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		code := 0
-		p.exitCode = &code
-	case errors.As(err, &ee):
-		code := ee.ExitCode()
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			code = 128 + int(ws.Signal())
-			p.message = "killed by signal " + ws.Signal().String()
-		} else {
-			p.message = "Command exited with code " + strconv.Itoa(code)
-		}
-		p.exitCode = &code
-	default:
-		p.message = "lost track of the process: " + err.Error()
-	}
+	p.exitCode, p.message = code, msg
 }
 
 // outcome is how the process ended, once wait has returned: its exit code
@@ -105,9 +63,9 @@ func (p *proc) outcome() (code *int, message string, killed bool) {
 	return p.exitCode, p.message, p.killReq
 }
 
-// kill sends SIGTERM to the process group and SIGKILL after the grace
-// period if the process is still there. It returns once the process has
-// been reaped. Safe to call more than once.
+// kill sends SIGTERM to the process (its group, for a real one) and SIGKILL
+// after the grace period if it is still there. It returns once the process
+// has ended. Safe to call more than once.
 func (p *proc) kill() {
 	p.mu.Lock()
 	p.killReq = true
@@ -117,13 +75,13 @@ func (p *proc) kill() {
 		return
 	default:
 	}
-	_ = syscall.Kill(-p.pid, syscall.SIGTERM)
+	_ = p.p.Signal(syscall.SIGTERM)
 	t := p.clock.NewTimer(p.grace)
 	defer t.Stop()
 	select {
 	case <-p.done:
 	case <-t.C():
-		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+		_ = p.p.Signal(syscall.SIGKILL)
 		<-p.done
 	}
 }
@@ -290,7 +248,8 @@ func (w *Worker) launchExecutor(m protocol.LaunchExecutor) error {
 		"SPARK_WORKER_ID="+w.id,
 		"SPARK_EXECUTOR_DIRS="+e.dir,
 	)
-	p, err := startProc(argv, env, e.dir, w.cfg.KillGracePeriod, w.clock)
+	p, err := launchProc(w.cfg.Launcher, Command{Kind: "executor", ID: key, Argv: argv, Env: env, Dir: e.dir},
+		w.cfg.KillGracePeriod, w.clock)
 	if err != nil {
 		w.log.WithError(err).Errorf("Failed to launch executor %s", key)
 		e.state = protocol.ExecutorFailed
@@ -398,7 +357,8 @@ func (w *Worker) launchDriver(m protocol.LaunchDriver) error {
 		"SPARK_DRIVER_MEMORY="+strconv.Itoa(m.Desc.MemoryMB)+"m",
 		"SPARK_WORKER_URL="+w.url,
 	)
-	p, err := startProc(argv, env, d.dir, w.cfg.KillGracePeriod, w.clock)
+	p, err := launchProc(w.cfg.Launcher, Command{Kind: "driver", ID: m.DriverID, Argv: argv, Env: env, Dir: d.dir},
+		w.cfg.KillGracePeriod, w.clock)
 	if err != nil {
 		w.log.WithError(err).Errorf("Failed to launch driver %s", m.DriverID)
 		d.state = protocol.DriverError
