@@ -30,7 +30,7 @@ func (m *Master) queueLocked(base string, msg outMsg) {
 // yet confirmed); this is checked just before the call.
 func (m *Master) send(t *term, base, path string, req, resp any) error {
 	if why := m.selfFenced(); why != "" {
-		return fmt.Errorf("master: not sending %s to %s (self-fenced): %s", path, base, why)
+		return fmt.Errorf("master: not sending %s to %s: %w: %s", path, base, errSelfFenced, why)
 	}
 	err := m.client.Call(t.ctx, http.MethodPost, base, path, req, resp)
 	var se *protocol.StatusError
@@ -42,6 +42,10 @@ func (m *Master) send(t *term, base, path string, req, resp any) error {
 	}
 	return err
 }
+
+// errSelfFenced: send refused to send because the master is self-fenced.
+// The outbox waits and tries again: nothing was sent.
+var errSelfFenced = errors.New("self-fenced")
 
 // sendAsyncLocked queues a message of the current term for base; it is
 // sent after every message queued for base before it. Failures are logged

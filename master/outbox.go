@@ -1,6 +1,7 @@
 package master
 
 import (
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -139,10 +140,21 @@ func (o *outbox) deliver(base string, msg outMsg) {
 			return
 		}
 	}
-	if !o.waitActing() {
-		return
+	var err error
+	for {
+		if !o.waitActing() {
+			return
+		}
+		if testHookBeforeSend != nil {
+			testHookBeforeSend(msg.path)
+		}
+		// The master may fence itself between the wait and the send (a
+		// starved leader mid-recovery): nothing was sent then, so wait and
+		// send again rather than report the peer as not answering.
+		if err = o.m.send(t, base, msg.path, msg.req, msg.resp); !errors.Is(err, errSelfFenced) {
+			break
+		}
 	}
-	err := o.m.send(t, base, msg.path, msg.req, msg.resp)
 	if t.ctx.Err() != nil {
 		return
 	}
@@ -152,6 +164,10 @@ func (o *outbox) deliver(base string, msg outMsg) {
 		o.m.log.WithError(err).Debugf("could not deliver %s to %s", msg.path, base)
 	}
 }
+
+// testHookBeforeSend, when set by a test, runs between the self-fence wait
+// and the send (to fence the master exactly there).
+var testHookBeforeSend func(path string)
 
 // selfFencedPoll is how often a sender looks whether the master may act
 // again.

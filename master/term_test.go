@@ -522,3 +522,36 @@ func TestHeartbeatClearsUnreachable(t *testing.T) {
 	defer tm.mu.Unlock()
 	assert.False(t, tm.st.workers["worker-a"].unreachable)
 }
+
+// A leader that fences itself for a moment in the middle of its re-attach
+// round (a starved process: contact with ZooKeeper looks stale just after
+// the sender checked) must not count the MasterChanged it did not send as
+// unanswered: it waits and sends it. Before, those peers stayed UNKNOWN
+// until the recovery timeout (the fleet simulator saw a 3,000-worker
+// failover take 65 s).
+func TestSelfFenceBetweenWaitAndSendLosesNoMasterChanged(t *testing.T) {
+	store := newMemStore()
+	const wid = "worker-20261120110000-127.0.0.1-7000"
+	storedWorker(store, wid, workerPeer(t, wid, nil, nil), 7000)
+	tm := startMaster(t, pauseConfig(), store)
+	tm.el.setContact(time.Now())
+	var once atomic.Bool
+	testHookBeforeSend = func(path string) {
+		if path == protocol.PathWorkerMasterChanged && once.CompareAndSwap(false, true) {
+			tm.el.setContact(time.Now().Add(-time.Hour)) // self-fenced right now
+			go func() {
+				time.Sleep(50 * time.Millisecond) // the fault's length
+				tm.el.setContact(time.Now())
+			}()
+		}
+	}
+	t.Cleanup(func() { testHookBeforeSend = nil })
+	tm.el.elect(t, 2)
+	eventually(t, "the worker re-attached and the master ALIVE", func() bool {
+		tm.mu.Lock()
+		defer tm.mu.Unlock()
+		return tm.Master.status == protocol.MasterAlive
+	})
+	assert.True(t, once.Load())
+	assert.False(t, tm.logged("did not answer MasterChanged"), "the unsent MasterChanged was counted as unanswered")
+}
