@@ -329,6 +329,7 @@ func (m *Master) scheduleLocked() {
 		}
 		sa := SchedApp{ID: a.id, CoresLeft: left, ExecutorCores: a.desc.ExecutorCores, MemPerExecMB: a.desc.ExecutorMemMB,
 			ExecutorLimit: limit, Executors: len(a.executors)}
+		sa.Excluded, _ = backedOffLocked(a, now)
 		if len(a.executors) > 0 {
 			sa.ExecutorsOn = map[string]int{}
 			for _, e := range a.executors {
@@ -358,6 +359,10 @@ func (m *Master) scheduleLocked() {
 	for _, sa := range apps {
 		if a := st.apps[sa.ID]; a != nil {
 			a.waiting = plan.Waiting[sa.ID]
+			if _, until := backedOffLocked(a, now); a.waiting != "" && !until.IsZero() {
+				a.waiting = fmt.Sprintf("its executors keep ending right after they start; the next launch waits until %s (relaunch backoff; %s)",
+					until.UTC().Format(time.RFC3339), a.waiting)
+			}
 		}
 	}
 }
@@ -432,6 +437,9 @@ func (m *Master) executorEndedLocked(e *executorInfo, state protocol.ExecutorSta
 	e.worker.removeExecutor(e)
 	m.pushToAppLocked(a, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: m.stampLocked(),
 		ExecutorID: e.id, State: state, Message: msg, ExitCode: exitCode})
+	if state == protocol.ExecutorFailed || state == protocol.ExecutorExited {
+		m.executorExitedLocked(e, m.now())
+	}
 	if countFailure {
 		a.retries++
 		if limit := m.cfg.MaxExecutorRetries; limit >= 0 && a.retries >= limit && !a.anyRunning() {
@@ -442,6 +450,106 @@ func (m *Master) executorEndedLocked(e *executorInfo, state protocol.ExecutorSta
 	}
 	m.persistAppLocked(a)
 	m.scheduleSafeLocked()
+}
+
+// Executor relaunch backoff. An executor that ends by itself (FAILED or
+// EXITED, whatever its exit code) within executorSuccessfulRun of its start
+// holds further launches of its application on its worker back: 1 s after
+// the first such end, doubling with each further one in a row, at most
+// executorMaxBackoff. An executor that ran for executorSuccessfulRun resets
+// the backoff of its worker and the application's failure count
+// (spark.deploy.maxExecutorRetries). Spark resets that count as soon as an
+// executor reports RUNNING, so an executor that starts and exits at once
+// is relaunched without end; here it has to run for a while first.
+const (
+	executorSuccessfulRun = 10 * time.Second
+	executorFirstBackoff  = time.Second
+	executorMaxBackoff    = time.Minute
+)
+
+// launchBackoffDelay is the backoff after n quick ends in a row (n >= 1).
+func launchBackoffDelay(n int) time.Duration {
+	d := executorFirstBackoff
+	for i := 1; i < n && d < executorMaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, executorMaxBackoff)
+}
+
+// executorExitedLocked updates the relaunch backoff of e's application on
+// e's worker after e ended by itself at now.
+func (m *Master) executorExitedLocked(e *executorInfo, now time.Time) {
+	a, w := e.app, e.worker
+	start := e.runningSince
+	if start.IsZero() {
+		start = e.launchedAt
+	}
+	if start.IsZero() || now.Sub(start) >= executorSuccessfulRun {
+		// Recovered from the store (it ran before the failover) or ran for
+		// long enough: a healthy run.
+		delete(a.backoff, w.id)
+		a.retries = 0
+		return
+	}
+	if a.backoff == nil {
+		a.backoff = map[string]*launchBackoff{}
+	}
+	b := a.backoff[w.id]
+	if b == nil {
+		b = &launchBackoff{}
+		a.backoff[w.id] = b
+	}
+	b.quickEnds++
+	delay := launchBackoffDelay(b.quickEnds)
+	b.notBefore = now.Add(delay)
+	m.log.Infof("Executor %s/%d ended %s after it started on worker %s (%d in a row); no executor of %s is launched there for %s",
+		a.id, e.id, now.Sub(start).Round(time.Millisecond), w.id, b.quickEnds, a.id, delay)
+}
+
+// settleExecutorsLocked runs on the leader's tick: an executor RUNNING for
+// executorSuccessfulRun resets its application's failure count and the
+// backoff of its worker, and a backoff that has expired is released. It
+// reports whether a released backoff wants a scheduling pass.
+func (m *Master) settleExecutorsLocked(now time.Time) bool {
+	due := false
+	for _, a := range m.st.apps {
+		if a.retries == 0 && len(a.backoff) == 0 {
+			continue
+		}
+		for _, e := range a.executors {
+			if e.state == protocol.ExecutorRunning && !e.runningSince.IsZero() && now.Sub(e.runningSince) >= executorSuccessfulRun {
+				a.retries = 0
+				delete(a.backoff, e.worker.id)
+			}
+		}
+		for _, b := range a.backoff {
+			if !b.notBefore.IsZero() && !now.Before(b.notBefore) {
+				b.notBefore = time.Time{}
+				due = true
+			}
+		}
+	}
+	return due
+}
+
+// backedOffLocked returns the workers on which a may not launch an
+// executor at now (nil if none), and the earliest time one is released.
+func backedOffLocked(a *appInfo, now time.Time) (map[string]bool, time.Time) {
+	var out map[string]bool
+	var first time.Time
+	for wid, b := range a.backoff {
+		if b.notBefore.IsZero() || !now.Before(b.notBefore) {
+			continue
+		}
+		if out == nil {
+			out = map[string]bool{}
+		}
+		out[wid] = true
+		if first.IsZero() || b.notBefore.Before(first) {
+			first = b.notBefore
+		}
+	}
+	return out, first
 }
 
 // launchDriverLocked assigns d to w, persists the assignment, and only then

@@ -296,10 +296,12 @@ func (m *Master) handleExecutorState(r *http.Request) (any, error) {
 	}
 	e.acked, e.missed = true, 0
 	if !req.State.Finished() {
-		e.state = req.State
-		if req.State == protocol.ExecutorRunning {
-			a.retries = 0
+		if req.State == protocol.ExecutorRunning && e.runningSince.IsZero() {
+			// Not a reset of the failure count yet: that takes a run of
+			// executorSuccessfulRun (settleExecutorsLocked).
+			e.runningSince = m.now()
 		}
+		e.state = req.State
 		m.pushToAppLocked(a, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: m.stampLocked(),
 			ExecutorID: e.id, State: req.State, Message: req.Message, ExitCode: req.ExitCode})
 		return struct{}{}, nil
@@ -310,7 +312,8 @@ func (m *Master) handleExecutorState(r *http.Request) (any, error) {
 
 // countsAsFailure reports whether an executor's end counts against its
 // application (spark.deploy.maxExecutorRetries): a non-zero exit that is
-// not a decommission.
+// not a decommission. An exit with 0 is not a failure (as in Spark), but it
+// still counts for the relaunch backoff (executorExitedLocked).
 func countsAsFailure(old, final protocol.ExecutorState, exitCode *int) bool {
 	normalExit := exitCode != nil && *exitCode == 0
 	return !normalExit && old != protocol.ExecutorDecommissioned && final != protocol.ExecutorDecommissioned &&

@@ -82,6 +82,9 @@ type executorInfo struct {
 	// launchedAt is when the launch was queued (zero for an executor
 	// recovered from the store).
 	launchedAt time.Time
+	// runningSince is when its worker first reported it RUNNING (zero
+	// before that, and for an executor recovered from the store).
+	runningSince time.Time
 	// acked: the worker answered the launch, or the executor was seen on
 	// the worker. Only then can its absence from the worker's heartbeat
 	// mean it is not there.
@@ -105,8 +108,15 @@ type appInfo struct {
 	granted    int // cores
 	limit      int // executor limit from RequestExecutors; valid when limitSet
 	limitSet   bool
-	retries    int
-	waiting    string // why it has no executors
+	// retries counts its consecutive executor failures (see
+	// executorEndedLocked); an executor that runs for executorSuccessfulRun
+	// resets it.
+	retries int
+	// backoff holds, per worker id, the relaunch backoff after executors of
+	// the application ended right after they started there. Not persisted:
+	// a new leader starts without it.
+	backoff map[string]*launchBackoff
+	waiting string // why it has no executors
 	// lastHeartbeat is when the driver last showed it is alive (it
 	// registered, was recovered, heartbeated or asked for executors).
 	lastHeartbeat time.Time
@@ -158,6 +168,12 @@ func (a *appInfo) anyRunning() bool {
 		}
 	}
 	return false
+}
+
+// launchBackoff is the relaunch backoff of one application on one worker.
+type launchBackoff struct {
+	quickEnds int       // consecutive executors that ended within executorSuccessfulRun
+	notBefore time.Time // no executor is launched there before (zero: released)
 }
 
 type driverInfo struct {

@@ -268,6 +268,7 @@ func TestWorkerTimeoutLosesExecutorsAndCulls(t *testing.T) {
 func TestExecutorFailuresFailTheApp(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxExecutorRetries = 3
+	cfg.WorkerTimeout = time.Hour // the fake worker does not heartbeat
 	tm := startMaster(t, cfg, nil)
 	tm.el.elect(t, 1)
 	tm.waitStatus(t, protocol.MasterAlive)
@@ -282,6 +283,7 @@ func TestExecutorFailuresFailTheApp(t *testing.T) {
 		assert.Equal(t, i, le.ExecutorID)
 		require.NoError(t, tm.call(http.MethodPost, "/v1/workers/worker-a/executor-state", protocol.ExecutorStateChanged{
 			WorkerID: "worker-a", AppID: appID, ExecutorID: le.ExecutorID, State: protocol.ExecutorFailed, ExitCode: &one}, nil))
+		tm.clock.Advance(executorMaxBackoff) // past the relaunch backoff
 	}
 	v := tm.View()
 	require.Len(t, v.CompletedApps, 1)

@@ -336,8 +336,38 @@ func finishDetail(msg string, code *int) string {
 	return b.String()
 }
 
+// retireExecutorLocked records a finished executor, and removes the
+// directory of the application's oldest finished executor beyond
+// RetainedExecutorDirs. The removal (a rename to .removing-*, then
+// RemoveAll) runs without the lock; a removal cut short by a stop is
+// finished by the next work-dir cleanup.
 func (w *Worker) retireExecutorLocked(e *executor) {
 	w.finishedExecs = retain(w.finishedExecs, e, w.cfg.RetainedExecutors)
+	dirs := append(w.finishedDirs[e.appID], e.dir)
+	over := len(dirs) - w.cfg.RetainedExecutorDirs
+	if over <= 0 {
+		w.finishedDirs[e.appID] = dirs
+		return
+	}
+	old := append([]string(nil), dirs[:over]...)
+	w.finishedDirs[e.appID] = append([]string(nil), dirs[over:]...)
+	trash := filepath.Join(w.cfg.WorkDir, fmt.Sprintf(".removing-%s-%d-%d", e.appID, e.execID, w.clock.Now().UnixNano()))
+	w.removals.Add(1)
+	w.procs.Go(func() {
+		defer w.removals.Done()
+		for i, dir := range old {
+			t := fmt.Sprintf("%s-%d", trash, i)
+			err := os.Rename(dir, t)
+			if err == nil {
+				err = removeAll(t)
+			}
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				w.log.WithError(err).Warnf("Could not remove the directory %s of a finished executor", dir)
+				continue
+			}
+			w.log.Debugf("Removed the directory %s of a finished executor", dir)
+		}
+	})
 }
 
 // killExecutor kills a running executor in the background.

@@ -312,3 +312,39 @@ func TestRunLeavesNoGoroutines(t *testing.T) {
 	eventually(t, 10*time.Second, func() bool { return runtime.NumGoroutine() <= before }, "goroutines: %d before, %d after",
 		before, runtime.NumGoroutine())
 }
+
+// An application whose executors keep failing keeps the directories of its
+// last RetainedExecutorDirs finished executors only; the others are
+// removed (the work dir does not grow with every failed launch).
+func TestFinishedExecutorDirsBounded(t *testing.T) {
+	m := newFakeMaster(t, 1)
+	cfg := testConfig(t, m.sparkURL())
+	cfg.RetainedExecutorDirs = 3
+	r := startWorker(t, cfg, nil)
+	r.waitRegistered(t, m.sparkURL())
+	const n = 8
+	for i := range n {
+		code, body := post(t, r.w, protocol.PathLaunchExecutor, launchMsg(m, 1, "app-9", i, "echo x; exit 1"))
+		require.Equal(t, 200, code, body.Error)
+		eventually(t, 10*time.Second, func() bool { return m.hasExecutorState("app-9", i, protocol.ExecutorFailed) }, "no FAILED for %d", i)
+	}
+	done := make(chan struct{})
+	go func() { r.w.removals.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("directory removals did not finish")
+	}
+	entries, err := os.ReadDir(filepath.Join(cfg.WorkDir, "app-9"))
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	assert.ElementsMatch(t, []string{"5", "6", "7"}, names, "the last 3 executors' directories")
+	top, err := os.ReadDir(cfg.WorkDir)
+	require.NoError(t, err)
+	for _, e := range top {
+		assert.False(t, strings.HasPrefix(e.Name(), ".removing-"), "left over: %s", e.Name())
+	}
+}
