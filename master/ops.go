@@ -63,7 +63,7 @@ func (m *Master) removeRecordLocked(kind recovery.Kind, id string) {
 
 // removeWorkerLocked marks w DEAD: its executors are reported LOST to their
 // applications (and rescheduled), its supervised drivers are relaunched
-// under new ids and the others end in ERROR, and its record is removed.
+// under their ids and the others end in ERROR, and its record is removed.
 func (m *Master) removeWorkerLocked(w *workerInfo, why string) {
 	if w.state == protocol.WorkerDead {
 		return
@@ -103,17 +103,21 @@ func (m *Master) removeWorkerLocked(w *workerInfo, why string) {
 	m.scheduleSafeLocked()
 }
 
-// Supervised-driver relaunch backoff, as Spark's DriverRunner: 1 s after
-// the first failure, doubling while the driver keeps failing within
-// driverSuccessfulRun of its launch, at most driverMaxBackoff.
+// Supervised-driver relaunch backoff for the rare relaunch after a
+// failure that the master does itself (a worker of an older sparkd that
+// reports FAILED instead of restarting the driver): as Spark's
+// DriverRunner, 1 s after the first failure, doubling while the driver
+// keeps failing within driverSuccessfulRun of its launch, at most
+// driverMaxBackoff.
 const (
 	driverSuccessfulRun = 5 * time.Second
 	driverFirstBackoff  = time.Second
 	driverMaxBackoff    = time.Minute
 )
 
-// relaunchFailedDriverLocked relaunches a supervised driver that exited
-// non-zero, under a new id and after a backoff.
+// relaunchFailedDriverLocked relaunches a supervised driver whose worker
+// reported it FAILED (workers of this version restart it themselves and
+// report RELAUNCHING), under its id and after a backoff.
 func (m *Master) relaunchFailedDriverLocked(d *driverInfo, exception string) {
 	now := m.now()
 	failures := d.failures
@@ -127,9 +131,9 @@ func (m *Master) relaunchFailedDriverLocked(d *driverInfo, exception string) {
 	delay = min(delay, driverMaxBackoff)
 	m.log.Infof("Driver %s failed (%s); supervised, re-launching after %s", d.id, exception, delay)
 	d.exception = exception
-	nd := m.relaunchDriverLocked(d)
-	nd.failures = failures + 1
-	nd.notBefore = now.Add(delay)
+	d.failures = failures + 1
+	d.notBefore = now.Add(delay)
+	m.relaunchDriverLocked(d)
 }
 
 // driversDueLocked reports whether a driver held back by a relaunch backoff
@@ -145,33 +149,29 @@ func (m *Master) driversDueLocked(now time.Time) bool {
 	return due
 }
 
-// relaunchDriverLocked ends d as RELAUNCHING and queues its spec again
-// under a new driver id (SPARK-19900), persisting the new record before
-// the old one is removed. It returns the new driver.
-func (m *Master) relaunchDriverLocked(d *driverInfo) *driverInfo {
+// relaunchDriverLocked puts a supervised driver that no worker runs any
+// more (its worker was lost, or it was not found after a failover) back in
+// line as RELAUNCHING, under its id, so that the id the submitter holds
+// stays valid for --status and --kill through every relaunch. Its attempt
+// grows and is persisted with it: a worker starts a driver it has already
+// run only for a higher attempt, and reports from any other worker than
+// the one it is assigned to are refused (the fence SPARK-19900's new id
+// gives Spark).
+func (m *Master) relaunchDriverLocked(d *driverInfo) {
 	m.log.Infof("Re-launching %s", d.id)
 	st := m.st
 	if d.worker != nil {
 		d.worker.removeDriver(d)
+		d.worker = nil
 	}
-	delete(st.drivers, d.id)
-	st.waitingDrivers = removeDrv(st.waitingDrivers, d)
+	d.recoveredWorker = ""
 	d.state = protocol.DriverRelaunching
-	m.addCompletedDriverLocked(d)
-
-	nd := &driverInfo{id: st.newDriverID(m.now()), spec: d.spec, submitTime: m.now(), state: protocol.DriverSubmitted}
-	st.drivers[nd.id] = nd
-	st.waitingDrivers = append(st.waitingDrivers, nd)
-	rec, oldID := nd.record(), d.id
-	m.persistLocked(recovery.KindDriver, nd.id, false, func(ctx context.Context, s recovery.Store) error {
-		if err := s.PutDriver(ctx, rec); err != nil {
-			return err
-		}
-		return s.Remove(ctx, recovery.KindDriver, oldID)
-	}, nil)
-	m.log.Infof("Driver %s relaunched as %s", oldID, nd.id)
+	d.attempt++
+	d.acked, d.missed = false, 0
+	st.waitingDrivers = append(removeDrv(st.waitingDrivers, d), d)
+	rec := d.record()
+	m.persistLocked(recovery.KindDriver, d.id, true, func(ctx context.Context, s recovery.Store) error { return s.PutDriver(ctx, rec) }, nil)
 	m.scheduleSafeLocked()
-	return nd
 }
 
 func (m *Master) addCompletedDriverLocked(d *driverInfo) {
@@ -563,7 +563,7 @@ func (m *Master) launchDriverLocked(w *workerInfo, d *driverInfo) {
 	w.addDriver(d)
 	m.st.waitingDrivers = removeDrv(m.st.waitingDrivers, d)
 	rec := d.record()
-	msg := protocol.LaunchDriver{Stamp: m.stampLocked(), DriverID: d.id, Desc: d.spec}
+	msg := protocol.LaunchDriver{Stamp: m.stampLocked(), DriverID: d.id, Desc: d.spec, Attempt: d.attempt}
 	t := m.term
 	persisted := m.persistLocked(recovery.KindDriver, d.id, true, func(ctx context.Context, s recovery.Store) error {
 		return s.PutDriver(ctx, rec)

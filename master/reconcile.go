@@ -8,8 +8,8 @@ import (
 // the worker runs.
 //
 //   - What a worker runs that the master does not know (an executor of an
-//     application that ended, a copy the master moved elsewhere, a driver
-//     relaunched under another id) is killed: on registration
+//     application that ended, a copy the master moved elsewhere, e.g. a
+//     driver relaunched on another worker) is killed: on registration
 //     (WorkerLatestState), on re-attach after a failover, and on every
 //     heartbeat.
 //   - What the master has on a worker that the worker does not run is

@@ -97,7 +97,7 @@ func (m *Master) beginRecoveryLocked(stored recovery.State) []recoveryTarget {
 			m.removeRecordLocked(recovery.KindDriver, r.ID)
 			continue
 		}
-		d := &driverInfo{id: r.ID, spec: r.Spec, submitTime: r.SubmitTime, state: r.State, recoveredWorker: r.WorkerID}
+		d := &driverInfo{id: r.ID, spec: r.Spec, submitTime: r.SubmitTime, state: r.State, recoveredWorker: r.WorkerID, attempt: r.Attempt}
 		if d.state == "" {
 			d.state = protocol.DriverSubmitted
 		}
@@ -359,8 +359,9 @@ func (m *Master) completeRecoveryLocked(t *term) {
 			continue
 		}
 		switch {
-		case d.recoveredWorker == "" && d.state == protocol.DriverSubmitted:
-			// Never launched: it waits again under its own id.
+		case d.recoveredWorker == "" && (d.state == protocol.DriverSubmitted || d.state == protocol.DriverRelaunching):
+			// Not on a worker (never launched, or waiting to be relaunched):
+			// it waits again under its own id.
 			st.waitingDrivers = append(st.waitingDrivers, d)
 		case d.spec.Supervise:
 			m.log.Infof("Driver %s was not found after master recovery", d.id)

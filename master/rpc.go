@@ -354,15 +354,22 @@ func (m *Master) driverStateLocked(d *driverInfo, state protocol.DriverState, ex
 	switch state {
 	case protocol.DriverFailed:
 		if d.spec.Supervise {
-			// --supervise: the master restarts a driver that exited non-zero
-			// (Spark's DriverRunner does it on the worker; here the worker
-			// never relaunches), with a backoff so a crash loop stays cheap.
+			// --supervise: the worker restarts a driver that exited non-zero
+			// (reporting RELAUNCHING, then RUNNING). A worker that reports
+			// FAILED instead (an older sparkd) gets it relaunched here, under
+			// its id and with a backoff.
 			m.relaunchFailedDriverLocked(d, exception)
 			return
 		}
 		m.removeDriverLocked(d, state, exception)
 	case protocol.DriverError, protocol.DriverFinished, protocol.DriverKilled:
 		m.removeDriverLocked(d, state, exception)
+	case protocol.DriverRelaunching:
+		// Its worker restarts it after a backoff; it stays there.
+		if d.state != state {
+			m.log.Infof("Driver %s exited (%s); its worker re-launches it (supervised)", d.id, exception)
+		}
+		d.state, d.exception = state, exception
 	default:
 		d.state = state
 	}

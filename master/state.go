@@ -187,6 +187,9 @@ type driverInfo struct {
 	recoveredWorker string
 	// launchedAt is when the driver was last sent to a worker.
 	launchedAt time.Time
+	// attempt counts the master's relaunches of the driver under its id
+	// (persisted; see relaunchDriverLocked).
+	attempt int
 	// failures counts the consecutive quick failures of a supervised driver
 	// (carried to its relaunches); notBefore holds a relaunch back until
 	// then (backoff). Neither is persisted: a new leader relaunches at once.
@@ -198,7 +201,8 @@ type driverInfo struct {
 }
 
 func (d *driverInfo) record() recovery.DriverRecord {
-	r := recovery.DriverRecord{Format: recovery.FormatVersion, ID: d.id, Spec: d.spec, SubmitTime: d.submitTime, State: d.state}
+	r := recovery.DriverRecord{Format: recovery.FormatVersion, ID: d.id, Spec: d.spec, SubmitTime: d.submitTime, State: d.state,
+		Attempt: d.attempt}
 	if d.worker != nil {
 		r.WorkerID = d.worker.id
 	}

@@ -132,18 +132,16 @@ func TestRecoveryTimeoutRemovesNonResponders(t *testing.T) {
 	assert.Equal(t, protocol.DriverRelaunching, states["driver-20261120110000-0001"], "supervised driver ends RELAUNCHING")
 	assert.Equal(t, protocol.DriverError, states["driver-20261120110000-0002"], "unsupervised driver ends ERROR")
 	assert.Equal(t, protocol.DriverSubmitted, states["driver-20261120110000-0003"], "never-launched driver waits again under its id")
-	var relaunched []string
-	for _, d := range v.ActiveDrivers {
-		if d.ID != "driver-20261120110000-0003" {
-			relaunched = append(relaunched, d.ID)
-		}
+	require.Len(t, v.ActiveDrivers, 2, "the supervised driver waits again under its id, next to the queued one")
+	for _, d := range v.CompletedDrivers {
+		assert.NotEqual(t, "driver-20261120110000-0001", d.ID, "one entry per driver")
 	}
-	require.Len(t, relaunched, 1, "the supervised driver is relaunched under a new id")
-	assert.NotEqual(t, "driver-20261120110000-0001", relaunched[0])
-	assert.Regexp(t, `^driver-\d{14}-\d{4}$`, relaunched[0])
 	assert.True(t, tm.logged("Re-launching driver-20261120110000-0001"))
-	eventually(t, "new driver persisted, old removed", func() bool {
-		return store.has(recovery.KindDriver, relaunched[0]) && !store.has(recovery.KindDriver, "driver-20261120110000-0001")
+	eventually(t, "the relaunch persisted under the same id", func() bool {
+		store.mu.Lock()
+		defer store.mu.Unlock()
+		r, ok := store.drivers["driver-20261120110000-0001"]
+		return ok && r.WorkerID == "" && r.Attempt == 1 && r.State == protocol.DriverRelaunching
 	})
 }
 
@@ -379,11 +377,57 @@ func TestSupervisedDriverRelaunchedWhenWorkerDies(t *testing.T) {
 	require.NoError(t, tm.call(http.MethodPost, "/v1/workers/worker-a/unregister", struct{}{}, nil))
 	v := tm.View()
 	require.Len(t, v.ActiveDrivers, 1)
-	assert.NotEqual(t, id, v.ActiveDrivers[0].ID)
-	assert.Equal(t, protocol.DriverSubmitted, v.ActiveDrivers[0].State)
+	assert.Equal(t, id, v.ActiveDrivers[0].ID, "relaunched under its id")
+	assert.Equal(t, protocol.DriverRelaunching, v.ActiveDrivers[0].State)
+	assert.Empty(t, v.CompletedDrivers, "one entry per driver")
 	st, err := tm.DriverStatus(t.Context(), id)
 	require.NoError(t, err)
 	assert.Equal(t, protocol.DriverRelaunching, st.State)
+
+	// On the next worker it runs as attempt 1 of the same id.
+	w2 := newPeer(t, nil)
+	tm.registerWorker(t, "worker-b", w2, 4, 4096)
+	eventually(t, "driver relaunched", func() bool { return len(w2.got(protocol.PathLaunchDriver)) == 1 })
+	ld := decodeAs[protocol.LaunchDriver](t, w2.got(protocol.PathLaunchDriver)[0])
+	assert.Equal(t, id, ld.DriverID)
+	assert.Equal(t, 1, ld.Attempt)
+	st, err = tm.DriverStatus(t.Context(), id)
+	require.NoError(t, err)
+	assert.Equal(t, protocol.DriverRunning, st.State)
+	// A report from the lost worker's copy is refused: it cannot end the
+	// relaunched driver (what SPARK-19900's new id guards against).
+	err = tm.call(http.MethodPost, "/v1/workers/worker-a/driver-state",
+		protocol.DriverStateChanged{WorkerID: "worker-a", DriverID: id, State: protocol.DriverKilled}, nil)
+	var se *protocol.StatusError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, http.StatusForbidden, se.Code)
+	require.NoError(t, tm.KillDriver(t.Context(), id), "--kill of the submitted id")
+	eventually(t, "kill sent to the worker that runs it", func() bool { return len(w2.got(protocol.PathKillDriverOnWorker)) == 1 })
+}
+
+// A supervised driver that its worker restarts (reported RELAUNCHING, then
+// RUNNING) keeps one entry under its id in the master.
+func TestSupervisedDriverRestartedByWorkerKeepsItsID(t *testing.T) {
+	tm := startMaster(t, testConfig(), nil)
+	tm.el.elect(t, 1)
+	tm.waitStatus(t, protocol.MasterAlive)
+	w := newPeer(t, nil)
+	tm.registerWorker(t, "worker-a", w, 4, 4096)
+	id, err := tm.SubmitDriver(t.Context(), protocol.DriverSpec{Command: []string{"x"}, Cores: 1, MemoryMB: 1, Supervise: true})
+	require.NoError(t, err)
+	eventually(t, "driver launched", func() bool { return len(w.got(protocol.PathLaunchDriver)) == 1 })
+	for _, state := range []protocol.DriverState{protocol.DriverRelaunching, protocol.DriverRunning} {
+		require.NoError(t, tm.call(http.MethodPost, "/v1/workers/worker-a/driver-state",
+			protocol.DriverStateChanged{WorkerID: "worker-a", DriverID: id, State: state, Exception: "exit 3"}, nil))
+		st, err := tm.DriverStatus(t.Context(), id)
+		require.NoError(t, err)
+		assert.Equal(t, state, st.State)
+		v := tm.View()
+		require.Len(t, v.ActiveDrivers, 1)
+		assert.Equal(t, id, v.ActiveDrivers[0].ID)
+		assert.Empty(t, v.CompletedDrivers)
+	}
+	assert.Len(t, w.got(protocol.PathLaunchDriver), 1, "the worker restarts it, not the master")
 }
 
 func TestRunLeavesNoGoroutines(t *testing.T) {
@@ -416,10 +460,9 @@ func TestStaleContactNeverReportsAlive(t *testing.T) {
 	assert.Equal(t, protocol.MasterAlive, tm.status())
 }
 
-// --supervise restarts a driver that exits non-zero (Spark's DriverRunner
-// does it on the worker; in sparkd the master does), after a backoff that
-// doubles while it keeps failing quickly. Before the fix a supervised
-// driver that failed simply ended FAILED.
+// --supervise: a driver reported FAILED (by a worker that does not restart
+// it itself) is relaunched by the master under its id, after a backoff
+// that doubles while it keeps failing quickly.
 func TestSupervisedDriverRelaunchedWhenItFails(t *testing.T) {
 	tm := startMaster(t, testConfig(), nil)
 	tm.el.elect(t, 1)
@@ -446,8 +489,8 @@ func TestSupervisedDriverRelaunchedWhenItFails(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, protocol.DriverRelaunching, st.State)
 	second := active()
-	assert.NotEqual(t, id, second.ID)
-	assert.Equal(t, protocol.DriverSubmitted, second.State)
+	assert.Equal(t, id, second.ID)
+	assert.Equal(t, protocol.DriverRelaunching, second.State)
 	assert.True(t, tm.logged("supervised, re-launching after 1s"))
 
 	// Held back for 1 s (fake clock), then launched.

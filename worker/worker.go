@@ -287,7 +287,9 @@ func (w *Worker) shutdown() {
 		kills = append(kills, e.proc.kill)
 	}
 	for _, d := range w.drivers {
-		kills = append(kills, d.proc.kill)
+		if !d.abortLocked() { // a driver waiting to be re-launched has no process
+			kills = append(kills, d.proc.kill)
+		}
 	}
 	w.mu.Unlock()
 	if len(kills) > 0 {
