@@ -31,6 +31,7 @@ const (
 	KeyZKConnectionTimeout   = "spark.deploy.zookeeper.connectionTimeout" // sparkd; bare number: ms
 	KeyZKAuth                = "spark.deploy.zookeeper.auth"              // sparkd; "user:password" digest
 	KeyZKACL                 = "spark.deploy.zookeeper.acl"               // sparkd; bool
+	KeyZKEpochFloor          = "spark.deploy.zookeeper.epochFloor"        // sparkd; lowest epoch a leader opens
 	KeyWorkerTimeout         = "spark.worker.timeout"                     // bare number: seconds
 	KeyDeadWorkerPersistence = "spark.dead.worker.persistence"
 	KeySpreadOut             = "spark.deploy.spreadOut"
@@ -125,6 +126,7 @@ func defaults(role Role, home string) map[string]string {
 			KeyZKConnectionTimeout: "15s", // Spark's hard-coded value
 			KeyZKAuth:              "",
 			KeyZKACL:               "false",
+			KeyZKEpochFloor:        "0",
 			KeyWorkerTimeout:       "60",
 			// KeyRecoveryTimeout: derived from spark.worker.timeout in Load.
 			KeyDeadWorkerPersistence: "15",

@@ -649,3 +649,23 @@ func TestBadLocalIP(t *testing.T) {
 		assert.Contains(t, err.Error(), "SPARK_LOCAL_IP (environment)")
 	}
 }
+
+func TestZKEpochFloor(t *testing.T) {
+	c, err := Load(Options{Role: RoleMaster, Home: t.TempDir(), Environ: baseEnv()})
+	require.NoError(t, err)
+	m, err := c.Master()
+	require.NoError(t, err)
+	assert.Zero(t, m.ZooKeeper.EpochFloor, "no floor by default")
+
+	c, err = Load(Options{Role: RoleMaster, Home: t.TempDir(), Environ: baseEnv("SPARK_DAEMON_JAVA_OPTS=-Dspark.deploy.zookeeper.epochFloor=8589934592")})
+	require.NoError(t, err)
+	m, err = c.Master()
+	require.NoError(t, err)
+	assert.Equal(t, int64(8589934592), m.ZooKeeper.EpochFloor)
+
+	c, err = Load(Options{Role: RoleMaster, Home: t.TempDir(), Environ: baseEnv("SPARK_DAEMON_JAVA_OPTS=-Dspark.deploy.zookeeper.epochFloor=-1")})
+	require.NoError(t, err)
+	_, err = c.Master()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "spark.deploy.zookeeper.epochFloor")
+}

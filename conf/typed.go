@@ -76,6 +76,9 @@ type ZooKeeper struct {
 	ConnectionTimeout time.Duration // 15s
 	Auth              string        // "user:password" digest credentials; "" = none
 	ACL               bool          // protect created znodes with a digest ACL for Auth
+	// EpochFloor is the lowest epoch a leader opens (0: none); for a
+	// fleet moved to a rebuilt ensemble, whose zxids restart low.
+	EpochFloor int64
 }
 
 // FenceBound is how long a leader may go without hearing from ZooKeeper
@@ -247,6 +250,7 @@ func (c *Config) Master() (Master, error) {
 			ConnectionTimeout: r.duration(KeyZKConnectionTimeout, time.Millisecond),
 			Auth:              c.values[KeyZKAuth].Raw,
 			ACL:               r.boolean(KeyZKACL),
+			EpochFloor:        int64(r.integer(KeyZKEpochFloor, 0)),
 		},
 	}
 	if r.err != nil {
