@@ -213,6 +213,7 @@ func TestDefaults(t *testing.T) {
 	assert.True(t, wc.CleanupEnabled)
 	assert.Equal(t, 1800*time.Second, wc.CleanupInterval)
 	assert.Equal(t, 604800*time.Second, wc.AppDataTTL)
+	assert.Equal(t, 10, wc.RetainedExecutorDirs)
 	assert.Equal(t, 6, wc.InitialRegistrationRetries)
 	assert.Equal(t, 16, wc.MaxRegistrationRetries)
 	assert.Equal(t, time.Second, wc.RegistrationInitialInterval)

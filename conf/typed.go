@@ -110,6 +110,10 @@ type Worker struct {
 	CleanupEnabled  bool          // spark.worker.cleanup.enabled; true
 	CleanupInterval time.Duration // spark.worker.cleanup.interval; 1800s
 	AppDataTTL      time.Duration // spark.worker.cleanup.appDataTtl; 604800s
+	// RetainedExecutorDirs is spark.worker.retainedExecutorDirs (sparkd;
+	// 10, at least 1): the directories of this many finished executors of
+	// an application are kept, older ones removed.
+	RetainedExecutorDirs int
 
 	InitialRegistrationRetries  int           // spark.worker.initialRegistrationRetries; 6
 	MaxRegistrationRetries      int           // spark.worker.maxRegistrationRetries; 16
@@ -360,6 +364,7 @@ func (c *Config) Worker() (Worker, error) {
 		CleanupEnabled:              r.boolean(KeyWorkerCleanupEnabled),
 		CleanupInterval:             r.duration(KeyWorkerCleanupInterval, time.Second),
 		AppDataTTL:                  r.duration(KeyWorkerCleanupAppDataTTL, time.Second),
+		RetainedExecutorDirs:        r.integer(KeyWorkerRetainedExecDirs, 1),
 		InitialRegistrationRetries:  r.integer(KeyWorkerInitialRegRetries, 0),
 		MaxRegistrationRetries:      r.integer(KeyWorkerMaxRegRetries, 1),
 		RegistrationInitialInterval: r.duration(KeyWorkerRegInitialInterval, time.Second),
