@@ -370,6 +370,8 @@ func (m *Master) driverStateLocked(d *driverInfo, state protocol.DriverState, ex
 			m.log.Infof("Driver %s exited (%s); its worker re-launches it (supervised)", d.id, exception)
 		}
 		d.state, d.exception = state, exception
+	case protocol.DriverRunning:
+		d.state, d.exception = state, "" // (re)started
 	default:
 		d.state = state
 	}

@@ -522,3 +522,69 @@ func TestSupervisedDriverRelaunchedWhenItFails(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, protocol.DriverFailed, st.State)
 }
+
+// A supervised driver waiting to be relaunched (its worker was taken for
+// lost) that the worker turns out to still run when it registers again is
+// re-attached there under its id: neither killed nor started a second time.
+func TestWaitingSupervisedDriverReattachedToItsWorker(t *testing.T) {
+	tm := startMaster(t, testConfig(), nil)
+	tm.el.elect(t, 1)
+	tm.waitStatus(t, protocol.MasterAlive)
+	w := newPeer(t, nil)
+	tm.registerWorker(t, "worker-a", w, 1, 4096)
+	id, err := tm.SubmitDriver(t.Context(), protocol.DriverSpec{Command: []string{"x"}, Cores: 1, MemoryMB: 1, Supervise: true})
+	require.NoError(t, err)
+	eventually(t, "driver launched", func() bool { return len(w.got(protocol.PathLaunchDriver)) == 1 })
+	require.NoError(t, tm.call(http.MethodPost, "/v1/workers/worker-a/unregister", struct{}{}, nil))
+	st, err := tm.DriverStatus(t.Context(), id)
+	require.NoError(t, err)
+	require.Equal(t, protocol.DriverRelaunching, st.State)
+
+	// It comes back (with its cores taken by a driver it says it runs).
+	tm.registerWorker(t, "worker-a", w, 1, 4096)
+	require.NoError(t, tm.call(http.MethodPost, workerPath(protocol.PathWorkerLatestState, "worker-a"), protocol.WorkerLatestState{
+		WorkerID: "worker-a", Drivers: []protocol.DriverDescription{{DriverID: id, Cores: 1, MemoryMB: 1, State: protocol.DriverRunning}}}, nil))
+	eventually(t, "driver RUNNING on worker-a", func() bool {
+		v := tm.View()
+		return len(v.ActiveDrivers) == 1 && v.ActiveDrivers[0].ID == id && v.ActiveDrivers[0].State == protocol.DriverRunning
+	})
+	assert.Empty(t, w.got(protocol.PathKillDriverOnWorker), "the driver it runs is not killed")
+	v := tm.View()
+	require.Len(t, v.Workers, 1)
+	assert.Equal(t, 1, v.Workers[0].CoresUsed, "the driver's core counted once")
+}
+
+// The re-attach itself, deterministically: a report (heartbeat or
+// WorkerLatestState) that names a driver waiting to be relaunched attaches
+// it to the reporting worker instead of killing it there.
+func TestKillUnknownAdoptsWaitingDriver(t *testing.T) {
+	tm := startMaster(t, testConfig(), nil)
+	tm.el.elect(t, 1)
+	tm.waitStatus(t, protocol.MasterAlive)
+	w := newPeer(t, nil)
+	tm.registerWorker(t, "worker-a", w, 1, 4096)
+	id, err := tm.SubmitDriver(t.Context(), protocol.DriverSpec{Command: []string{"x"}, Cores: 1, MemoryMB: 1, Supervise: true})
+	require.NoError(t, err)
+	eventually(t, "driver launched", func() bool { return len(w.got(protocol.PathLaunchDriver)) == 1 })
+	require.NoError(t, tm.call(http.MethodPost, "/v1/workers/worker-a/unregister", struct{}{}, nil))
+
+	tm.mu.Lock()
+	wb := &workerInfo{id: "worker-b", host: "127.0.0.1", port: 1, url: w.url(), cores: 1, memMB: 4096,
+		state: protocol.WorkerAlive, executors: map[execKey]*executorInfo{}, drivers: map[string]*driverInfo{}}
+	tm.st.workers[wb.id] = wb
+	tm.killUnknownLocked(wb, protocol.WorkerSchedulerState{WorkerID: wb.id,
+		Drivers: []protocol.DriverDescription{{DriverID: id, State: protocol.DriverRunning}}})
+	d := tm.st.drivers[id]
+	require.NotNil(t, d)
+	assert.Same(t, wb, d.worker)
+	assert.Equal(t, protocol.DriverRunning, d.state)
+	assert.Equal(t, 1, wb.coresUsed)
+	assert.Empty(t, tm.st.waitingDrivers)
+	tm.mu.Unlock()
+	eventually(t, "the assignment persisted", func() bool {
+		tm.store.mu.Lock()
+		defer tm.store.mu.Unlock()
+		return tm.store.drivers[id].WorkerID == "worker-b"
+	})
+	assert.Empty(t, w.got(protocol.PathKillDriverOnWorker))
+}
