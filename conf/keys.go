@@ -31,6 +31,7 @@ const (
 	KeyZKConnectionTimeout   = "spark.deploy.zookeeper.connectionTimeout" // sparkd; bare number: ms
 	KeyZKAuth                = "spark.deploy.zookeeper.auth"              // sparkd; "user:password" digest
 	KeyZKACL                 = "spark.deploy.zookeeper.acl"               // sparkd; bool
+	KeyZKEpochFloor          = "spark.deploy.zookeeper.epochFloor"        // sparkd; lowest epoch a leader opens
 	KeyWorkerTimeout         = "spark.worker.timeout"                     // bare number: seconds
 	KeyDeadWorkerPersistence = "spark.dead.worker.persistence"
 	KeySpreadOut             = "spark.deploy.spreadOut"
@@ -52,8 +53,9 @@ const (
 	KeyWorkerMemory             = "spark.worker.memory" // sparkd name for SPARK_WORKER_MEMORY; plain number = MB
 	KeyWorkerDir                = "spark.worker.dir"    // sparkd name for SPARK_WORKER_DIR
 	KeyWorkerCleanupEnabled     = "spark.worker.cleanup.enabled"
-	KeyWorkerCleanupInterval    = "spark.worker.cleanup.interval"   // bare number: seconds
-	KeyWorkerCleanupAppDataTTL  = "spark.worker.cleanup.appDataTtl" // bare number: seconds
+	KeyWorkerCleanupInterval    = "spark.worker.cleanup.interval"     // bare number: seconds
+	KeyWorkerCleanupAppDataTTL  = "spark.worker.cleanup.appDataTtl"   // bare number: seconds
+	KeyWorkerRetainedExecDirs   = "spark.worker.retainedExecutorDirs" // sparkd; finished executor dirs kept per app
 	KeyWorkerInitialRegRetries  = "spark.worker.initialRegistrationRetries"
 	KeyWorkerMaxRegRetries      = "spark.worker.maxRegistrationRetries"
 	KeyWorkerRegInitialInterval = "spark.worker.registration.initialInterval" // sparkd; bare number: seconds
@@ -125,6 +127,7 @@ func defaults(role Role, home string) map[string]string {
 			KeyZKConnectionTimeout: "15s", // Spark's hard-coded value
 			KeyZKAuth:              "",
 			KeyZKACL:               "false",
+			KeyZKEpochFloor:        "0",
 			KeyWorkerTimeout:       "60",
 			// KeyRecoveryTimeout: derived from spark.worker.timeout in Load.
 			KeyDeadWorkerPersistence: "15",
@@ -154,6 +157,7 @@ func defaults(role Role, home string) map[string]string {
 			KeyWorkerCleanupEnabled:     "true",
 			KeyWorkerCleanupInterval:    "1800",
 			KeyWorkerCleanupAppDataTTL:  "604800",
+			KeyWorkerRetainedExecDirs:   "10",
 			KeyWorkerInitialRegRetries:  "6",
 			KeyWorkerMaxRegRetries:      "16",
 			KeyWorkerRegInitialInterval: "1s",  // sparkd: Spark waits 5-15 s

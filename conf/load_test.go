@@ -213,6 +213,7 @@ func TestDefaults(t *testing.T) {
 	assert.True(t, wc.CleanupEnabled)
 	assert.Equal(t, 1800*time.Second, wc.CleanupInterval)
 	assert.Equal(t, 604800*time.Second, wc.AppDataTTL)
+	assert.Equal(t, 10, wc.RetainedExecutorDirs)
 	assert.Equal(t, 6, wc.InitialRegistrationRetries)
 	assert.Equal(t, 16, wc.MaxRegistrationRetries)
 	assert.Equal(t, time.Second, wc.RegistrationInitialInterval)
@@ -648,4 +649,24 @@ func TestBadLocalIP(t *testing.T) {
 		assert.Equal(t, KeyLocalIP, ke.Key, role.String())
 		assert.Contains(t, err.Error(), "SPARK_LOCAL_IP (environment)")
 	}
+}
+
+func TestZKEpochFloor(t *testing.T) {
+	c, err := Load(Options{Role: RoleMaster, Home: t.TempDir(), Environ: baseEnv()})
+	require.NoError(t, err)
+	m, err := c.Master()
+	require.NoError(t, err)
+	assert.Zero(t, m.ZooKeeper.EpochFloor, "no floor by default")
+
+	c, err = Load(Options{Role: RoleMaster, Home: t.TempDir(), Environ: baseEnv("SPARK_DAEMON_JAVA_OPTS=-Dspark.deploy.zookeeper.epochFloor=8589934592")})
+	require.NoError(t, err)
+	m, err = c.Master()
+	require.NoError(t, err)
+	assert.Equal(t, int64(8589934592), m.ZooKeeper.EpochFloor)
+
+	c, err = Load(Options{Role: RoleMaster, Home: t.TempDir(), Environ: baseEnv("SPARK_DAEMON_JAVA_OPTS=-Dspark.deploy.zookeeper.epochFloor=-1")})
+	require.NoError(t, err)
+	_, err = c.Master()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "spark.deploy.zookeeper.epochFloor")
 }

@@ -76,6 +76,9 @@ type ZooKeeper struct {
 	ConnectionTimeout time.Duration // 15s
 	Auth              string        // "user:password" digest credentials; "" = none
 	ACL               bool          // protect created znodes with a digest ACL for Auth
+	// EpochFloor is the lowest epoch a leader opens (0: none); for a
+	// fleet moved to a rebuilt ensemble, whose zxids restart low.
+	EpochFloor int64
 }
 
 // FenceBound is how long a leader may go without hearing from ZooKeeper
@@ -107,6 +110,10 @@ type Worker struct {
 	CleanupEnabled  bool          // spark.worker.cleanup.enabled; true
 	CleanupInterval time.Duration // spark.worker.cleanup.interval; 1800s
 	AppDataTTL      time.Duration // spark.worker.cleanup.appDataTtl; 604800s
+	// RetainedExecutorDirs is spark.worker.retainedExecutorDirs (sparkd;
+	// 10, at least 1): the directories of this many finished executors of
+	// an application are kept, older ones removed.
+	RetainedExecutorDirs int
 
 	InitialRegistrationRetries  int           // spark.worker.initialRegistrationRetries; 6
 	MaxRegistrationRetries      int           // spark.worker.maxRegistrationRetries; 16
@@ -247,6 +254,7 @@ func (c *Config) Master() (Master, error) {
 			ConnectionTimeout: r.duration(KeyZKConnectionTimeout, time.Millisecond),
 			Auth:              c.values[KeyZKAuth].Raw,
 			ACL:               r.boolean(KeyZKACL),
+			EpochFloor:        int64(r.integer(KeyZKEpochFloor, 0)),
 		},
 	}
 	if r.err != nil {
@@ -356,6 +364,7 @@ func (c *Config) Worker() (Worker, error) {
 		CleanupEnabled:              r.boolean(KeyWorkerCleanupEnabled),
 		CleanupInterval:             r.duration(KeyWorkerCleanupInterval, time.Second),
 		AppDataTTL:                  r.duration(KeyWorkerCleanupAppDataTTL, time.Second),
+		RetainedExecutorDirs:        r.integer(KeyWorkerRetainedExecDirs, 1),
 		InitialRegistrationRetries:  r.integer(KeyWorkerInitialRegRetries, 0),
 		MaxRegistrationRetries:      r.integer(KeyWorkerMaxRegRetries, 1),
 		RegistrationInitialInterval: r.duration(KeyWorkerRegInitialInterval, time.Second),

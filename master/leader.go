@@ -358,7 +358,7 @@ func (m *Master) onTick(t *term) {
 	case protocol.MasterAlive:
 		m.checkWorkerTimeoutsLocked(now)
 		m.checkAppTimeoutsLocked(t, now)
-		if m.driversDueLocked(now) {
+		if due := m.settleExecutorsLocked(now); m.driversDueLocked(now) || due {
 			m.scheduleSafeLocked()
 		}
 	}

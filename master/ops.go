@@ -63,7 +63,7 @@ func (m *Master) removeRecordLocked(kind recovery.Kind, id string) {
 
 // removeWorkerLocked marks w DEAD: its executors are reported LOST to their
 // applications (and rescheduled), its supervised drivers are relaunched
-// under new ids and the others end in ERROR, and its record is removed.
+// under their ids and the others end in ERROR, and its record is removed.
 func (m *Master) removeWorkerLocked(w *workerInfo, why string) {
 	if w.state == protocol.WorkerDead {
 		return
@@ -103,17 +103,21 @@ func (m *Master) removeWorkerLocked(w *workerInfo, why string) {
 	m.scheduleSafeLocked()
 }
 
-// Supervised-driver relaunch backoff, as Spark's DriverRunner: 1 s after
-// the first failure, doubling while the driver keeps failing within
-// driverSuccessfulRun of its launch, at most driverMaxBackoff.
+// Supervised-driver relaunch backoff for the rare relaunch after a
+// failure that the master does itself (a worker of an older sparkd that
+// reports FAILED instead of restarting the driver): as Spark's
+// DriverRunner, 1 s after the first failure, doubling while the driver
+// keeps failing within driverSuccessfulRun of its launch, at most
+// driverMaxBackoff.
 const (
 	driverSuccessfulRun = 5 * time.Second
 	driverFirstBackoff  = time.Second
 	driverMaxBackoff    = time.Minute
 )
 
-// relaunchFailedDriverLocked relaunches a supervised driver that exited
-// non-zero, under a new id and after a backoff.
+// relaunchFailedDriverLocked relaunches a supervised driver whose worker
+// reported it FAILED (workers of this version restart it themselves and
+// report RELAUNCHING), under its id and after a backoff.
 func (m *Master) relaunchFailedDriverLocked(d *driverInfo, exception string) {
 	now := m.now()
 	failures := d.failures
@@ -127,9 +131,9 @@ func (m *Master) relaunchFailedDriverLocked(d *driverInfo, exception string) {
 	delay = min(delay, driverMaxBackoff)
 	m.log.Infof("Driver %s failed (%s); supervised, re-launching after %s", d.id, exception, delay)
 	d.exception = exception
-	nd := m.relaunchDriverLocked(d)
-	nd.failures = failures + 1
-	nd.notBefore = now.Add(delay)
+	d.failures = failures + 1
+	d.notBefore = now.Add(delay)
+	m.relaunchDriverLocked(d)
 }
 
 // driversDueLocked reports whether a driver held back by a relaunch backoff
@@ -145,33 +149,29 @@ func (m *Master) driversDueLocked(now time.Time) bool {
 	return due
 }
 
-// relaunchDriverLocked ends d as RELAUNCHING and queues its spec again
-// under a new driver id (SPARK-19900), persisting the new record before
-// the old one is removed. It returns the new driver.
-func (m *Master) relaunchDriverLocked(d *driverInfo) *driverInfo {
+// relaunchDriverLocked puts a supervised driver that no worker runs any
+// more (its worker was lost, or it was not found after a failover) back in
+// line as RELAUNCHING, under its id, so that the id the submitter holds
+// stays valid for --status and --kill through every relaunch. Its attempt
+// grows and is persisted with it: a worker starts a driver it has already
+// run only for a higher attempt, and reports from any other worker than
+// the one it is assigned to are refused (the fence SPARK-19900's new id
+// gives Spark).
+func (m *Master) relaunchDriverLocked(d *driverInfo) {
 	m.log.Infof("Re-launching %s", d.id)
 	st := m.st
 	if d.worker != nil {
 		d.worker.removeDriver(d)
+		d.worker = nil
 	}
-	delete(st.drivers, d.id)
-	st.waitingDrivers = removeDrv(st.waitingDrivers, d)
+	d.recoveredWorker = ""
 	d.state = protocol.DriverRelaunching
-	m.addCompletedDriverLocked(d)
-
-	nd := &driverInfo{id: st.newDriverID(m.now()), spec: d.spec, submitTime: m.now(), state: protocol.DriverSubmitted}
-	st.drivers[nd.id] = nd
-	st.waitingDrivers = append(st.waitingDrivers, nd)
-	rec, oldID := nd.record(), d.id
-	m.persistLocked(recovery.KindDriver, nd.id, false, func(ctx context.Context, s recovery.Store) error {
-		if err := s.PutDriver(ctx, rec); err != nil {
-			return err
-		}
-		return s.Remove(ctx, recovery.KindDriver, oldID)
-	}, nil)
-	m.log.Infof("Driver %s relaunched as %s", oldID, nd.id)
+	d.attempt++
+	d.acked, d.missed = false, 0
+	st.waitingDrivers = append(removeDrv(st.waitingDrivers, d), d)
+	rec := d.record()
+	m.persistLocked(recovery.KindDriver, d.id, true, func(ctx context.Context, s recovery.Store) error { return s.PutDriver(ctx, rec) }, nil)
 	m.scheduleSafeLocked()
-	return nd
 }
 
 func (m *Master) addCompletedDriverLocked(d *driverInfo) {
@@ -330,6 +330,7 @@ func (m *Master) scheduleLocked() {
 		}
 		sa := SchedApp{ID: a.id, CoresLeft: left, ExecutorCores: a.desc.ExecutorCores, MemPerExecMB: a.desc.ExecutorMemMB,
 			ExecutorLimit: limit, Executors: len(a.executors)}
+		sa.Excluded, _ = backedOffLocked(a, now)
 		if len(a.executors) > 0 {
 			sa.ExecutorsOn = map[string]int{}
 			for _, e := range a.executors {
@@ -359,6 +360,10 @@ func (m *Master) scheduleLocked() {
 	for _, sa := range apps {
 		if a := st.apps[sa.ID]; a != nil {
 			a.waiting = plan.Waiting[sa.ID]
+			if _, until := backedOffLocked(a, now); a.waiting != "" && !until.IsZero() {
+				a.waiting = fmt.Sprintf("its executors keep ending right after they start; the next launch waits until %s (relaunch backoff; %s)",
+					until.UTC().Format(time.RFC3339), a.waiting)
+			}
 		}
 	}
 }
@@ -428,6 +433,9 @@ func (m *Master) executorEndedLocked(e *executorInfo, state protocol.ExecutorSta
 	e.worker.removeExecutor(e)
 	m.pushToAppLocked(a, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: m.stampLocked(),
 		ExecutorID: e.id, State: state, Message: msg, ExitCode: exitCode})
+	if state == protocol.ExecutorFailed || state == protocol.ExecutorExited {
+		m.executorExitedLocked(e, m.now())
+	}
 	if countFailure {
 		a.retries++
 		if limit := m.cfg.MaxExecutorRetries; limit >= 0 && a.retries >= limit && !a.anyRunning() {
@@ -438,6 +446,106 @@ func (m *Master) executorEndedLocked(e *executorInfo, state protocol.ExecutorSta
 	}
 	m.persistAppLocked(a)
 	m.scheduleSafeLocked()
+}
+
+// Executor relaunch backoff. An executor that ends by itself (FAILED or
+// EXITED, whatever its exit code) within executorSuccessfulRun of its start
+// holds further launches of its application on its worker back: 1 s after
+// the first such end, doubling with each further one in a row, at most
+// executorMaxBackoff. An executor that ran for executorSuccessfulRun resets
+// the backoff of its worker and the application's failure count
+// (spark.deploy.maxExecutorRetries). Spark resets that count as soon as an
+// executor reports RUNNING, so an executor that starts and exits at once
+// is relaunched without end; here it has to run for a while first.
+const (
+	executorSuccessfulRun = 10 * time.Second
+	executorFirstBackoff  = time.Second
+	executorMaxBackoff    = time.Minute
+)
+
+// launchBackoffDelay is the backoff after n quick ends in a row (n >= 1).
+func launchBackoffDelay(n int) time.Duration {
+	d := executorFirstBackoff
+	for i := 1; i < n && d < executorMaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, executorMaxBackoff)
+}
+
+// executorExitedLocked updates the relaunch backoff of e's application on
+// e's worker after e ended by itself at now.
+func (m *Master) executorExitedLocked(e *executorInfo, now time.Time) {
+	a, w := e.app, e.worker
+	start := e.runningSince
+	if start.IsZero() {
+		start = e.launchedAt
+	}
+	if start.IsZero() || now.Sub(start) >= executorSuccessfulRun {
+		// Recovered from the store (it ran before the failover) or ran for
+		// long enough: a healthy run.
+		delete(a.backoff, w.id)
+		a.retries = 0
+		return
+	}
+	if a.backoff == nil {
+		a.backoff = map[string]*launchBackoff{}
+	}
+	b := a.backoff[w.id]
+	if b == nil {
+		b = &launchBackoff{}
+		a.backoff[w.id] = b
+	}
+	b.quickEnds++
+	delay := launchBackoffDelay(b.quickEnds)
+	b.notBefore = now.Add(delay)
+	m.log.Infof("Executor %s/%d ended %s after it started on worker %s (%d in a row); no executor of %s is launched there for %s",
+		a.id, e.id, now.Sub(start).Round(time.Millisecond), w.id, b.quickEnds, a.id, delay)
+}
+
+// settleExecutorsLocked runs on the leader's tick: an executor RUNNING for
+// executorSuccessfulRun resets its application's failure count and the
+// backoff of its worker, and a backoff that has expired is released. It
+// reports whether a released backoff wants a scheduling pass.
+func (m *Master) settleExecutorsLocked(now time.Time) bool {
+	due := false
+	for _, a := range m.st.apps {
+		if a.retries == 0 && len(a.backoff) == 0 {
+			continue
+		}
+		for _, e := range a.executors {
+			if e.state == protocol.ExecutorRunning && !e.runningSince.IsZero() && now.Sub(e.runningSince) >= executorSuccessfulRun {
+				a.retries = 0
+				delete(a.backoff, e.worker.id)
+			}
+		}
+		for _, b := range a.backoff {
+			if !b.notBefore.IsZero() && !now.Before(b.notBefore) {
+				b.notBefore = time.Time{}
+				due = true
+			}
+		}
+	}
+	return due
+}
+
+// backedOffLocked returns the workers on which a may not launch an
+// executor at now (nil if none), and the earliest time one is released.
+func backedOffLocked(a *appInfo, now time.Time) (map[string]bool, time.Time) {
+	var out map[string]bool
+	var first time.Time
+	for wid, b := range a.backoff {
+		if b.notBefore.IsZero() || !now.Before(b.notBefore) {
+			continue
+		}
+		if out == nil {
+			out = map[string]bool{}
+		}
+		out[wid] = true
+		if first.IsZero() || b.notBefore.Before(first) {
+			first = b.notBefore
+		}
+	}
+	return out, first
 }
 
 // launchDriverLocked assigns d to w, persists the assignment, and only then
@@ -451,7 +559,7 @@ func (m *Master) launchDriverLocked(w *workerInfo, d *driverInfo) {
 	w.addDriver(d)
 	m.st.waitingDrivers = removeDrv(m.st.waitingDrivers, d)
 	rec := d.record()
-	msg := protocol.LaunchDriver{Stamp: m.stampLocked(), DriverID: d.id, Desc: d.spec}
+	msg := protocol.LaunchDriver{Stamp: m.stampLocked(), DriverID: d.id, Desc: d.spec, Attempt: d.attempt}
 	t := m.term
 	persisted := m.persistLocked(recovery.KindDriver, d.id, true, func(ctx context.Context, s recovery.Store) error {
 		return s.PutDriver(ctx, rec)

@@ -1,15 +1,19 @@
 package master
 
 import (
+	"context"
+	"time"
+
 	"github.com/sparkd/sparkd/protocol"
+	"github.com/sparkd/sparkd/recovery"
 )
 
 // Two-way reconciliation between the master's view of a worker and what
 // the worker runs.
 //
 //   - What a worker runs that the master does not know (an executor of an
-//     application that ended, a copy the master moved elsewhere, a driver
-//     relaunched under another id) is killed: on registration
+//     application that ended, a copy the master moved elsewhere, e.g. a
+//     driver relaunched on another worker) is killed: on registration
 //     (WorkerLatestState), on re-attach after a failover, and on every
 //     heartbeat.
 //   - What the master has on a worker that the worker does not run is
@@ -114,12 +118,36 @@ func (m *Master) killUnknownLocked(w *workerInfo, st protocol.WorkerSchedulerSta
 		if dd.State.Finished() {
 			continue
 		}
+		if d := m.st.drivers[dd.DriverID]; d != nil && d.worker == nil && w.state == protocol.WorkerAlive {
+			// A supervised driver waiting to be relaunched under its id (its
+			// worker was lost) that this worker still runs: the same driver,
+			// so it is re-attached here rather than killed and started again.
+			m.log.Infof("Worker %s still runs driver %s, which waits to be relaunched; re-attaching it", w.id, d.id)
+			m.adoptDriverLocked(w, d, dd.State)
+			continue
+		}
 		if d := m.st.drivers[dd.DriverID]; d == nil || d.worker != w {
 			m.ha.Reconciled.KilledUnknown++
 			m.log.Warnf("Worker %s runs unknown driver %s; killing it", w.id, dd.DriverID)
 			m.sendAsyncLocked(w.url, protocol.PathKillDriverOnWorker, protocol.KillDriver{Stamp: m.stampLocked(), DriverID: dd.DriverID})
 		}
 	}
+}
+
+// adoptDriverLocked attaches a driver that waits (unassigned) to w, which
+// reports it running, and persists the assignment.
+func (m *Master) adoptDriverLocked(w *workerInfo, d *driverInfo, state protocol.DriverState) {
+	d.worker = w
+	d.state = protocol.DriverRunning
+	if state == protocol.DriverRelaunching {
+		d.state = state
+	}
+	d.acked, d.missed = true, 0
+	d.notBefore = time.Time{}
+	w.addDriver(d)
+	m.st.waitingDrivers = removeDrv(m.st.waitingDrivers, d)
+	rec := d.record()
+	m.persistLocked(recovery.KindDriver, d.id, true, func(ctx context.Context, s recovery.Store) error { return s.PutDriver(ctx, rec) }, nil)
 }
 
 // driverLostLocked ends a driver whose worker does not run it: a supervised

@@ -98,7 +98,7 @@ func (m *Master) beginRecoveryLocked(stored recovery.State) []recoveryTarget {
 			m.removeRecordLocked(recovery.KindDriver, r.ID)
 			continue
 		}
-		d := &driverInfo{id: r.ID, spec: r.Spec, submitTime: r.SubmitTime, state: r.State, recoveredWorker: r.WorkerID}
+		d := &driverInfo{id: r.ID, spec: r.Spec, submitTime: r.SubmitTime, state: r.State, recoveredWorker: r.WorkerID, attempt: r.Attempt}
 		if d.state == "" {
 			d.state = protocol.DriverSubmitted
 		}
@@ -377,9 +377,10 @@ func (m *Master) completeRecoveryLocked(t *term) {
 			continue
 		}
 		switch {
-		case d.recoveredWorker == "" && d.state == protocol.DriverSubmitted:
-			// Never launched: it waits again under its own id (unless it
-			// waits already: a relaunch made during recovery).
+		case d.recoveredWorker == "" && (d.state == protocol.DriverSubmitted || d.state == protocol.DriverRelaunching):
+			// Not on a worker (never launched, or waiting to be relaunched):
+			// it waits again under its own id (unless it waits already: a
+			// relaunch made during recovery).
 			if !slices.Contains(st.waitingDrivers, d) {
 				st.waitingDrivers = append(st.waitingDrivers, d)
 			}

@@ -300,10 +300,12 @@ func (m *Master) handleExecutorState(r *http.Request) (any, error) {
 	}
 	e.acked, e.missed = true, 0
 	if !req.State.Finished() {
-		e.state = req.State
-		if req.State == protocol.ExecutorRunning {
-			a.retries = 0
+		if req.State == protocol.ExecutorRunning && e.runningSince.IsZero() {
+			// Not a reset of the failure count yet: that takes a run of
+			// executorSuccessfulRun (settleExecutorsLocked).
+			e.runningSince = m.now()
 		}
+		e.state = req.State
 		m.pushToAppLocked(a, protocol.PathExecutorUpdated, protocol.ExecutorUpdated{Stamp: m.stampLocked(),
 			ExecutorID: e.id, State: req.State, Message: req.Message, ExitCode: req.ExitCode})
 		return struct{}{}, nil
@@ -314,7 +316,8 @@ func (m *Master) handleExecutorState(r *http.Request) (any, error) {
 
 // countsAsFailure reports whether an executor's end counts against its
 // application (spark.deploy.maxExecutorRetries): a non-zero exit that is
-// not a decommission.
+// not a decommission. An exit with 0 is not a failure (as in Spark), but it
+// still counts for the relaunch backoff (executorExitedLocked).
 func countsAsFailure(old, final protocol.ExecutorState, exitCode *int) bool {
 	normalExit := exitCode != nil && *exitCode == 0
 	return !normalExit && old != protocol.ExecutorDecommissioned && final != protocol.ExecutorDecommissioned &&
@@ -355,15 +358,24 @@ func (m *Master) driverStateLocked(d *driverInfo, state protocol.DriverState, ex
 	switch state {
 	case protocol.DriverFailed:
 		if d.spec.Supervise {
-			// --supervise: the master restarts a driver that exited non-zero
-			// (Spark's DriverRunner does it on the worker; here the worker
-			// never relaunches), with a backoff so a crash loop stays cheap.
+			// --supervise: the worker restarts a driver that exited non-zero
+			// (reporting RELAUNCHING, then RUNNING). A worker that reports
+			// FAILED instead (an older sparkd) gets it relaunched here, under
+			// its id and with a backoff.
 			m.relaunchFailedDriverLocked(d, exception)
 			return
 		}
 		m.removeDriverLocked(d, state, exception)
 	case protocol.DriverError, protocol.DriverFinished, protocol.DriverKilled:
 		m.removeDriverLocked(d, state, exception)
+	case protocol.DriverRelaunching:
+		// Its worker restarts it after a backoff; it stays there.
+		if d.state != state {
+			m.log.Infof("Driver %s exited (%s); its worker re-launches it (supervised)", d.id, exception)
+		}
+		d.state, d.exception = state, exception
+	case protocol.DriverRunning:
+		d.state, d.exception = state, "" // (re)started
 	default:
 		d.state = state
 	}

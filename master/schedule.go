@@ -29,6 +29,9 @@ type SchedApp struct {
 	ExecutorLimit int            // max executors in total (0 = unlimited), from RequestExecutors
 	Executors     int            // executors currently running/launching
 	ExecutorsOn   map[string]int // workerID -> executors of this app already there
+	// Excluded names workers that get no executor of this app in this pass
+	// (the relaunch backoff after its executors ended right after starting).
+	Excluded map[string]bool
 }
 
 // DriverPlacement launches one driver on one worker.
@@ -151,7 +154,7 @@ func (s *appScratch) scheduleApp(plan *Plan, free []SchedWorker, live []int, app
 		if w.CoresFree < minCores || w.MemFreeMB < mem {
 			continue
 		}
-		if oneExecutorPerWorker && app.ExecutorsOn[w.ID] > 0 {
+		if oneExecutorPerWorker && app.ExecutorsOn[w.ID] > 0 || app.Excluded[w.ID] {
 			continue
 		}
 		s.usable = append(s.usable, i)

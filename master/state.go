@@ -86,6 +86,9 @@ type executorInfo struct {
 	// launchedAt is when the launch was queued (zero for an executor
 	// recovered from the store).
 	launchedAt time.Time
+	// runningSince is when its worker first reported it RUNNING (zero
+	// before that, and for an executor recovered from the store).
+	runningSince time.Time
 	// acked: the worker answered the launch, or the executor was seen on
 	// the worker. Only then can its absence from the worker's heartbeat
 	// mean it is not there.
@@ -110,8 +113,15 @@ type appInfo struct {
 	coresAtEnd int // cores granted when it ended (the UI's completed table)
 	limit      int // executor limit from RequestExecutors; valid when limitSet
 	limitSet   bool
-	retries    int
-	waiting    string // why it has no executors
+	// retries counts its consecutive executor failures (see
+	// executorEndedLocked); an executor that runs for executorSuccessfulRun
+	// resets it.
+	retries int
+	// backoff holds, per worker id, the relaunch backoff after executors of
+	// the application ended right after they started there. Not persisted:
+	// a new leader starts without it.
+	backoff map[string]*launchBackoff
+	waiting string // why it has no executors
 	// lastHeartbeat is when the driver last showed it is alive (it
 	// registered, was recovered, heartbeated or asked for executors).
 	lastHeartbeat time.Time
@@ -165,6 +175,12 @@ func (a *appInfo) anyRunning() bool {
 	return false
 }
 
+// launchBackoff is the relaunch backoff of one application on one worker.
+type launchBackoff struct {
+	quickEnds int       // consecutive executors that ended within executorSuccessfulRun
+	notBefore time.Time // no executor is launched there before (zero: released)
+}
+
 type driverInfo struct {
 	id         string
 	spec       protocol.DriverSpec
@@ -176,6 +192,9 @@ type driverInfo struct {
 	recoveredWorker string
 	// launchedAt is when the driver was last sent to a worker.
 	launchedAt time.Time
+	// attempt counts the master's relaunches of the driver under its id
+	// (persisted; see relaunchDriverLocked).
+	attempt int
 	// failures counts the consecutive quick failures of a supervised driver
 	// (carried to its relaunches); notBefore holds a relaunch back until
 	// then (backoff). Neither is persisted: a new leader relaunches at once.
@@ -187,7 +206,8 @@ type driverInfo struct {
 }
 
 func (d *driverInfo) record() recovery.DriverRecord {
-	r := recovery.DriverRecord{Format: recovery.FormatVersion, ID: d.id, Spec: d.spec, SubmitTime: d.submitTime, State: d.state}
+	r := recovery.DriverRecord{Format: recovery.FormatVersion, ID: d.id, Spec: d.spec, SubmitTime: d.submitTime, State: d.state,
+		Attempt: d.attempt}
 	if d.worker != nil {
 		r.WorkerID = d.worker.id
 	}

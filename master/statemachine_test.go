@@ -132,18 +132,16 @@ func TestRecoveryTimeoutRemovesNonResponders(t *testing.T) {
 	assert.Equal(t, protocol.DriverRelaunching, states["driver-20261120110000-0001"], "supervised driver ends RELAUNCHING")
 	assert.Equal(t, protocol.DriverError, states["driver-20261120110000-0002"], "unsupervised driver ends ERROR")
 	assert.Equal(t, protocol.DriverSubmitted, states["driver-20261120110000-0003"], "never-launched driver waits again under its id")
-	var relaunched []string
-	for _, d := range v.ActiveDrivers {
-		if d.ID != "driver-20261120110000-0003" {
-			relaunched = append(relaunched, d.ID)
-		}
+	require.Len(t, v.ActiveDrivers, 2, "the supervised driver waits again under its id, next to the queued one")
+	for _, d := range v.CompletedDrivers {
+		assert.NotEqual(t, "driver-20261120110000-0001", d.ID, "one entry per driver")
 	}
-	require.Len(t, relaunched, 1, "the supervised driver is relaunched under a new id")
-	assert.NotEqual(t, "driver-20261120110000-0001", relaunched[0])
-	assert.Regexp(t, `^driver-\d{14}-\d{4}$`, relaunched[0])
 	assert.True(t, tm.logged("Re-launching driver-20261120110000-0001"))
-	eventually(t, "new driver persisted, old removed", func() bool {
-		return store.has(recovery.KindDriver, relaunched[0]) && !store.has(recovery.KindDriver, "driver-20261120110000-0001")
+	eventually(t, "the relaunch persisted under the same id", func() bool {
+		store.mu.Lock()
+		defer store.mu.Unlock()
+		r, ok := store.drivers["driver-20261120110000-0001"]
+		return ok && r.WorkerID == "" && r.Attempt == 1 && r.State == protocol.DriverRelaunching
 	})
 }
 
@@ -268,6 +266,7 @@ func TestWorkerTimeoutLosesExecutorsAndCulls(t *testing.T) {
 func TestExecutorFailuresFailTheApp(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxExecutorRetries = 3
+	cfg.WorkerTimeout = time.Hour // the fake worker does not heartbeat
 	tm := startMaster(t, cfg, nil)
 	tm.el.elect(t, 1)
 	tm.waitStatus(t, protocol.MasterAlive)
@@ -282,6 +281,7 @@ func TestExecutorFailuresFailTheApp(t *testing.T) {
 		assert.Equal(t, i, le.ExecutorID)
 		require.NoError(t, tm.call(http.MethodPost, "/v1/workers/worker-a/executor-state", protocol.ExecutorStateChanged{
 			WorkerID: "worker-a", AppID: appID, ExecutorID: le.ExecutorID, State: protocol.ExecutorFailed, ExitCode: &one}, nil))
+		tm.clock.Advance(executorMaxBackoff) // past the relaunch backoff
 	}
 	v := tm.View()
 	require.Len(t, v.CompletedApps, 1)
@@ -377,11 +377,57 @@ func TestSupervisedDriverRelaunchedWhenWorkerDies(t *testing.T) {
 	require.NoError(t, tm.call(http.MethodPost, "/v1/workers/worker-a/unregister", struct{}{}, nil))
 	v := tm.View()
 	require.Len(t, v.ActiveDrivers, 1)
-	assert.NotEqual(t, id, v.ActiveDrivers[0].ID)
-	assert.Equal(t, protocol.DriverSubmitted, v.ActiveDrivers[0].State)
+	assert.Equal(t, id, v.ActiveDrivers[0].ID, "relaunched under its id")
+	assert.Equal(t, protocol.DriverRelaunching, v.ActiveDrivers[0].State)
+	assert.Empty(t, v.CompletedDrivers, "one entry per driver")
 	st, err := tm.DriverStatus(t.Context(), id)
 	require.NoError(t, err)
 	assert.Equal(t, protocol.DriverRelaunching, st.State)
+
+	// On the next worker it runs as attempt 1 of the same id.
+	w2 := newPeer(t, nil)
+	tm.registerWorker(t, "worker-b", w2, 4, 4096)
+	eventually(t, "driver relaunched", func() bool { return len(w2.got(protocol.PathLaunchDriver)) == 1 })
+	ld := decodeAs[protocol.LaunchDriver](t, w2.got(protocol.PathLaunchDriver)[0])
+	assert.Equal(t, id, ld.DriverID)
+	assert.Equal(t, 1, ld.Attempt)
+	st, err = tm.DriverStatus(t.Context(), id)
+	require.NoError(t, err)
+	assert.Equal(t, protocol.DriverRunning, st.State)
+	// A report from the lost worker's copy is refused: it cannot end the
+	// relaunched driver (what SPARK-19900's new id guards against).
+	err = tm.call(http.MethodPost, "/v1/workers/worker-a/driver-state",
+		protocol.DriverStateChanged{WorkerID: "worker-a", DriverID: id, State: protocol.DriverKilled}, nil)
+	var se *protocol.StatusError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, http.StatusForbidden, se.Code)
+	require.NoError(t, tm.KillDriver(t.Context(), id), "--kill of the submitted id")
+	eventually(t, "kill sent to the worker that runs it", func() bool { return len(w2.got(protocol.PathKillDriverOnWorker)) == 1 })
+}
+
+// A supervised driver that its worker restarts (reported RELAUNCHING, then
+// RUNNING) keeps one entry under its id in the master.
+func TestSupervisedDriverRestartedByWorkerKeepsItsID(t *testing.T) {
+	tm := startMaster(t, testConfig(), nil)
+	tm.el.elect(t, 1)
+	tm.waitStatus(t, protocol.MasterAlive)
+	w := newPeer(t, nil)
+	tm.registerWorker(t, "worker-a", w, 4, 4096)
+	id, err := tm.SubmitDriver(t.Context(), protocol.DriverSpec{Command: []string{"x"}, Cores: 1, MemoryMB: 1, Supervise: true})
+	require.NoError(t, err)
+	eventually(t, "driver launched", func() bool { return len(w.got(protocol.PathLaunchDriver)) == 1 })
+	for _, state := range []protocol.DriverState{protocol.DriverRelaunching, protocol.DriverRunning} {
+		require.NoError(t, tm.call(http.MethodPost, "/v1/workers/worker-a/driver-state",
+			protocol.DriverStateChanged{WorkerID: "worker-a", DriverID: id, State: state, Exception: "exit 3"}, nil))
+		st, err := tm.DriverStatus(t.Context(), id)
+		require.NoError(t, err)
+		assert.Equal(t, state, st.State)
+		v := tm.View()
+		require.Len(t, v.ActiveDrivers, 1)
+		assert.Equal(t, id, v.ActiveDrivers[0].ID)
+		assert.Empty(t, v.CompletedDrivers)
+	}
+	assert.Len(t, w.got(protocol.PathLaunchDriver), 1, "the worker restarts it, not the master")
 }
 
 func TestRunLeavesNoGoroutines(t *testing.T) {
@@ -414,10 +460,9 @@ func TestStaleContactNeverReportsAlive(t *testing.T) {
 	assert.Equal(t, protocol.MasterAlive, tm.status())
 }
 
-// --supervise restarts a driver that exits non-zero (Spark's DriverRunner
-// does it on the worker; in sparkd the master does), after a backoff that
-// doubles while it keeps failing quickly. Before the fix a supervised
-// driver that failed simply ended FAILED.
+// --supervise: a driver reported FAILED (by a worker that does not restart
+// it itself) is relaunched by the master under its id, after a backoff
+// that doubles while it keeps failing quickly.
 func TestSupervisedDriverRelaunchedWhenItFails(t *testing.T) {
 	tm := startMaster(t, testConfig(), nil)
 	tm.el.elect(t, 1)
@@ -444,8 +489,8 @@ func TestSupervisedDriverRelaunchedWhenItFails(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, protocol.DriverRelaunching, st.State)
 	second := active()
-	assert.NotEqual(t, id, second.ID)
-	assert.Equal(t, protocol.DriverSubmitted, second.State)
+	assert.Equal(t, id, second.ID)
+	assert.Equal(t, protocol.DriverRelaunching, second.State)
 	assert.True(t, tm.logged("supervised, re-launching after 1s"))
 
 	// Held back for 1 s (fake clock), then launched.
@@ -476,4 +521,70 @@ func TestSupervisedDriverRelaunchedWhenItFails(t *testing.T) {
 	st, err = tm.DriverStatus(t.Context(), plain)
 	require.NoError(t, err)
 	assert.Equal(t, protocol.DriverFailed, st.State)
+}
+
+// A supervised driver waiting to be relaunched (its worker was taken for
+// lost) that the worker turns out to still run when it registers again is
+// re-attached there under its id: neither killed nor started a second time.
+func TestWaitingSupervisedDriverReattachedToItsWorker(t *testing.T) {
+	tm := startMaster(t, testConfig(), nil)
+	tm.el.elect(t, 1)
+	tm.waitStatus(t, protocol.MasterAlive)
+	w := newPeer(t, nil)
+	tm.registerWorker(t, "worker-a", w, 1, 4096)
+	id, err := tm.SubmitDriver(t.Context(), protocol.DriverSpec{Command: []string{"x"}, Cores: 1, MemoryMB: 1, Supervise: true})
+	require.NoError(t, err)
+	eventually(t, "driver launched", func() bool { return len(w.got(protocol.PathLaunchDriver)) == 1 })
+	require.NoError(t, tm.call(http.MethodPost, "/v1/workers/worker-a/unregister", struct{}{}, nil))
+	st, err := tm.DriverStatus(t.Context(), id)
+	require.NoError(t, err)
+	require.Equal(t, protocol.DriverRelaunching, st.State)
+
+	// It comes back (with its cores taken by a driver it says it runs).
+	tm.registerWorker(t, "worker-a", w, 1, 4096)
+	require.NoError(t, tm.call(http.MethodPost, workerPath(protocol.PathWorkerLatestState, "worker-a"), protocol.WorkerLatestState{
+		WorkerID: "worker-a", Drivers: []protocol.DriverDescription{{DriverID: id, Cores: 1, MemoryMB: 1, State: protocol.DriverRunning}}}, nil))
+	eventually(t, "driver RUNNING on worker-a", func() bool {
+		v := tm.View()
+		return len(v.ActiveDrivers) == 1 && v.ActiveDrivers[0].ID == id && v.ActiveDrivers[0].State == protocol.DriverRunning
+	})
+	assert.Empty(t, w.got(protocol.PathKillDriverOnWorker), "the driver it runs is not killed")
+	v := tm.View()
+	require.Len(t, v.Workers, 1)
+	assert.Equal(t, 1, v.Workers[0].CoresUsed, "the driver's core counted once")
+}
+
+// The re-attach itself, deterministically: a report (heartbeat or
+// WorkerLatestState) that names a driver waiting to be relaunched attaches
+// it to the reporting worker instead of killing it there.
+func TestKillUnknownAdoptsWaitingDriver(t *testing.T) {
+	tm := startMaster(t, testConfig(), nil)
+	tm.el.elect(t, 1)
+	tm.waitStatus(t, protocol.MasterAlive)
+	w := newPeer(t, nil)
+	tm.registerWorker(t, "worker-a", w, 1, 4096)
+	id, err := tm.SubmitDriver(t.Context(), protocol.DriverSpec{Command: []string{"x"}, Cores: 1, MemoryMB: 1, Supervise: true})
+	require.NoError(t, err)
+	eventually(t, "driver launched", func() bool { return len(w.got(protocol.PathLaunchDriver)) == 1 })
+	require.NoError(t, tm.call(http.MethodPost, "/v1/workers/worker-a/unregister", struct{}{}, nil))
+
+	tm.mu.Lock()
+	wb := &workerInfo{id: "worker-b", host: "127.0.0.1", port: 1, url: w.url(), cores: 1, memMB: 4096,
+		state: protocol.WorkerAlive, executors: map[execKey]*executorInfo{}, drivers: map[string]*driverInfo{}}
+	tm.st.workers[wb.id] = wb
+	tm.killUnknownLocked(wb, protocol.WorkerSchedulerState{WorkerID: wb.id,
+		Drivers: []protocol.DriverDescription{{DriverID: id, State: protocol.DriverRunning}}})
+	d := tm.st.drivers[id]
+	require.NotNil(t, d)
+	assert.Same(t, wb, d.worker)
+	assert.Equal(t, protocol.DriverRunning, d.state)
+	assert.Equal(t, 1, wb.coresUsed)
+	assert.Empty(t, tm.st.waitingDrivers)
+	tm.mu.Unlock()
+	eventually(t, "the assignment persisted", func() bool {
+		tm.store.mu.Lock()
+		defer tm.store.mu.Unlock()
+		return tm.store.drivers[id].WorkerID == "worker-b"
+	})
+	assert.Empty(t, w.got(protocol.PathKillDriverOnWorker))
 }

@@ -251,9 +251,10 @@ func TestAcknowledgedDriverNotRunningIsRelaunched(t *testing.T) {
 		require.NoError(t, tm.call(http.MethodPost, workerPath(protocol.PathWorkerHeartbeat, "worker-a"), protocol.Heartbeat{
 			WorkerID: "worker-a", Epoch: 1, Running: &protocol.Running{Executors: []protocol.ExecutorRef{}, Drivers: []string{}}}, nil))
 	}
-	eventually(t, "relaunched under a new id", func() bool { return len(w.got(protocol.PathLaunchDriver)) == 2 })
+	eventually(t, "relaunched under its id", func() bool { return len(w.got(protocol.PathLaunchDriver)) == 2 })
 	ld := decodeAs[protocol.LaunchDriver](t, w.got(protocol.PathLaunchDriver)[1])
-	assert.NotEqual(t, id, ld.DriverID)
+	assert.Equal(t, id, ld.DriverID)
+	assert.Equal(t, 1, ld.Attempt, "a higher attempt: the worker starts it again")
 }
 
 // Item 4: a write queued after its term ended is answered (not left in a

@@ -285,6 +285,10 @@ type LaunchDriver struct {
 	Stamp
 	DriverID string     `json:"driverId"`
 	Desc     DriverSpec `json:"desc"`
+	// Attempt counts the master's relaunches of the driver under its id
+	// (after its worker was lost; 0 the first time). A worker starts a
+	// driver it already ran only for a higher attempt.
+	Attempt int `json:"attempt,omitempty"`
 }
 
 // KillDriver asks a worker to kill a driver.

@@ -183,6 +183,9 @@ type DriverRecord struct {
 	SubmitTime time.Time            `json:"submitTime"`
 	State      protocol.DriverState `json:"state"`
 	WorkerID   string               `json:"workerId,omitempty"`
+	// Attempt counts the master's relaunches of the driver under its id
+	// (0 before the first; absent in records of older versions).
+	Attempt int `json:"attempt,omitempty"`
 }
 
 // WorkerRecord is everything a new leader needs to contact a worker.

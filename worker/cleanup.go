@@ -125,6 +125,7 @@ func (w *Worker) cleanupWorkDir() {
 			trash = filepath.Join(w.cfg.WorkDir, ".removing-"+name)
 			err = os.Rename(dir, trash)
 			delete(w.finishedApps, name)
+			delete(w.finishedDirs, name)
 		}
 		w.mu.Unlock()
 		if running || drv {

@@ -72,6 +72,12 @@ type Config struct {
 	// the default). A fleet simulator or a test passes an in-memory fake;
 	// everything else about executors and drivers is unchanged.
 	Launcher Launcher
+	// RetainedExecutorDirs is how many directories of finished executors
+	// each application keeps in the work dir (default 10): when one more
+	// finishes, the oldest is removed, so that executors that keep failing
+	// cannot fill the disk. The directories of running executors are never
+	// removed; the whole application directory goes with the cleanup.
+	RetainedExecutorDirs int
 	// Clock drives registration backoff, heartbeats, report retries, kill
 	// grace periods and cleanup (nil = real time; tests pass a fake).
 	Clock Clock
@@ -95,6 +101,7 @@ func Defaults() Config {
 		RequestTimeout:              10 * time.Second,
 		RetainedExecutors:           1000,
 		RetainedDrivers:             1000,
+		RetainedExecutorDirs:        10,
 	}
 }
 
@@ -112,6 +119,7 @@ func (c Config) withDefaults() Config {
 	orDefault(&c.RequestTimeout, d.RequestTimeout)
 	orDefault(&c.RetainedExecutors, d.RetainedExecutors)
 	orDefault(&c.RetainedDrivers, d.RetainedDrivers)
+	orDefault(&c.RetainedExecutorDirs, d.RetainedExecutorDirs)
 	if c.Host == "" {
 		if h, err := os.Hostname(); err == nil {
 			c.Host = h
@@ -170,6 +178,8 @@ func (c Config) Validate() error {
 		return bad("spark.worker.cleanup.interval %v must be positive", c.CleanupInterval)
 	case c.AppDataTTL < 0:
 		return bad("spark.worker.cleanup.appDataTtl %v must not be negative", c.AppDataTTL)
+	case c.RetainedExecutorDirs < 0:
+		return bad("spark.worker.retainedExecutorDirs %d must not be negative", c.RetainedExecutorDirs)
 	case c.KillGracePeriod < 0 || c.RequestTimeout <= 0:
 		return bad("kill grace period %v / request timeout %v must be positive", c.KillGracePeriod, c.RequestTimeout)
 	}

@@ -115,13 +115,45 @@ func (e *executor) description() protocol.ExecutorDescription {
 // driver is one cluster-mode driver this worker launched.
 type driver struct {
 	id       string
+	attempt  int // LaunchDriver.Attempt: which launch by a master this is
 	desc     protocol.DriverSpec
 	dir      string
+	argv     []string
+	env      []string
 	proc     *proc
 	state    protocol.DriverState
 	started  time.Time
 	finished time.Time
 	message  string
+	// A supervised driver that exited non-zero is restarted here, under its
+	// id, after backoff (see superviseDriver). wake is non-nil while it
+	// waits for that; closing it (a kill, a shutdown) ends the wait and
+	// aborted says the driver is not to be restarted.
+	backoff  time.Duration
+	restarts int
+	wake     chan struct{}
+	aborted  bool
+}
+
+// Supervised-driver restarts, as Spark's DriverRunner: 1 s after a failure,
+// doubling while the driver keeps failing within driverSuccessfulRun of its
+// start; sparkd caps the wait at driverMaxBackoff (Spark does not).
+const (
+	driverSuccessfulRun = 5 * time.Second
+	driverFirstBackoff  = time.Second
+	driverMaxBackoff    = time.Minute
+)
+
+// abortLocked stops a supervised driver from being restarted; it reports
+// whether the driver was waiting for a restart (then no process runs).
+func (d *driver) abortLocked() bool {
+	d.aborted = true
+	if d.wake == nil {
+		return false
+	}
+	close(d.wake)
+	d.wake = nil
+	return true
 }
 
 func (d *driver) description() protocol.DriverDescription {
@@ -306,8 +338,38 @@ func finishDetail(msg string, code *int) string {
 	return b.String()
 }
 
+// retireExecutorLocked records a finished executor, and removes the
+// directory of the application's oldest finished executor beyond
+// RetainedExecutorDirs. The removal (a rename to .removing-*, then
+// RemoveAll) runs without the lock; a removal cut short by a stop is
+// finished by the next work-dir cleanup.
 func (w *Worker) retireExecutorLocked(e *executor) {
 	w.finishedExecs = retain(w.finishedExecs, e, w.cfg.RetainedExecutors)
+	dirs := append(w.finishedDirs[e.appID], e.dir)
+	over := len(dirs) - w.cfg.RetainedExecutorDirs
+	if over <= 0 {
+		w.finishedDirs[e.appID] = dirs
+		return
+	}
+	old := append([]string(nil), dirs[:over]...)
+	w.finishedDirs[e.appID] = append([]string(nil), dirs[over:]...)
+	trash := filepath.Join(w.cfg.WorkDir, fmt.Sprintf(".removing-%s-%d-%d", e.appID, e.execID, w.clock.Now().UnixNano()))
+	w.removals.Add(1)
+	w.procs.Go(func() {
+		defer w.removals.Done()
+		for i, dir := range old {
+			t := fmt.Sprintf("%s-%d", trash, i)
+			err := os.Rename(dir, t)
+			if err == nil {
+				err = removeAll(t)
+			}
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				w.log.WithError(err).Warnf("Could not remove the directory %s of a finished executor", dir)
+				continue
+			}
+			w.log.Debugf("Removed the directory %s of a finished executor", dir)
+		}
+	})
 }
 
 // killExecutor kills a running executor in the background.
@@ -322,8 +384,9 @@ func (w *Worker) killExecutor(s protocol.Stamp, appID string, execID int) error 
 	return w.killLocked("KillExecutor", s, "executor", key, p)
 }
 
-// launchDriver starts a cluster-mode driver. The worker never relaunches a
-// driver; the master does, under a new id.
+// launchDriver starts a cluster-mode driver. A supervised one that fails is
+// restarted here under its id (superviseDriver); a master relaunches a
+// driver only when its worker was lost, under its id with a higher attempt.
 func (w *Worker) launchDriver(m protocol.LaunchDriver) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -336,14 +399,16 @@ func (w *Worker) launchDriver(m protocol.LaunchDriver) error {
 		return nil
 	}
 	for _, d := range w.finishedDrivers {
-		if d.id == m.DriverID {
+		// A master relaunches a driver under its id with a higher attempt
+		// (its worker was lost); only a repeat of the same launch is one.
+		if d.id == m.DriverID && d.attempt >= m.Attempt {
 			w.log.Warnf("Driver %s already ran and ended %s; not launching it again", m.DriverID, d.state)
 			w.queueDriverStateLocked(d)
 			return nil
 		}
 	}
 	w.log.Infof("Asked to launch driver %s", m.DriverID)
-	d := &driver{id: m.DriverID, desc: m.Desc, dir: filepath.Join(w.cfg.WorkDir, m.DriverID), started: w.clock.Now()}
+	d := &driver{id: m.DriverID, attempt: m.Attempt, desc: m.Desc, dir: filepath.Join(w.cfg.WorkDir, m.DriverID), started: w.clock.Now()}
 	masters := m.Desc.Masters
 	if masters == "" {
 		masters = w.mastersList()
@@ -357,6 +422,7 @@ func (w *Worker) launchDriver(m protocol.LaunchDriver) error {
 		"SPARK_DRIVER_MEMORY="+strconv.Itoa(m.Desc.MemoryMB)+"m",
 		"SPARK_WORKER_URL="+w.url,
 	)
+	d.argv, d.env = argv, env
 	p, err := launchProc(w.cfg.Launcher, Command{Kind: "driver", ID: m.DriverID, Argv: argv, Env: env, Dir: d.dir},
 		w.cfg.KillGracePeriod, w.clock)
 	if err != nil {
@@ -386,11 +452,71 @@ func (w *Worker) mastersList() string {
 	return "spark://" + strings.Join(hosts, ",")
 }
 
+// superviseDriver waits for the driver's process and reports its end. A
+// supervised driver that exits non-zero is restarted under the same id, in
+// the same directory, after a backoff (Spark's DriverRunner): it is
+// reported RELAUNCHING meanwhile and RUNNING again once restarted, and stays
+// listed as running, so a master (also a new leader) keeps one entry for it
+// and can kill it during the wait.
 func (w *Worker) superviseDriver(d *driver) {
-	d.proc.wait()
-	code, msg, killed := d.proc.outcome()
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	for {
+		d.proc.wait()
+		code, msg, killed := d.proc.outcome()
+		w.mu.Lock()
+		if killed || code == nil || *code == 0 || !d.desc.Supervise || d.aborted || w.stopping {
+			w.finishDriverLocked(d, code, msg, killed || d.aborted)
+			w.mu.Unlock()
+			return
+		}
+		now := w.clock.Now()
+		if d.backoff == 0 || now.Sub(d.started) >= driverSuccessfulRun {
+			d.backoff = driverFirstBackoff
+		}
+		delay := d.backoff
+		d.backoff = min(2*d.backoff, driverMaxBackoff)
+		d.state, d.message = protocol.DriverRelaunching, msg
+		d.wake = make(chan struct{})
+		wake := d.wake
+		w.log.Infof("Driver %s exited with code %d; supervised, re-launching it after %s", d.id, *code, delay)
+		w.queueDriverStateLocked(d)
+		w.mu.Unlock()
+
+		t := w.clock.NewTimer(delay)
+		select {
+		case <-t.C():
+		case <-wake:
+		}
+		t.Stop()
+
+		w.mu.Lock()
+		if d.aborted || w.stopping {
+			d.wake = nil
+			w.finishDriverLocked(d, nil, "killed while waiting to be re-launched", true)
+			w.mu.Unlock()
+			return
+		}
+		d.wake = nil
+		p, err := launchProc(w.cfg.Launcher, Command{Kind: "driver", ID: d.id, Argv: d.argv, Env: d.env, Dir: d.dir}, w.cfg.KillGracePeriod, w.clock)
+		if err != nil {
+			w.log.WithError(err).Errorf("Failed to re-launch driver %s", d.id)
+			d.state, d.message, d.finished = protocol.DriverError, "failed to re-launch: "+err.Error(), w.clock.Now()
+			delete(w.drivers, d.id)
+			w.retireDriverLocked(d)
+			w.queueDriverStateLocked(d)
+			w.checkDrainedLocked()
+			w.mu.Unlock()
+			return
+		}
+		d.proc, d.state, d.message, d.started = p, protocol.DriverRunning, "", w.clock.Now()
+		d.restarts++
+		w.log.WithField("pid", p.pid).Infof("Re-launched driver %s (restart %d)", d.id, d.restarts)
+		w.queueDriverStateLocked(d)
+		w.mu.Unlock()
+	}
+}
+
+// finishDriverLocked ends d for good and reports it.
+func (w *Worker) finishDriverLocked(d *driver, code *int, msg string, killed bool) {
 	switch {
 	case killed:
 		d.state = protocol.DriverKilled
@@ -419,6 +545,13 @@ func (w *Worker) killDriver(s protocol.Stamp, id string) error {
 	defer w.mu.Unlock()
 	var p *proc
 	if d, ok := w.drivers[id]; ok {
+		if err := w.stillCurrentLocked("KillDriver", s); err != nil {
+			return err
+		}
+		if d.abortLocked() {
+			w.log.Infof("Asked to kill driver %s, which waits to be re-launched", id)
+			return nil // its supervisor reports it KILLED
+		}
 		p = d.proc
 	}
 	return w.killLocked("KillDriver", s, "driver", id, p)

@@ -312,3 +312,111 @@ func TestRunLeavesNoGoroutines(t *testing.T) {
 	eventually(t, 10*time.Second, func() bool { return runtime.NumGoroutine() <= before }, "goroutines: %d before, %d after",
 		before, runtime.NumGoroutine())
 }
+
+// An application whose executors keep failing keeps the directories of its
+// last RetainedExecutorDirs finished executors only; the others are
+// removed (the work dir does not grow with every failed launch).
+func TestFinishedExecutorDirsBounded(t *testing.T) {
+	m := newFakeMaster(t, 1)
+	cfg := testConfig(t, m.sparkURL())
+	cfg.RetainedExecutorDirs = 3
+	r := startWorker(t, cfg, nil)
+	r.waitRegistered(t, m.sparkURL())
+	const n = 8
+	for i := range n {
+		code, body := post(t, r.w, protocol.PathLaunchExecutor, launchMsg(m, 1, "app-9", i, "echo x; exit 1"))
+		require.Equal(t, 200, code, body.Error)
+		eventually(t, 10*time.Second, func() bool { return m.hasExecutorState("app-9", i, protocol.ExecutorFailed) }, "no FAILED for %d", i)
+	}
+	done := make(chan struct{})
+	go func() { r.w.removals.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("directory removals did not finish")
+	}
+	entries, err := os.ReadDir(filepath.Join(cfg.WorkDir, "app-9"))
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	assert.ElementsMatch(t, []string{"5", "6", "7"}, names, "the last 3 executors' directories")
+	top, err := os.ReadDir(cfg.WorkDir)
+	require.NoError(t, err)
+	for _, e := range top {
+		assert.False(t, strings.HasPrefix(e.Name(), ".removing-"), "left over: %s", e.Name())
+	}
+}
+
+// waitDriverStates waits until driver id has been reported in exactly the
+// states want, in order.
+func waitDriverStates(t *testing.T, m *fakeMaster, id string, want ...protocol.DriverState) {
+	t.Helper()
+	var got []protocol.DriverState
+	eventually(t, 10*time.Second, func() bool {
+		got = got[:0]
+		for _, s := range m.driverStates() {
+			if s.DriverID == id {
+				got = append(got, s.State)
+			}
+		}
+		return assert.ObjectsAreEqual(want, got)
+	}, "driver %s: want states %v, got %v", id, want, got)
+}
+
+// A supervised driver that exits non-zero is restarted by its worker under
+// the same id, in the same directory, after 1 s, then 2 s while it keeps
+// failing quickly (Spark's DriverRunner); it is reported RELAUNCHING and
+// RUNNING, never FAILED. A kill while it waits for its restart ends it
+// KILLED without starting it again.
+func TestSupervisedDriverRestartedUnderItsID(t *testing.T) {
+	m := newFakeMaster(t, 1)
+	cfg := testConfig(t, m.sparkURL())
+	clock := newFakeClock()
+	r := startWorker(t, cfg, clock)
+	r.waitRegistered(t, m.sparkURL())
+	stamp := protocol.Stamp{Epoch: 1, MasterURL: m.sparkURL()}
+	R, RL := protocol.DriverRunning, protocol.DriverRelaunching
+
+	// Fails twice, then runs.
+	script := `n=$(cat runs 2>/dev/null || echo 0); n=$((n+1)); echo $n > runs; [ $n -ge 3 ] && exec sleep 30; exit 3`
+	code, body := post(t, r.w, protocol.PathLaunchDriver, protocol.LaunchDriver{Stamp: stamp, DriverID: "driver-s",
+		Desc: protocol.DriverSpec{Command: []string{"sh", "-c", script}, Cores: 1, MemoryMB: 64, Supervise: true}})
+	require.Equal(t, 200, code, body.Error)
+	waitDriverStates(t, m, "driver-s", R, RL)
+	clock.waitPending(t, driverFirstBackoff)
+	assert.Len(t, r.w.schedulerState().Drivers, 1, "listed as running while it waits")
+	clock.Advance(driverFirstBackoff)
+	waitDriverStates(t, m, "driver-s", R, RL, R, RL)
+	clock.waitPending(t, 2*driverFirstBackoff)
+	clock.Advance(2 * driverFirstBackoff)
+	waitDriverStates(t, m, "driver-s", R, RL, R, RL, R)
+	runs, err := os.ReadFile(filepath.Join(cfg.WorkDir, "driver-s", "runs"))
+	require.NoError(t, err)
+	assert.Equal(t, "3\n", string(runs), "restarted in the same directory")
+	code, _ = post(t, r.w, protocol.PathKillDriverOnWorker, protocol.KillDriver{Stamp: stamp, DriverID: "driver-s"})
+	require.Equal(t, 200, code)
+	waitDriverStates(t, m, "driver-s", R, RL, R, RL, R, protocol.DriverKilled)
+
+	// Killed while waiting to be restarted.
+	code, _ = post(t, r.w, protocol.PathLaunchDriver, protocol.LaunchDriver{Stamp: stamp, DriverID: "driver-k",
+		Desc: protocol.DriverSpec{Command: []string{"sh", "-c", "exit 3"}, Cores: 1, MemoryMB: 64, Supervise: true}})
+	require.Equal(t, 200, code)
+	waitDriverStates(t, m, "driver-k", R, RL)
+	code, _ = post(t, r.w, protocol.PathKillDriverOnWorker, protocol.KillDriver{Stamp: stamp, DriverID: "driver-k"})
+	require.Equal(t, 200, code)
+	waitDriverStates(t, m, "driver-k", R, RL, protocol.DriverKilled)
+	assert.Empty(t, r.w.schedulerState().Drivers)
+
+	// A master's relaunch of a finished driver under its id (a higher
+	// attempt) starts it again; a repeat of the same launch does not.
+	code, _ = post(t, r.w, protocol.PathLaunchDriver, protocol.LaunchDriver{Stamp: stamp, DriverID: "driver-k",
+		Desc: protocol.DriverSpec{Command: []string{"sh", "-c", "exit 3"}, Cores: 1, MemoryMB: 64, Supervise: true}})
+	require.Equal(t, 200, code)
+	waitDriverStates(t, m, "driver-k", R, RL, protocol.DriverKilled, protocol.DriverKilled)
+	code, _ = post(t, r.w, protocol.PathLaunchDriver, protocol.LaunchDriver{Stamp: stamp, DriverID: "driver-k", Attempt: 1,
+		Desc: protocol.DriverSpec{Command: []string{"sh", "-c", "exit 0"}, Cores: 1, MemoryMB: 64, Supervise: true}})
+	require.Equal(t, 200, code)
+	waitDriverStates(t, m, "driver-k", R, RL, protocol.DriverKilled, protocol.DriverKilled, R, protocol.DriverFinished)
+}

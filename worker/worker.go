@@ -74,7 +74,13 @@ type Worker struct {
 	drivers         map[string]*driver
 	finishedDrivers []*driver
 	finishedApps    map[string]time.Time
-	reports         []report // unacknowledged state changes, oldest first
+	// finishedDirs lists, per application, the directories of its finished
+	// executors, oldest first (see retireExecutorLocked).
+	finishedDirs map[string][]string
+	// removals counts directory removals started by retireExecutorLocked
+	// and not yet done (tests wait for them).
+	removals sync.WaitGroup
+	reports  []report // unacknowledged state changes, oldest first
 
 	procs sync.WaitGroup // process supervisors and killers
 
@@ -143,6 +149,7 @@ func newWorker(cfg Config, log *logrus.Entry, clock Clock) (*Worker, error) {
 		executors:       map[string]*executor{},
 		drivers:         map[string]*driver{},
 		finishedApps:    map[string]time.Time{},
+		finishedDirs:    map[string][]string{},
 		closed:          make(chan struct{}),
 		drained:         make(chan struct{}),
 		done:            make(chan struct{}),
@@ -280,7 +287,9 @@ func (w *Worker) shutdown() {
 		kills = append(kills, e.proc.kill)
 	}
 	for _, d := range w.drivers {
-		kills = append(kills, d.proc.kill)
+		if !d.abortLocked() { // a driver waiting to be re-launched has no process
+			kills = append(kills, d.proc.kill)
+		}
 	}
 	w.mu.Unlock()
 	if len(kills) > 0 {

@@ -393,7 +393,7 @@ func TestHAFaultWorkerPausedAcrossFailoverIsReattached(t *testing.T) {
 
 // A worker paused past the recovery timeout is indistinguishable from a
 // dead one: the new leader relaunches its supervised driver elsewhere
-// (under a new id, as Spark does). When the worker resumes, the original
+// (under its id; Spark gives it a new one). When the worker resumes, the original
 // driver must be killed so that exactly one copy runs again, and the worker
 // must end up registered with the leader (invariant 7). The time both
 // copies ran is logged: it is the design's known window.
@@ -450,7 +450,8 @@ func TestHAFaultWorkerPausedPastRecoveryConverges(t *testing.T) {
 	st, err := c.State(nu)
 	require.NoError(t, err)
 	require.Len(t, st.Drivers, 1)
-	assert.NotEqual(t, id, st.Drivers[0].ID)
+	assert.Equal(t, id, st.Drivers[0].ID, "relaunched under the submitted id")
+	assert.NotEqual(t, wid, st.Drivers[0].Worker, "and runs on the other worker")
 }
 
 // inProcMaster is a master wired as serveMaster wires it (ZooKeeper elector

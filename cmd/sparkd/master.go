@@ -195,7 +195,8 @@ func buildRecovery(ctx context.Context, mc conf.Master, log *logrus.Entry) (_ re
 		log.Infof("Connected to ZooKeeper; negotiated session timeout %s", conn.NegotiatedTimeout())
 		log.Info("Starting ZooKeeper LeaderElection agent")
 		// The elector and the master self-fence on the same bound.
-		e, s, err := zkrecovery.New(conn, mc.ZooKeeper.Dir, zlog, zkrecovery.WithSelfFenceAfter(fence))
+		e, s, err := zkrecovery.New(conn, mc.ZooKeeper.Dir, zlog, zkrecovery.WithSelfFenceAfter(fence),
+			zkrecovery.WithEpochFloor(mc.ZooKeeper.EpochFloor))
 		if err != nil {
 			conn.Close()
 			return nil, nil, 0, nil, fmt.Errorf("spark.deploy.zookeeper.dir=%s: %w", mc.ZooKeeper.Dir, err)

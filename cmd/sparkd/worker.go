@@ -49,6 +49,7 @@ func workerConfig(wc conf.Worker) worker.Config {
 	c.Cores, c.MemoryMB, c.WorkDir = wc.Cores, wc.MemoryMB, wc.WorkDir
 	c.Timeout = wc.Timeout
 	c.CleanupEnabled, c.CleanupInterval, c.AppDataTTL = wc.CleanupEnabled, wc.CleanupInterval, wc.AppDataTTL
+	c.RetainedExecutorDirs = wc.RetainedExecutorDirs
 	c.InitialRegistrationRetries, c.MaxRegistrationRetries = wc.InitialRegistrationRetries, wc.MaxRegistrationRetries
 	c.RegistrationInitialInterval, c.RegistrationMaxInterval = wc.RegistrationInitialInterval, wc.RegistrationMaxInterval
 	if wc.AuthEnabled {

@@ -219,11 +219,14 @@ func failover(t *testing.T, c *cluster.Cluster, sig syscall.Signal) {
 	assert.Equal(t, leader, now, "leadership did not move back")
 }
 
-// supervisedDriver: a supervised cluster-mode driver whose worker dies is
-// relaunched on another worker under a new driver id.
+// supervisedDriver: a supervised cluster-mode driver keeps its submission
+// id through everything that restarts it: a crash (its worker restarts it
+// in place), the loss of its worker (the master relaunches it on another
+// one) and a master failover; `--status` and `--kill` of that id work
+// throughout, and /json has one entry for it.
 func supervisedDriver(t *testing.T, c *cluster.Cluster) {
 	j := newJob(t, c)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	args := append([]string{"submit", "--master", c.MasterURLs(), "--deploy-mode", "cluster", "--supervise",
 		"--driver-cores", "1", "--driver-memory", "64m", "--name", "e2e-driver"}, j.Argv()...)
@@ -232,25 +235,51 @@ func supervisedDriver(t *testing.T, c *cluster.Cluster) {
 	driverID := strings.TrimSpace(string(out))
 	require.NotEmpty(t, driverID)
 
-	leader, _, err := c.Leader()
-	require.NoError(t, err)
-	var workerID string
-	require.Eventually(t, func() bool {
-		st, err := c.State(leader)
-		if err != nil {
-			return false
-		}
-		for _, d := range st.Drivers {
-			if d.ID == driverID && d.State == string(protocol.DriverRunning) {
-				workerID = d.Worker
-				return true
+	// running waits until the leader's /json lists the driver RUNNING, as
+	// its only entry, on another worker than notOn, and returns its worker.
+	running := func(what, notOn string, timeout time.Duration) string {
+		t.Helper()
+		var worker string
+		require.Eventually(t, func() bool {
+			l, _, err := c.Leader()
+			if err != nil {
+				return false
 			}
-		}
-		return false
-	}, 60*time.Second, 50*time.Millisecond, "driver %s RUNNING", driverID)
+			st, err := c.State(l)
+			if err != nil {
+				return false
+			}
+			found := false
+			for _, d := range append(st.Drivers, st.Done...) {
+				if d.ID != driverID {
+					return false // another driver: a relaunch under a new id
+				}
+				if d.State == string(protocol.DriverRunning) && d.Worker != notOn {
+					worker, found = d.Worker, true
+				}
+			}
+			return found && len(st.Drivers)+len(st.Done) == 1
+		}, timeout, 50*time.Millisecond, "driver %s RUNNING (%s), the only driver entry", driverID, what)
+		return worker
+	}
+	status := func() string {
+		t.Helper()
+		out, err := c.Command(ctx, "submit", "--master", c.MasterURLs(), "--status", driverID).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		return string(out)
+	}
+	workerID := running("submitted", "", 60*time.Second)
 	firstPids := j.waitPids(t, 1, 30*time.Second)
 
+	// A crash: its worker restarts it under the same id, in place.
+	require.NoError(t, syscall.Kill(firstPids[0], syscall.SIGKILL))
+	j.waitPids(t, 2, 30*time.Second)
+	assert.Equal(t, workerID, running("restarted by its worker", "", 30*time.Second), "restarted on the same worker")
+	assert.Contains(t, status(), "driverState: RUNNING")
+
 	// The driver's host dies: its worker and the driver process.
+	leader, _, err := c.Leader()
+	require.NoError(t, err)
 	st, err := c.State(leader)
 	require.NoError(t, err)
 	victim := -1
@@ -265,31 +294,31 @@ func supervisedDriver(t *testing.T, c *cluster.Cluster) {
 	}
 	require.GreaterOrEqual(t, victim, 0, "worker %s of driver %s", workerID, driverID)
 	c.Workers[victim].Kill()
-	for _, pid := range firstPids {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
+	for _, pid := range cluster.ReadPids(j.PidDir) {
+		if pid != firstPids[0] { // that one is gone: its pid may be reused
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
 	}
+	newWorker := running("relaunched by the master on another worker", workerID, 90*time.Second)
+	assert.Contains(t, status(), "driverState: RUNNING")
 
-	var newID, newWorker string
+	// A master failover: the new leader knows it by the same id.
+	leader, info, err := c.WaitLeader(30 * time.Second)
+	require.NoError(t, err)
+	c.Masters[leader].Kill()
+	_, _, err = c.WaitNewLeader(leader, info.Epoch, 60*time.Second)
+	require.NoError(t, err)
+	assert.Equal(t, newWorker, running("after the failover", "", 60*time.Second))
+	assert.Contains(t, status(), "driverState: RUNNING")
+
+	// --kill of the submitted id ends it for good.
+	out, err = c.Command(ctx, "submit", "--master", c.MasterURLs(), "--kill", driverID).CombinedOutput()
+	require.NoError(t, err, "%s", out)
 	require.Eventually(t, func() bool {
-		l, _, err := c.Leader()
-		if err != nil {
-			return false
-		}
-		st, err := c.State(l)
-		if err != nil {
-			return false
-		}
-		for _, d := range st.Drivers {
-			if d.ID != driverID && d.State == string(protocol.DriverRunning) {
-				newID, newWorker = d.ID, d.Worker
-				return true
-			}
-		}
-		return false
-	}, 90*time.Second, 100*time.Millisecond, "driver relaunched")
-	assert.NotEqual(t, workerID, newWorker, "relaunched on another worker")
-	t.Logf("driver %s on %s relaunched as %s on %s", driverID, workerID, newID, newWorker)
-	j.release(t)
+		out, err := c.Command(ctx, "submit", "--master", c.MasterURLs(), "--status", driverID).CombinedOutput()
+		return err == nil && strings.Contains(string(out), "driverState: KILLED")
+	}, 30*time.Second, 100*time.Millisecond, "driver %s KILLED", driverID)
+	t.Logf("driver %s: restarted on %s, relaunched on %s, kept its id through a failover", driverID, workerID, newWorker)
 }
 
 // endsWhileLeaderless is the reviewer's reproduction of issue 11, item 0:

@@ -10,7 +10,7 @@
 //
 // Election: each candidate creates a protected ephemeral-sequential node and
 // watches only its predecessor. The lowest node takes office with
-// Multi(Check(own node), SetData(epoch, {epoch: E+1, ...}, version v)) after
+// Multi(Check(own node), SetData(epoch, {epoch: E', ...}, version v)) after
 // checking that the node's ephemeralOwner is its session. Every Store write
 // is Multi(Check(epoch, v+1), Check(own node), ops...).
 //
@@ -19,7 +19,12 @@
 //     earlier term commits; the deposed master gets an error matching
 //     recovery.ErrFenced and its term is revoked. A write also cannot commit
 //     after the writer's session expired (its candidate node is checked).
-//   - Epochs strictly increase (each is at least the epoch znode's version + 1).
+//   - Epochs strictly increase, also across the loss of dir: E' is one more
+//     than the largest of the stored epoch, the epoch znode's version and the
+//     zxid of its last change (Mzxid), so above every epoch opened before in
+//     the same ensemble, a re-created epoch znode included (see nextEpoch).
+//     Not guaranteed across a rebuilt ensemble, whose zxids restart low:
+//     WithEpochFloor is the operator's lever then.
 //   - Self-fencing: a leader that has had no reply from ZooKeeper for the
 //     self-fence bound (default 2/3 of the negotiated session timeout) ends its
 //     term (OnRevoked, term context cancelled) before the server can expire

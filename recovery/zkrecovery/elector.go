@@ -555,6 +555,34 @@ func (r *runState) waitFor(ctx context.Context) error {
 	return nil
 }
 
+// nextEpoch is the epoch a leader opens when the epoch znode reads ed with
+// stat st: one more than the largest of the epoch stored there, the
+// znode's version, the zxid of its last change (Mzxid) and floor - 1.
+//
+// The zxid is what makes epochs survive the loss of the directory. ZooKeeper
+// orders every transaction of an ensemble by a zxid that only grows; the
+// transaction that opened epoch E changed the znode, so its zxid is at
+// least E. An epoch znode created again after `deleteall` of the directory
+// is created by a later transaction, so its Mzxid, and the next epoch, are
+// above every epoch opened before, and workers (which refuse lower epochs)
+// accept the new leader. Two leaders can never open the same epoch: each
+// opening changes the znode (SetData with the version read), so the next
+// leader reads a higher Mzxid, and of two that read the same stat only one
+// SetData succeeds. Zxids restart low only in a new ensemble (its data
+// directories wiped); floor (spark.deploy.zookeeper.epochFloor) lifts the
+// epochs above those a fleet has seen then.
+//
+// The result also differs from the previous epoch in its last decimal
+// digit: the master numbers application and driver ids in a block per
+// epoch mod 10, and consecutive terms must not share a block.
+func nextEpoch(ed epochData, st *zk.Stat, floor int64) int64 {
+	next := max(ed.Epoch, int64(st.Version), st.Mzxid, floor-1) + 1
+	if ed.Epoch > 0 && next%10 == ed.Epoch%10 {
+		next++
+	}
+	return next
+}
+
 // takeOffice opens a new epoch and holds it until the term ends.
 func (r *runState) takeOffice(ctx context.Context, sid int64) error {
 	e := r.e
@@ -578,7 +606,7 @@ func (r *runState) takeOffice(ctx context.Context, sid int64) error {
 	if err != nil {
 		return err
 	}
-	next := max(ed.Epoch, int64(est.Version)) + 1
+	next := nextEpoch(ed, est, e.o.epochFloor)
 	newData, err := json.Marshal(epochData{Epoch: next, Leader: r.me.ID, Node: path.Base(r.node), Since: time.Now().UTC()})
 	if err != nil {
 		return err

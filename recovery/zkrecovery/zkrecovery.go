@@ -46,6 +46,7 @@ type options struct {
 	now            func() time.Time
 	selfFenceAfter time.Duration
 	readConc       int
+	epochFloor     int64
 }
 
 // WithClock replaces time.Now for the self-fence check (tests). The clock
@@ -59,6 +60,14 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 func WithSelfFenceAfter(d time.Duration) Option {
 	return func(o *options) { o.selfFenceAfter = d }
 }
+
+// WithEpochFloor sets the lowest epoch a leader opens
+// (spark.deploy.zookeeper.epochFloor; default 0: no floor). Epochs derive
+// from ZooKeeper's zxids, which survive the loss of the directory but
+// restart low in a rebuilt ensemble; a floor above the highest epoch the
+// fleet has seen lets workers accept leaders of the new ensemble without a
+// restart.
+func WithEpochFloor(floor int64) Option { return func(o *options) { o.epochFloor = floor } }
 
 // WithReadConcurrency sets how many Gets Read keeps in flight (default 256).
 func WithReadConcurrency(n int) Option { return func(o *options) { o.readConc = n } }

@@ -69,6 +69,7 @@ func TestSingleServer(t *testing.T) {
 	t.Run("ShortBlip", func(t *testing.T) { testShortBlip(t, ens.Servers()[0].Addr()) })
 	t.Run("Confirm", func(t *testing.T) { testConfirm(t, addr) })
 	t.Run("ConfirmSessionLost", func(t *testing.T) { testConfirmSessionLost(t, ens.Servers()[0].Addr()) })
+	t.Run("WipedDirectory", func(t *testing.T) { testWipedDirectory(t, addr) })
 }
 
 // testShortBlip: a connection blip well within the self-fence bound does
