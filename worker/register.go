@@ -270,7 +270,24 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 			if !ok {
 				return
 			}
-			if w.heartbeat(ctx, addr) {
+			// A heartbeat to a master that hangs (paused, partitioned) must
+			// not hold the worker for the request timeout once a new leader
+			// has attached it: MasterChanged cancels it, and the worker
+			// heartbeats the new leader on its next tick.
+			hctx, hcancel := context.WithCancel(ctx)
+			res := make(chan bool, 1)
+			go func() { res <- w.heartbeat(hctx, addr) }()
+			var alive bool
+			select {
+			case alive = <-res:
+			case <-w.masterChangedCh:
+				hcancel()
+				<-res
+				alive = true
+				w.log.Debugf("Heartbeat to %s dropped: the master changed", normAddr(addr))
+			}
+			hcancel()
+			if alive {
 				t = w.clock.NewTimer(w.heartbeatInterval())
 				continue
 			}

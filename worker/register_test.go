@@ -3,6 +3,8 @@ package worker
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -244,4 +246,42 @@ func TestReconnectWorkerReregisters(t *testing.T) {
 	require.Equal(t, 200, code)
 	eventually(t, 5*time.Second, func() bool { return m.count("register") == 2 && m.count("latest-state") == 2 }, "no re-registration")
 	r.waitRegistered(t, m.sparkURL())
+}
+
+// A heartbeat hung on a master that was paused must not hold the worker once
+// a new leader has attached it: MasterChanged cancels it and the next
+// heartbeat goes to the new leader, long before the request timeout. (The
+// new leader would otherwise time the worker out and kill its executors on
+// re-registration.)
+func TestMasterChangedCancelsAHungHeartbeat(t *testing.T) {
+	release := make(chan struct{})
+	var oldURL string
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == protocol.PathRegisterWorker:
+			protocol.WriteJSON(w, 200, protocol.RegisteredWorker{Stamp: protocol.Stamp{Epoch: 1, MasterURL: oldURL}})
+		case strings.HasSuffix(r.URL.Path, "/heartbeat"):
+			<-release // paused
+		default:
+			protocol.WriteJSON(w, 200, struct{}{})
+		}
+	}))
+	t.Cleanup(old.Close)
+	t.Cleanup(func() { close(release) }) // before old.Close (cleanups run last-in first-out)
+	oldURL = "spark://" + strings.TrimPrefix(old.URL, "http://")
+	clock := newFakeClock()
+	cfg := testConfig(t, oldURL)
+	cfg.RequestTimeout = time.Minute // the hung heartbeat would hold the worker this long
+	r := startWorker(t, cfg, clock)
+	r.waitRegistered(t, oldURL)
+	clock.waitPending(t, 10*time.Second)
+	clock.Advance(10 * time.Second) // the heartbeat to the paused master hangs
+
+	leader := newFakeMaster(t, 2)
+	code, _ := post(t, r.w, protocol.PathWorkerMasterChanged, protocol.MasterChanged{
+		Stamp: protocol.Stamp{Epoch: 2, MasterURL: leader.sparkURL()}})
+	require.Equal(t, 200, code)
+	clock.waitPending(t, 10*time.Second) // a new heartbeat timer: the hung one was dropped
+	clock.Advance(10 * time.Second)
+	eventually(t, 5*time.Second, func() bool { return leader.count("heartbeat") == 1 }, "no heartbeat to the new leader")
 }
