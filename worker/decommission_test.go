@@ -119,7 +119,9 @@ func TestDecommissionIdleWorkerExitsAndDisabledOneStays(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("an idle decommissioned worker did not exit")
 	}
-	assert.Equal(t, 1, m.count("decommission"), "the master hears of the decommission before the worker leaves")
+	// At least once: a registration that completes concurrently repeats it
+	// (the message is idempotent).
+	assert.GreaterOrEqual(t, m.count("decommission"), 1, "the master hears of the decommission before the worker leaves")
 
 	r := startWorker(t, testConfig(t, m.sparkURL()), nil)
 	r.waitRegistered(t, m.sparkURL())

@@ -169,10 +169,16 @@ func TestWorkerAgainstRealMasters(t *testing.T) {
 
 	pids := map[int]int{}
 	for _, e := range doc.Executors {
-		b, err := os.ReadFile(filepath.Join(pidDir, fmt.Sprintf("%s-%d", appID, e.ID)))
-		require.NoError(t, err)
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		require.NoError(t, err)
+		// The executor writes its pid file itself: wait until it is complete.
+		var pid int
+		require.Eventually(t, func() bool {
+			b, err := os.ReadFile(filepath.Join(pidDir, fmt.Sprintf("%s-%d", appID, e.ID)))
+			if err != nil {
+				return false
+			}
+			pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+			return err == nil
+		}, 10*time.Second, 10*time.Millisecond, "pid file of executor %d", e.ID)
 		pids[e.ID] = pid
 	}
 
