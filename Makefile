@@ -13,8 +13,11 @@ TEST_TIMEOUT ?= 25m
 
 all: build
 
+# bin/sparkd, and the example Go drivers bin/pi and bin/wordcount.
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sparkd ./cmd/sparkd
+	$(GO) build -trimpath -ldflags '-s -w' -o bin/pi ./examples/pi
+	$(GO) build -trimpath -ldflags '-s -w' -o bin/wordcount ./examples/wordcount
 
 deps:
 	@bash hack/deps.sh

@@ -79,7 +79,12 @@ type TaskLaunch struct {
 	Attempt AttemptID `json:"attempt"`
 	Task    int       `json:"task"`
 	Number  int       `json:"number"` // attempt number, from 0
-	Command string    `json:"command"`
+	Command string    `json:"command,omitempty"`
+	// Func, when set, names a function the executor's program registered
+	// (a Go driver's task, package spark); it is called with Input and
+	// its return value is the attempt's output. Command is then empty.
+	Func  string `json:"func,omitempty"`
+	Input []byte `json:"input,omitempty"`
 }
 
 // Attempt states an executor reports (Spark's TaskState).
