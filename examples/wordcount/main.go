@@ -26,12 +26,33 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/sparkd/sparkd/examples/internal/cli"
 	"github.com/sparkd/sparkd/spark"
 )
 
-func init() { spark.Register("wordcount.count", count) }
+func init() {
+	spark.Register("wordcount.count", count)
+	spark.Register("wordcount.count-slowly", countSlowly)
+}
+
+// countSlowly is count after a pause (--task-delay, for demos and fault
+// tests: it leaves time to kill things mid-job). Its input is the delay in
+// milliseconds, a newline, and the chunk.
+func countSlowly(ctx context.Context, input []byte) ([]byte, error) {
+	head, chunk, ok := bytes.Cut(input, []byte("\n"))
+	ms, err := strconv.Atoi(string(head))
+	if !ok || err != nil || ms < 0 {
+		return nil, fmt.Errorf("wordcount.count-slowly: input does not start with a delay in milliseconds: %.20q", input)
+	}
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(time.Duration(ms) * time.Millisecond):
+	}
+	return count(ctx, chunk)
+}
 
 func isSpace(b byte) bool {
 	switch b {
@@ -95,6 +116,7 @@ func main() {
 	master := flag.String("master", os.Getenv("SPARK_MASTER"), "spark://host:port[,host:port] (default $SPARK_MASTER)")
 	chunk := flag.String("chunk", "256k", "bytes per task (about; chunks end at a space)")
 	output := flag.String("output", "", "write the counts to this file instead of standard output")
+	delay := flag.Duration("task-delay", 0, "each task waits this long first (for demos and fault tests)")
 	flag.Var(conf, "conf", "a Spark property key=value (repeatable)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: wordcount [flags] FILE...\n\nCounts words on a sparkd cluster, one task per chunk; prints what\ncat FILE... | LC_ALL=C tr -s '[:space:]' '\\n' | LC_ALL=C sort | uniq -c prints.\n\nFlags:\n")
@@ -129,12 +151,12 @@ func main() {
 		fmt.Fprintf(os.Stderr, "wordcount: %v\n", err)
 		os.Exit(2)
 	}
-	code := run(sc, data, size, *output)
+	code := run(sc, data, size, *delay, *output)
 	sc.Close()
 	os.Exit(code)
 }
 
-func run(sc *spark.Context, data []byte, size int, output string) int {
+func run(sc *spark.Context, data []byte, size int, delay time.Duration, output string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	totals := map[string]int{}
@@ -142,7 +164,14 @@ func run(sc *spark.Context, data []byte, size int, output string) int {
 		totals[""] = 1 // tr turns the leading run into an empty first line
 	}
 	if parts := chunks(data, size); len(parts) > 0 {
-		outs, err := sc.Run(ctx, "wordcount.count", parts)
+		fn := "wordcount.count"
+		if delay > 0 {
+			fn = "wordcount.count-slowly"
+			for i, p := range parts {
+				parts[i] = append([]byte(strconv.FormatInt(delay.Milliseconds(), 10)+"\n"), p...)
+			}
+		}
+		outs, err := sc.Run(ctx, fn, parts)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "wordcount: %v\n", err)
 			return 1
