@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -168,6 +169,34 @@ func TestGoDriverEndToEnd(t *testing.T) {
 		require.ErrorContains(t, err, "want spark://host:port")
 		_, err = spark.NewContext(spark.Config{Master: c.MasterURLs(), Conf: map[string]string{"spark.executor.memory": "lots"}})
 		require.ErrorContains(t, err, "spark.executor.memory")
+	})
+
+	t.Run("a corrupted download fails its executors with a clear error, and nothing runs", func(t *testing.T) {
+		data := t.TempDir() + "/data.txt"
+		require.NoError(t, os.WriteFile(data, []byte("the shipped file"), 0o644))
+		log2 := &cluster.SyncBuffer{}
+		cf := conf()
+		sc2, err := spark.NewContext(spark.Config{Master: c.MasterURLs(), AppName: "corrupt", Conf: cf, Files: []string{data}, Log: log2})
+		require.NoError(t, err)
+		defer sc2.Close()
+		// Changed in place after it was hashed: what the driver serves no
+		// longer has the sha256 it announces.
+		require.NoError(t, os.WriteFile(data, []byte("THE SHIPPED FILE"), 0o644))
+		jctx, jcancel := context.WithTimeout(ctx, 40*time.Second)
+		defer jcancel()
+		_, err = sc2.Run(jctx, "test.upper", [][]byte{[]byte("x")})
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "10 executors in a row failed to start; the last: executor: checksum mismatch: data.txt from http://")
+		assert.Contains(t, log2.String(), "failed to start: executor: checksum mismatch: data.txt")
+		assert.NotContains(t, log2.String(), "Registered executor", "no executor ran")
+		logs, _ := filepath.Glob(filepath.Join(c.Dir, "work", "*", "*", "*", "stderr"))
+		mismatch := 0
+		for _, l := range logs {
+			if b, _ := os.ReadFile(l); strings.Contains(string(b), "checksum mismatch: data.txt from http://") {
+				mismatch++
+			}
+		}
+		assert.Positive(t, mismatch, "an executor log names the mismatch")
 	})
 
 	t.Run("application UI, its JSON and metrics with a running and a finished job", func(t *testing.T) {

@@ -63,6 +63,11 @@ type DriverConfig struct {
 	// is called with the driver's lock held: it must not block or call
 	// the Driver.
 	Observe func(Event)
+	// MaxExecutorStartFailures ends the job when that many executors in a
+	// row failed to start (reported on PathExecutorFailed) while none is
+	// registered: the cluster would replace them forever (default 10, as
+	// spark.deploy.maxExecutorRetries).
+	MaxExecutorStartFailures int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -165,6 +170,7 @@ type Driver struct {
 	committing int                     // outputs being written by the committer
 	commitN    chan struct{}           // wakes the committer
 	commitD    chan struct{}           // closed when the committer has stopped
+	startFails int                     // executors in a row that failed to start
 	outputs    [][]byte                // Calls jobs: committed output per task
 	changed    chan struct{}
 	stop       chan struct{}
@@ -271,6 +277,9 @@ func NewDriver(cfg DriverConfig) (*Driver, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MaxExecutorStartFailures <= 0 {
+		cfg.MaxExecutorStartFailures = 10
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = logrus.NewEntry(logrus.StandardLogger())
 	}
@@ -333,6 +342,7 @@ func NewDriver(cfg DriverConfig) (*Driver, error) {
 	r.Handle(PathRegisterExecutor, protocol.Handle(d.handleRegister)).Methods(http.MethodPost)
 	r.Handle(PathPoll, protocol.Handle(d.handlePoll)).Methods(http.MethodPost)
 	r.Handle(PathStatus, protocol.Handle(d.handleStatus)).Methods(http.MethodPost)
+	r.Handle(PathExecutorFailed, protocol.Handle(d.handleExecutorFailed)).Methods(http.MethodPost)
 	// A poll is held up to HeartbeatInterval, so writes get that much on
 	// top of the usual bound; bodies are bounded by protocol.DecodeBody.
 	d.srv = &http.Server{Handler: protocol.Authenticate(cfg.Secret, r), ReadHeaderTimeout: 10 * time.Second,
@@ -561,6 +571,7 @@ func (d *Driver) handleRegister(r *http.Request) (any, error) {
 			x.worker = d.workers[key]
 		}
 		d.execs[key] = x
+		d.startFails = 0
 		d.sched.AddExecutor(key, m.Host, m.Cores)
 		slots := m.Cores / d.sched.Config().TaskCPUs
 		line := fmt.Sprintf("Registered executor %s on %s (pid %d) with %d core(s): %d task slot(s)", key, m.Host, m.PID, m.Cores, slots)
@@ -574,6 +585,36 @@ func (d *Driver) handleRegister(r *http.Request) (any, error) {
 	}
 	return RegisteredExecutor{Executor: key, HoldMs: d.cfg.HeartbeatInterval.Milliseconds(), TimeoutMs: d.cfg.NetworkTimeout.Milliseconds(),
 		Capture: d.out != nil || d.outputs != nil, MaxOutput: d.cfg.MaxOutput, TaskCPUs: d.sched.Config().TaskCPUs}, nil
+}
+
+// handleExecutorFailed hears why an executor could not start. The
+// executor is lost (a late registration is refused); after
+// MaxExecutorStartFailures of them in a row with none registered, the job
+// ends with the last reason.
+func (d *Driver) handleExecutorFailed(r *http.Request) (any, error) {
+	var m ExecutorFailed
+	if err := protocol.DecodeBody(r, &m); err != nil {
+		return nil, err
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	key := m.AppID + "/" + m.ExecutorID
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.apps[m.AppID] {
+		return nil, &protocol.StatusError{Code: http.StatusNotFound, Message: fmt.Sprintf("application %s is not known to this driver", m.AppID)}
+	}
+	line := fmt.Sprintf("Executor %s on %s failed to start: %s", key, m.Host, m.Error)
+	d.log.Debug(line)
+	d.cfg.Notify(line)
+	d.loseLocked(key, "failed to start: "+m.Error)
+	d.startFails++
+	if len(d.execs) == 0 && d.startFails >= d.cfg.MaxExecutorStartFailures && d.ended == "" && !d.sched.Over() {
+		d.ended = fmt.Sprintf("%d executors in a row failed to start; the last: %s", d.startFails, m.Error)
+		d.kick()
+	}
+	return struct{}{}, nil
 }
 
 func (d *Driver) handlePoll(r *http.Request) (any, error) {

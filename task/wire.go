@@ -13,7 +13,31 @@ const (
 	PathRegisterExecutor = "/v1/tasks/register" // RegisterExecutor -> RegisteredExecutor
 	PathPoll             = "/v1/tasks/poll"     // Poll -> Orders (held until there is something, or HoldMs)
 	PathStatus           = "/v1/tasks/status"   // StatusUpdate -> StatusAck
+	PathExecutorFailed   = "/v1/tasks/failed"   // ExecutorFailed -> {}
 )
+
+// ExecutorFailed is an executor's launcher telling the driver why the
+// executor could not start (for example: its program's download did not
+// have the announced sha256), before it exits.
+type ExecutorFailed struct {
+	AppID      string `json:"appId"`
+	ExecutorID string `json:"executorId"`
+	Host       string `json:"host,omitempty"`
+	Error      string `json:"error"`
+}
+
+// Validate names the first missing field.
+func (m ExecutorFailed) Validate() error {
+	switch {
+	case strings.TrimSpace(m.AppID) == "":
+		return &protocol.FieldError{Field: "appId", Reason: "is required"}
+	case strings.TrimSpace(m.ExecutorID) == "":
+		return &protocol.FieldError{Field: "executorId", Reason: "is required"}
+	case strings.TrimSpace(m.Error) == "":
+		return &protocol.FieldError{Field: "error", Reason: "is required"}
+	}
+	return nil
+}
 
 // RegisterExecutor is an executor backend announcing itself to its driver
 // (Spark's RegisterExecutor).

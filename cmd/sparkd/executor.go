@@ -140,6 +140,20 @@ func fetchAndExec(prog string, files []string, e fetchEnv, stderr io.Writer) int
 		fmt.Fprintf(stderr, "sparkd executor: %v\n", err)
 		return code
 	}
+	// A failure to fetch is told to the driver too (its user sees why no
+	// executor starts), then the executor exits without running anything.
+	report := func(err error) int {
+		host := e.host
+		if host == "" {
+			host, _ = os.Hostname()
+		}
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if rerr := executor.ReportStartFailure(rctx, e.driverURL, e.secret, e.appID, e.execID, host, err); rerr != nil {
+			fmt.Fprintf(stderr, "sparkd executor: could not tell the driver: %v\n", rerr)
+		}
+		return fail(1, err)
+	}
 	spec, err := executor.ParseFetchSpec(prog)
 	if err != nil {
 		return fail(2, fmt.Errorf("--fetch: %w", err))
@@ -165,7 +179,7 @@ func fetchAndExec(prog string, files []string, e fetchEnv, stderr io.Writer) int
 	start := time.Now()
 	path, err := executor.Fetch(ctx, spec, cache, e.secret, 0o755)
 	if err != nil {
-		return fail(1, err)
+		return report(err)
 	}
 	fmt.Fprintf(stderr, "Fetched %s (sha256 %s) from %s in %s\n", spec.Name, spec.SHA256, spec.URL, time.Since(start).Round(time.Millisecond))
 	for _, s := range specs {
@@ -174,7 +188,7 @@ func fetchAndExec(prog string, files []string, e fetchEnv, stderr io.Writer) int
 			_, err = executor.Place(got, wd)
 		}
 		if err != nil {
-			return fail(1, err)
+			return report(err)
 		}
 		fmt.Fprintf(stderr, "Fetched %s (sha256 %s) from %s\n", s.Name, s.SHA256, s.URL)
 	}

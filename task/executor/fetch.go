@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sparkd/sparkd/protocol"
+	"github.com/sparkd/sparkd/task"
 )
 
 // ErrChecksum is returned by Fetch when a download's sha256 is not the one
@@ -127,6 +128,16 @@ func Fetch(ctx context.Context, spec FetchSpec, cacheDir, secret string, mode os
 		return "", fmt.Errorf("executor: fetch %s: %w", spec.Name, err)
 	}
 	return final, nil
+}
+
+// ReportStartFailure tells the driver why this executor could not start
+// (task.PathExecutorFailed), so that its user sees the reason and the job
+// does not wait for executors that can never start. Best effort: bounded
+// by ctx.
+func ReportStartFailure(ctx context.Context, driverURL, secret, appID, executorID, host string, cause error) error {
+	c := protocol.NewClient(5*time.Second, secret)
+	return c.Call(ctx, http.MethodPost, driverURL, task.PathExecutorFailed,
+		task.ExecutorFailed{AppID: appID, ExecutorID: executorID, Host: host, Error: cause.Error()}, nil)
 }
 
 // Place puts a fetched file into dir under its name: a hard link to the
