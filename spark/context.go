@@ -30,7 +30,10 @@ import (
 // Config configures a Context.
 type Config struct {
 	// Master is the cluster: spark://host:port[,host:port...] (several
-	// masters with ZooKeeper HA). Default: $SPARK_MASTER.
+	// masters with ZooKeeper HA), or, as in Spark, local[N] (local[*]:
+	// one per CPU; local: 1) to run the tasks in this process, N at a time,
+	// with the same retries (for development and tests; nothing is
+	// shipped). Default: $SPARK_MASTER.
 	Master string
 	// AppName names the application on the master (default: the
 	// program's file name).
@@ -60,6 +63,7 @@ type Context struct {
 	masters []string
 	log     *logrus.Entry
 	name    string
+	local   int // local[N]: N; 0 = a cluster
 
 	ln      net.Listener
 	srv     *http.Server
@@ -97,9 +101,15 @@ func NewContext(cfg Config) (*Context, error) {
 	if cfg.Master == "" {
 		return nil, errors.New("spark: no master: set Config.Master or SPARK_MASTER (spark://host:7077)")
 	}
-	masters, err := parseMasters(cfg.Master)
+	local, err := parseLocal(cfg.Master)
 	if err != nil {
 		return nil, err
+	}
+	var masters []string
+	if local == 0 {
+		if masters, err = parseMasters(cfg.Master); err != nil {
+			return nil, err
+		}
 	}
 	set, err := parseSettings(cfg.Conf)
 	if err != nil {
@@ -122,7 +132,7 @@ func NewContext(cfg Config) (*Context, error) {
 	if name == "" {
 		name = filepath.Base(exe)
 	}
-	c := &Context{cfg: cfg, set: set, masters: masters, log: cfg.Logger.WithField("component", "spark"), name: name,
+	c := &Context{cfg: cfg, set: set, masters: masters, local: local, log: cfg.Logger.WithField("component", "spark"), name: name,
 		served: map[string]fileEntry{}}
 	c.program, err = entry(exe, "program")
 	if err != nil {
@@ -148,7 +158,7 @@ func NewContext(cfg Config) (*Context, error) {
 	switch {
 	case set.driverHost != "":
 		c.listen, c.adv = set.driverHost, set.driverHost
-	case allLoopback(masters):
+	case local > 0 || allLoopback(masters):
 		c.listen, c.adv = "127.0.0.1", "127.0.0.1"
 	default:
 		c.listen = ""
@@ -277,6 +287,9 @@ func (c *Context) Run(ctx context.Context, fn string, inputs [][]byte) ([][]byte
 	}
 	c.jobMu.Lock()
 	defer c.jobMu.Unlock()
+	if c.local > 0 {
+		return c.runLocal(ctx, fn, calls)
+	}
 	var cl *client.Client
 	job := c.ui.StartJob(fn, len(calls))
 	d, err := task.NewDriver(task.DriverConfig{

@@ -34,6 +34,10 @@
 //
 // Each Run is a job and, in this version, its own application on the
 // master (executors are started for it and stop when it ends).
+//
+// Master "local[N]" runs the tasks in the driver's process instead, N at a
+// time, with the same retries: for development, tests and the examples
+// below.
 package spark
 
 import (
