@@ -170,6 +170,12 @@ func NewContext(cfg Config) (*Context, error) {
 	}
 	c.ln, err = protocol.Listen(c.listen, set.uiPort, set.portRetries, "SparkUI", c.log)
 	if err != nil {
+		// Every port tried is taken: the UI (and file server, which the
+		// executors need) takes any free port rather than failing the job.
+		c.line(fmt.Sprintf("%v; the application UI takes any free port instead", err))
+		c.ln, err = protocol.Listen(c.listen, 0, 0, "SparkUI", c.log)
+	}
+	if err != nil {
 		c.closeFiles()
 		return nil, fmt.Errorf("spark: %w", err)
 	}
