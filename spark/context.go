@@ -76,6 +76,7 @@ type Context struct {
 	adv     string               // host executors use to reach them
 
 	jobMu  sync.Mutex // one job at a time
+	done   bool       // Close was called (under jobMu)
 	lineMu sync.Mutex
 	closed sync.Once
 }
@@ -293,6 +294,9 @@ func (c *Context) Run(ctx context.Context, fn string, inputs [][]byte) ([][]byte
 	}
 	c.jobMu.Lock()
 	defer c.jobMu.Unlock()
+	if c.done {
+		return nil, errors.New("spark: Run on a closed Context")
+	}
 	if c.local > 0 {
 		return c.runLocal(ctx, fn, calls)
 	}
@@ -425,9 +429,13 @@ func (c *Context) MapReduce(ctx context.Context, fn string, partitions [][]byte,
 	return acc, nil
 }
 
-// Close stops the application UI. It is idempotent.
+// Close stops the application UI and its file server, after the job
+// running, if any; the Context runs no job afterwards. It is idempotent.
 func (c *Context) Close() error {
 	c.closed.Do(func() {
+		c.jobMu.Lock()
+		c.done = true
+		c.jobMu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		if err := c.srv.Shutdown(ctx); err != nil {

@@ -169,6 +169,17 @@ func TestGoDriverEndToEnd(t *testing.T) {
 		require.ErrorContains(t, err, "want spark://host:port")
 		_, err = spark.NewContext(spark.Config{Master: c.MasterURLs(), Conf: map[string]string{"spark.executor.memory": "lots"}})
 		require.ErrorContains(t, err, "spark.executor.memory")
+		_, err = spark.NewContext(spark.Config{Master: "local[0]"})
+		require.ErrorContains(t, err, "N at least 1")
+		_, err = spark.NewContext(spark.Config{Master: ""})
+		if os.Getenv("SPARK_MASTER") == "" {
+			require.ErrorContains(t, err, "no master")
+		}
+		closed, err := spark.NewContext(spark.Config{Master: "local", Log: io.Discard, Conf: map[string]string{"spark.ui.port": "0"}})
+		require.NoError(t, err)
+		require.NoError(t, closed.Close())
+		_, err = closed.Run(ctx, "test.upper", [][]byte{nil})
+		require.ErrorContains(t, err, "closed Context")
 	})
 
 	t.Run("a corrupted download fails its executors with a clear error, and nothing runs", func(t *testing.T) {
