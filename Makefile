@@ -30,7 +30,7 @@ fmt:
 
 STATICCHECK_VERSION ?= v0.8.2
 # Packages with concurrency, run again under the race detector.
-RACE_PKGS ?= ./master/ ./worker/ ./client/ ./zkutil/ ./protocol/ ./recovery/...
+RACE_PKGS ?= ./master/ ./worker/ ./client/ ./zkutil/ ./protocol/ ./recovery/... ./task/... ./spark/
 
 # What the docs promise about the code itself: formatted, go.mod tidy,
 # staticcheck clean (fetched through the module proxy at a pinned version).
