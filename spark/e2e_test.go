@@ -302,3 +302,38 @@ func TestGoDriverEndToEnd(t *testing.T) {
 		assert.Regexp(t, `(?m)^sparkd_driver_tasks_succeeded_total (2[89]|[3-9][0-9])$`, metrics)
 	})
 }
+
+// With spark.authenticate.secret, the executors fetch the program with a
+// signed request (an unsigned one is refused) and sign everything they
+// send the driver; the secret never goes through the master.
+func TestGoDriverWithAuthentication(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	cluster.RequireDaemons(t)
+	c := cluster.Start(t, cluster.Options{Masters: 1, Workers: 1, ZooKeeper: 1, WorkerCores: 2, WorkerMemory: "512m",
+		NoWait: true, // the harness probes without the secret
+		Props:  map[string]string{"spark.authenticate": "true", "spark.authenticate.secret": "go-secret", "spark.master.rest.enabled": "false"}})
+	cf := conf()
+	cf["spark.authenticate.secret"] = "go-secret"
+	log := &cluster.SyncBuffer{}
+	sc, err := spark.NewContext(spark.Config{Master: c.MasterURLs(), Conf: cf, Log: log})
+	require.NoError(t, err)
+	defer sc.Close()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("driver log:\n%s", log.String())
+		}
+	})
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	resp, err := http.Get(sc.UIURL() + "/files/" + filepath.Base(exe))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "an unsigned fetch of the program is refused")
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	out, err := sc.Run(ctx, "test.upper", [][]byte{[]byte("a"), []byte("b")})
+	require.NoError(t, err)
+	assert.Equal(t, "A B", string(out[0])+" "+string(out[1]))
+}
