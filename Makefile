@@ -30,7 +30,7 @@ fmt:
 
 STATICCHECK_VERSION ?= v0.8.2
 # Packages with concurrency, run again under the race detector.
-RACE_PKGS ?= ./master/ ./worker/ ./client/ ./zkutil/ ./protocol/ ./recovery/... ./task/... ./spark/
+RACE_PKGS ?= ./master/ ./worker/ ./client/ ./zkutil/ ./protocol/ ./recovery/...
 
 # What the docs promise about the code itself: formatted, go.mod tidy,
 # staticcheck clean (fetched through the module proxy at a pinned version).
@@ -40,6 +40,8 @@ check:
 	@untidy=$$($(GO) mod tidy -diff 2>&1) || { echo "go.mod/go.sum are not tidy; run go mod tidy:"; echo "$$untidy"; exit 1; }
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
+# The task runtime and the Go driver API are concurrent too.
+RACE_PKGS += ./task/... ./spark/
 race:
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
 
