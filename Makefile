@@ -13,8 +13,11 @@ TEST_TIMEOUT ?= 25m
 
 all: build
 
+# bin/sparkd, and the example Go drivers bin/pi and bin/wordcount.
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sparkd ./cmd/sparkd
+	$(GO) build -trimpath -ldflags '-s -w' -o bin/pi ./examples/pi
+	$(GO) build -trimpath -ldflags '-s -w' -o bin/wordcount ./examples/wordcount
 
 deps:
 	@bash hack/deps.sh
@@ -37,6 +40,8 @@ check:
 	@untidy=$$($(GO) mod tidy -diff 2>&1) || { echo "go.mod/go.sum are not tidy; run go mod tidy:"; echo "$$untidy"; exit 1; }
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
+# The task runtime and the Go driver API are concurrent too.
+RACE_PKGS += ./task/... ./spark/
 race:
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
 

@@ -26,6 +26,11 @@ type DriverConfig struct {
 	// Commands are the tasks: task i runs Commands[i] with /bin/sh -c on an
 	// executor, {{TASK_ID}} and {{ATTEMPT}} replaced.
 	Commands []string
+	// Calls, instead of Commands, are function tasks: task i calls the
+	// function Calls[i].Func, registered by the executor's program, with
+	// Calls[i].Input. Their outputs come back in Result.Outputs, one
+	// attempt's output per task, chosen by the commit coordinator.
+	Calls []Call
 	// Preferred optionally names the hosts task i prefers (nil = any).
 	Preferred map[int][]string
 	// OutputDir, when set, receives task i's stdout as part-NNNNN, committed
@@ -53,8 +58,63 @@ type DriverConfig struct {
 	// tells its executors to exit (e.g. to set the application's executor
 	// target to 0, so that the master does not replace them).
 	BeforeShutdown func()
+	// Observe, if set, is told of executors added and lost and of every
+	// attempt launched and ended (for the application UI and metrics). It
+	// is called with the driver's lock held: it must not block or call
+	// the Driver.
+	Observe func(Event)
+	// MaxExecutorStartFailures ends the job when that many executors in a
+	// row failed to start (reported on PathExecutorFailed) while none is
+	// registered: the cluster would replace them forever (default 10, as
+	// spark.deploy.maxExecutorRetries).
+	MaxExecutorStartFailures int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+}
+
+// Call is one function task: the name of a function the executor's
+// program registered, and its input.
+type Call struct {
+	Func  string
+	Input []byte
+}
+
+// MaxCallInput bounds a function task's input, so that a launch fits
+// protocol.MaxBodyBytes once base64-encoded.
+const MaxCallInput = 1 << 20
+
+// EventKind says what an Event is about.
+type EventKind string
+
+// Kinds of Event.
+const (
+	ExecutorAdded   EventKind = "EXECUTOR_ADDED"
+	ExecutorLost    EventKind = "EXECUTOR_LOST"
+	AttemptLaunched EventKind = "ATTEMPT_LAUNCHED"
+	AttemptEnded    EventKind = "ATTEMPT_ENDED"
+)
+
+// How an attempt ended, in Event.State (Spark's task states).
+const (
+	AttemptSuccess = "SUCCESS"
+	AttemptFailed  = "FAILED"
+	AttemptKilled  = "KILLED"
+	AttemptLost    = "LOST" // with its executor; not counted as a failure
+)
+
+// Event is something the driver did or saw, for observers.
+type Event struct {
+	Kind        EventKind
+	Time        time.Time
+	Executor    string // executor key (appId/executorId)
+	Host        string
+	Cores       int // ExecutorAdded
+	Task        int // attempt events
+	Number      int // attempt number
+	Attempt     AttemptID
+	Speculative bool   // AttemptLaunched
+	State       string // AttemptEnded: AttemptSuccess, AttemptFailed, AttemptKilled or AttemptLost
+	Error       string // AttemptEnded (failed), ExecutorLost (why)
 }
 
 // DefaultMaxOutput is the default bound on a task's captured stdout.
@@ -64,11 +124,14 @@ const DefaultMaxOutput = 2 << 20
 type Result struct {
 	OK       bool
 	Counts   Counts
-	Failure  *TaskFailure   // the task that failed the job, if one did
-	Failures []TaskFailure  // every task with failed attempts
-	Reason   string         // why the job ended without success, when no task failed it
-	Elapsed  time.Duration  // from Run to the end of the job
-	Lost     map[int]string // task -> executor its attempt was lost with (for reports)
+	Failure  *TaskFailure  // the task that failed the job, if one did
+	Failures []TaskFailure // every task with failed attempts
+	Reason   string        // why the job ended without success, when no task failed it
+	Elapsed  time.Duration // from Run to the end of the job
+	// Outputs holds each function task's committed output (Calls jobs),
+	// in task order.
+	Outputs [][]byte
+	Lost    map[int]string // task -> executor its attempt was lost with (for reports)
 	// Overhead is the median, over successful attempts, of the time from
 	// the driver handing the attempt to its executor until the driver has
 	// its result, minus the task process's own run time: what the runtime
@@ -107,6 +170,8 @@ type Driver struct {
 	committing int                     // outputs being written by the committer
 	commitN    chan struct{}           // wakes the committer
 	commitD    chan struct{}           // closed when the committer has stopped
+	startFails int                     // executors in a row that failed to start
+	outputs    [][]byte                // Calls jobs: committed output per task
 	changed    chan struct{}
 	stop       chan struct{}
 	closeMu    sync.Once
@@ -176,8 +241,22 @@ func (e *execConn) poke() {
 // NewDriver validates cfg, prepares the output directory (reading what is
 // committed when Resume is set) and binds the task server.
 func NewDriver(cfg DriverConfig) (*Driver, error) {
-	if len(cfg.Commands) == 0 {
+	if len(cfg.Commands) == 0 && len(cfg.Calls) == 0 {
 		return nil, fmt.Errorf("%w: no tasks", ErrConfig)
+	}
+	if len(cfg.Commands) > 0 && len(cfg.Calls) > 0 {
+		return nil, fmt.Errorf("%w: a job has commands or function calls, not both", ErrConfig)
+	}
+	for i, c := range cfg.Calls {
+		if strings.TrimSpace(c.Func) == "" {
+			return nil, fmt.Errorf("%w: task %d names no function", ErrConfig, i)
+		}
+		if len(c.Input) > MaxCallInput {
+			return nil, fmt.Errorf("%w: task %d's input is %d bytes, more than the %d a function task may take", ErrConfig, i, len(c.Input), MaxCallInput)
+		}
+	}
+	if len(cfg.Calls) > 0 && cfg.OutputDir != "" {
+		return nil, fmt.Errorf("%w: function tasks return their outputs; they take no output directory", ErrConfig)
 	}
 	if cfg.Resume && cfg.OutputDir == "" {
 		return nil, fmt.Errorf("%w: resume needs an output directory", ErrConfig)
@@ -198,6 +277,9 @@ func NewDriver(cfg DriverConfig) (*Driver, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MaxExecutorStartFailures <= 0 {
+		cfg.MaxExecutorStartFailures = 10
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = logrus.NewEntry(logrus.StandardLogger())
 	}
@@ -207,8 +289,9 @@ func NewDriver(cfg DriverConfig) (*Driver, error) {
 	if cfg.ListenAddr == "" {
 		cfg.ListenAddr = "127.0.0.1:0"
 	}
-	specs := make([]Spec, len(cfg.Commands))
-	for i := range cfg.Commands {
+	n := len(cfg.Commands) + len(cfg.Calls)
+	specs := make([]Spec, n)
+	for i := range specs {
 		specs[i] = Spec{Index: i, Preferred: cfg.Preferred[i]}
 	}
 	var out *OutputDir
@@ -252,10 +335,14 @@ func NewDriver(cfg DriverConfig) (*Driver, error) {
 		changed: make(chan struct{}, 1), stop: make(chan struct{}),
 		commitN: make(chan struct{}, 1), commitD: make(chan struct{}),
 	}
+	if len(cfg.Calls) > 0 {
+		d.outputs = make([][]byte, n)
+	}
 	r := mux.NewRouter()
 	r.Handle(PathRegisterExecutor, protocol.Handle(d.handleRegister)).Methods(http.MethodPost)
 	r.Handle(PathPoll, protocol.Handle(d.handlePoll)).Methods(http.MethodPost)
 	r.Handle(PathStatus, protocol.Handle(d.handleStatus)).Methods(http.MethodPost)
+	r.Handle(PathExecutorFailed, protocol.Handle(d.handleExecutorFailed)).Methods(http.MethodPost)
 	// A poll is held up to HeartbeatInterval, so writes get that much on
 	// top of the usual bound; bodies are bounded by protocol.DecodeBody.
 	d.srv = &http.Server{Handler: protocol.Authenticate(cfg.Secret, r), ReadHeaderTimeout: 10 * time.Second,
@@ -385,7 +472,9 @@ func (d *Driver) loseLocked(key, why string) {
 		d.kick()
 	}
 	var tasks []string
+	d.observeLocked(Event{Kind: ExecutorLost, Executor: key, Host: x.host, Error: why})
 	for _, l := range lost {
+		d.observeLocked(Event{Kind: AttemptEnded, Executor: key, Host: x.host, Task: l.Task, Number: l.Number, Attempt: l.Attempt, State: AttemptLost, Error: why})
 		delete(d.sentAt, l.Attempt)
 		tasks = append(tasks, strconv.Itoa(l.Task))
 		d.lost[l.Task] = key
@@ -397,6 +486,13 @@ func (d *Driver) loseLocked(key, why string) {
 	d.log.Debug(line)
 	d.cfg.Notify(line)
 	d.offerLocked()
+}
+
+func (d *Driver) observeLocked(e Event) {
+	if d.cfg.Observe != nil {
+		e.Time = d.now()
+		d.cfg.Observe(e)
+	}
 }
 
 func (d *Driver) overLocked() bool { return d.ended != "" || d.sched.Over() }
@@ -418,10 +514,17 @@ func (d *Driver) offerLocked() {
 		if !ok {
 			continue // cannot happen: the scheduler only offers live executors
 		}
-		sub := strings.NewReplacer("{{TASK_ID}}", strconv.Itoa(l.Task), "{{ATTEMPT}}", strconv.Itoa(l.Number))
 		d.sentAt[l.Attempt] = d.now()
-		x.launch = append(x.launch, TaskLaunch{Attempt: l.Attempt, Task: l.Task, Number: l.Number, Command: sub.Replace(d.cfg.Commands[l.Task])})
+		tl := TaskLaunch{Attempt: l.Attempt, Task: l.Task, Number: l.Number}
+		if d.cfg.Calls != nil {
+			tl.Func, tl.Input = d.cfg.Calls[l.Task].Func, d.cfg.Calls[l.Task].Input
+		} else {
+			sub := strings.NewReplacer("{{TASK_ID}}", strconv.Itoa(l.Task), "{{ATTEMPT}}", strconv.Itoa(l.Number))
+			tl.Command = sub.Replace(d.cfg.Commands[l.Task])
+		}
+		x.launch = append(x.launch, tl)
 		x.poke()
+		d.observeLocked(Event{Kind: AttemptLaunched, Executor: l.Executor, Host: x.host, Task: l.Task, Number: l.Number, Attempt: l.Attempt, Speculative: l.Speculative})
 		if l.Speculative {
 			line := fmt.Sprintf("Launching speculative copy of task %d (attempt %d) on executor %s", l.Task, l.Number, l.Executor)
 			d.log.Debug(line)
@@ -468,6 +571,7 @@ func (d *Driver) handleRegister(r *http.Request) (any, error) {
 			x.worker = d.workers[key]
 		}
 		d.execs[key] = x
+		d.startFails = 0
 		d.sched.AddExecutor(key, m.Host, m.Cores)
 		slots := m.Cores / d.sched.Config().TaskCPUs
 		line := fmt.Sprintf("Registered executor %s on %s (pid %d) with %d core(s): %d task slot(s)", key, m.Host, m.PID, m.Cores, slots)
@@ -476,10 +580,41 @@ func (d *Driver) handleRegister(r *http.Request) (any, error) {
 		}
 		d.log.Debug(line)
 		d.cfg.Notify(line)
+		d.observeLocked(Event{Kind: ExecutorAdded, Executor: key, Host: m.Host, Cores: m.Cores})
 		d.offerLocked()
 	}
 	return RegisteredExecutor{Executor: key, HoldMs: d.cfg.HeartbeatInterval.Milliseconds(), TimeoutMs: d.cfg.NetworkTimeout.Milliseconds(),
-		Capture: d.out != nil, MaxOutput: d.cfg.MaxOutput, TaskCPUs: d.sched.Config().TaskCPUs}, nil
+		Capture: d.out != nil || d.outputs != nil, MaxOutput: d.cfg.MaxOutput, TaskCPUs: d.sched.Config().TaskCPUs}, nil
+}
+
+// handleExecutorFailed hears why an executor could not start. The
+// executor is lost (a late registration is refused); after
+// MaxExecutorStartFailures of them in a row with none registered, the job
+// ends with the last reason.
+func (d *Driver) handleExecutorFailed(r *http.Request) (any, error) {
+	var m ExecutorFailed
+	if err := protocol.DecodeBody(r, &m); err != nil {
+		return nil, err
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	key := m.AppID + "/" + m.ExecutorID
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.apps[m.AppID] {
+		return nil, &protocol.StatusError{Code: http.StatusNotFound, Message: fmt.Sprintf("application %s is not known to this driver", m.AppID)}
+	}
+	line := fmt.Sprintf("Executor %s on %s failed to start: %s", key, m.Host, m.Error)
+	d.log.Debug(line)
+	d.cfg.Notify(line)
+	d.loseLocked(key, "failed to start: "+m.Error)
+	d.startFails++
+	if len(d.execs) == 0 && d.startFails >= d.cfg.MaxExecutorStartFailures && d.ended == "" && !d.sched.Over() {
+		d.ended = fmt.Sprintf("%d executors in a row failed to start; the last: %s", d.startFails, m.Error)
+		d.kick()
+	}
+	return struct{}{}, nil
 }
 
 func (d *Driver) handlePoll(r *http.Request) (any, error) {
@@ -600,6 +735,18 @@ func (d *Driver) result(executor string, res TaskResult) {
 		}
 		d.failedLocked(task, number, executor, res.Attempt, msg)
 	case StateFinished:
+		if d.outputs != nil {
+			// A function task's output is kept in memory: the first
+			// attempt to finish is authorized, the others are denied.
+			if !d.coord.CanCommit(task, res.Attempt) {
+				d.finishLocked(res.Attempt, EndDenied, "")
+				return
+			}
+			d.outputs[task] = res.Output
+			d.coord.Committed(task)
+			d.finishLocked(res.Attempt, EndSucceeded, "")
+			return
+		}
 		if d.out == nil {
 			d.finishLocked(res.Attempt, EndSucceeded, "")
 			return
@@ -688,6 +835,7 @@ func (d *Driver) committedLocked(j commitJob, err error) {
 		d.finishLocked(j.attempt, EndSucceeded, "")
 		return
 	}
+	d.observeLocked(Event{Kind: AttemptEnded, Executor: j.executor, Task: j.task, Number: j.number, Attempt: j.attempt, State: AttemptSuccess})
 	d.killLocked(d.sched.TaskCommitted(j.task))
 	d.offerLocked()
 	d.kick()
@@ -715,6 +863,21 @@ func (d *Driver) failedLocked(task, number int, executor string, a AttemptID, ms
 }
 
 func (d *Driver) finishLocked(a AttemptID, end AttemptEnd, msg string) {
+	if task, number, executor, ok := d.sched.Attempt(a); ok {
+		e := Event{Kind: AttemptEnded, Executor: executor, Task: task, Number: number, Attempt: a, Error: msg}
+		if x, ok := d.execs[executor]; ok {
+			e.Host = x.host
+		}
+		switch end {
+		case EndSucceeded:
+			e.State = AttemptSuccess
+		case EndFailed:
+			e.State = AttemptFailed
+		default:
+			e.State = AttemptKilled
+		}
+		d.observeLocked(e)
+	}
 	kills, _ := d.sched.Finished(a, end, msg)
 	d.killLocked(kills)
 	d.offerLocked()
@@ -797,6 +960,10 @@ func (d *Driver) Run(ctx context.Context) Result {
 	defer d.mu.Unlock()
 	res := Result{Counts: d.sched.Counts(), Failure: d.sched.Failure(), Failures: d.sched.Failures(), Reason: d.ended,
 		Elapsed: d.now().Sub(d.start), Lost: d.lost, Overhead: median(d.added)}
+	if d.outputs != nil {
+		res.Outputs = make([][]byte, len(d.outputs))
+		copy(res.Outputs, d.outputs)
+	}
 	if syncErr != nil && res.Reason == "" {
 		res.Reason = syncErr.Error()
 	}

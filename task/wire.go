@@ -13,7 +13,31 @@ const (
 	PathRegisterExecutor = "/v1/tasks/register" // RegisterExecutor -> RegisteredExecutor
 	PathPoll             = "/v1/tasks/poll"     // Poll -> Orders (held until there is something, or HoldMs)
 	PathStatus           = "/v1/tasks/status"   // StatusUpdate -> StatusAck
+	PathExecutorFailed   = "/v1/tasks/failed"   // ExecutorFailed -> {}
 )
+
+// ExecutorFailed is an executor's launcher telling the driver why the
+// executor could not start (for example: its program's download did not
+// have the announced sha256), before it exits.
+type ExecutorFailed struct {
+	AppID      string `json:"appId"`
+	ExecutorID string `json:"executorId"`
+	Host       string `json:"host,omitempty"`
+	Error      string `json:"error"`
+}
+
+// Validate names the first missing field.
+func (m ExecutorFailed) Validate() error {
+	switch {
+	case strings.TrimSpace(m.AppID) == "":
+		return &protocol.FieldError{Field: "appId", Reason: "is required"}
+	case strings.TrimSpace(m.ExecutorID) == "":
+		return &protocol.FieldError{Field: "executorId", Reason: "is required"}
+	case strings.TrimSpace(m.Error) == "":
+		return &protocol.FieldError{Field: "error", Reason: "is required"}
+	}
+	return nil
+}
 
 // RegisterExecutor is an executor backend announcing itself to its driver
 // (Spark's RegisterExecutor).
@@ -79,7 +103,12 @@ type TaskLaunch struct {
 	Attempt AttemptID `json:"attempt"`
 	Task    int       `json:"task"`
 	Number  int       `json:"number"` // attempt number, from 0
-	Command string    `json:"command"`
+	Command string    `json:"command,omitempty"`
+	// Func, when set, names a function the executor's program registered
+	// (a Go driver's task, package spark); it is called with Input and
+	// its return value is the attempt's output. Command is then empty.
+	Func  string `json:"func,omitempty"`
+	Input []byte `json:"input,omitempty"`
 }
 
 // Attempt states an executor reports (Spark's TaskState).

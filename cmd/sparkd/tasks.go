@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 	"github.com/sparkd/sparkd/conf"
 	"github.com/sparkd/sparkd/protocol"
 	"github.com/sparkd/sparkd/task"
+	"github.com/sparkd/sparkd/task/appui"
 )
 
 // taskJobConfig is what submit --tasks reads from the Spark properties.
@@ -283,12 +285,19 @@ func runTaskJob(ctx context.Context, o *submitOptions, stdin io.Reader, stdout, 
 	pr := &progress{w: stderr, term: isTerminal(stderr), start: time.Now()}
 	listen, advertise := driverListen(o)
 	tc := o.taskCfg
+	ui, uiURL, stopUI, err := startAppUI(o, listen, advertise, log, pr.line)
+	if err != nil {
+		fmt.Fprintf(stderr, "sparkd submit: %v\n", err)
+		return 2
+	}
+	defer stopUI()
+	job := ui.StartJob(o.appName(), len(cmds))
 	var c *client.Client
 	d, err := task.NewDriver(task.DriverConfig{
 		Scheduler: tc.sched, Commands: cmds, Preferred: prefs, OutputDir: o.output, Resume: o.resume,
 		ListenAddr: listen, AdvertiseHost: advertise, Secret: o.props["spark.authenticate.secret"],
 		HeartbeatInterval: tc.heartbeatInterval, NetworkTimeout: tc.networkTimeout,
-		Logger: log, Notify: pr.line,
+		Logger: log, Notify: pr.line, Observe: job.Observe,
 		BeforeShutdown: func() {
 			// The job is over: the master must not replace the executors
 			// that now exit. Best effort: unregistering kills them anyway.
@@ -317,6 +326,7 @@ func runTaskJob(ctx context.Context, o *submitOptions, stdin io.Reader, stdout, 
 		ExecutorMemMB: o.memProp("spark.executor.memory", client.DefaultExecutorMemoryMB),
 		MaxCores:      o.intProp("spark.cores.max", 0),
 		DriverURL:     d.URL(),
+		AppUIURL:      uiURL,
 	}
 	cfg := client.Config{Masters: o.masters, App: app, Secret: o.props["spark.authenticate.secret"],
 		RegisterTimeout: o.wait, Logger: log}
@@ -356,6 +366,7 @@ func runTaskJob(ctx context.Context, o *submitOptions, stdin io.Reader, stdout, 
 		return 1
 	}
 	d.AllowApp(id)
+	job.SetApp(id)
 	pr.line(fmt.Sprintf("Application %s (%s) registered with master %s (epoch %d): %d task(s), driver at %s",
 		id, app.Name, c.Master(), c.Epoch(), len(cmds)-d.Skipped(), d.URL()))
 
@@ -387,6 +398,7 @@ func runTaskJob(ctx context.Context, o *submitOptions, stdin io.Reader, stdout, 
 		}
 	}()
 	res := d.Run(ctx)
+	job.End(res.OK, res.Reason)
 	stopProg()
 	progWG.Wait()
 	pr.finish()
@@ -450,4 +462,70 @@ func jobSummary(res task.Result) string {
 		s += "; re-run after an executor loss: task(s) " + strings.Join(parts, ", ")
 	}
 	return s
+}
+
+// startAppUI starts the job's application UI (appui: jobs, tasks,
+// executors, /api/v1, /metrics) on spark.ui.port (4040; the next port when
+// taken, up to spark.port.maxRetries), unless spark.ui.enabled=false. When
+// every port tried is taken, it warns and takes any free port: the UI is
+// never a reason for a job not to run. It returns the UI's URL ("" when
+// disabled) and a stop function.
+func startAppUI(o *submitOptions, listen, advertise string, log *logrus.Entry, line func(string)) (*appui.UI, string, func(), error) {
+	ui := appui.New(appui.Config{Name: o.appName(), Version: version})
+	if v, ok := o.props["spark.ui.enabled"]; ok {
+		on, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("spark.ui.enabled=%q: want true or false", v)
+		}
+		if !on {
+			return ui, "", func() {}, nil
+		}
+	}
+	port, retries := 4040, 16
+	if v, ok := o.props["spark.ui.port"]; ok {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 0 || n > 65535 {
+			return nil, "", nil, fmt.Errorf("spark.ui.port=%q: want a port number (0 for any free port)", v)
+		}
+		port = n
+	}
+	if v, ok := o.props["spark.port.maxRetries"]; ok {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 0 {
+			return nil, "", nil, fmt.Errorf("spark.port.maxRetries=%q: want a non-negative integer", v)
+		}
+		retries = n
+	}
+	host, _, _ := net.SplitHostPort(listen)
+	ln, err := protocol.Listen(host, port, retries, "SparkUI", log)
+	if err != nil {
+		line(fmt.Sprintf("%v; the application UI takes any free port instead", err))
+		if ln, err = protocol.Listen(host, 0, 0, "SparkUI", log); err != nil {
+			return nil, "", nil, err
+		}
+	}
+	if advertise == "" {
+		advertise = host
+		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+			advertise, _ = os.Hostname()
+		}
+	}
+	url := "http://" + net.JoinHostPort(advertise, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	srv := protocol.NewServer(ui.Handler())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.WithError(err).Warn("application UI stopped")
+		}
+	}()
+	line(fmt.Sprintf("Bound SparkUI to %s, and started at %s", ln.Addr(), url))
+	return ui, url, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			_ = srv.Close()
+		}
+		<-done
+	}, nil
 }

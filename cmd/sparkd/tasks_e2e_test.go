@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -232,6 +233,67 @@ func TestTaskJobsEndToEnd(t *testing.T) {
 		assert.GreaterOrEqual(t, s.lost, 1, "the killed executor was running tasks")
 		assert.Contains(t, j.errOut.String(), "Lost executor "+victim)
 		assert.Contains(t, j.out.String(), "re-run after an executor loss: task(s) ")
+	})
+
+	t.Run("ApplicationUI", func(t *testing.T) {
+		j := startTaskJob(t, c, "", echoTasks(12, "0.4"), "--executor-cores", "1", "--conf", "spark.ui.port=0")
+		var base string
+		require.Eventually(t, func() bool {
+			m := regexp.MustCompile(`started at (http://\S+)`).FindStringSubmatch(j.errOut.String())
+			if m != nil {
+				base = m[1]
+			}
+			return m != nil
+		}, 20*time.Second, 10*time.Millisecond, "the application UI started")
+		type jobJSON struct {
+			Status         string `json:"status"`
+			NumTasks       int    `json:"numTasks"`
+			NumActiveTasks int    `json:"numActiveTasks"`
+			Tasks          []struct {
+				Status     string `json:"status"`
+				ExecutorID string `json:"executorId"`
+				Host       string `json:"host"`
+			} `json:"tasks"`
+		}
+		rpc := protocol.NewClient(2*time.Second, "")
+		var app string
+		var jobs []jobJSON
+		require.Eventually(t, func() bool {
+			var apps []struct {
+				ID string `json:"id"`
+			}
+			if rpc.Call(context.Background(), http.MethodGet, base, "/api/v1/applications", nil, &apps) != nil || len(apps) == 0 {
+				return false
+			}
+			app = apps[0].ID
+			return rpc.Call(context.Background(), http.MethodGet, base, "/api/v1/applications/"+app+"/jobs", nil, &jobs) == nil &&
+				len(jobs) == 1 && jobs[0].NumActiveTasks >= 2
+		}, 30*time.Second, 20*time.Millisecond, "a running job in the UI")
+		assert.Equal(t, "RUNNING", jobs[0].Status)
+		assert.Equal(t, 12, jobs[0].NumTasks)
+		assert.NotEmpty(t, jobs[0].Tasks[0].ExecutorID)
+		assert.Equal(t, "127.0.0.1", jobs[0].Tasks[0].Host)
+		var execs []struct {
+			ID         string `json:"id"`
+			TotalCores int    `json:"totalCores"`
+			IsActive   bool   `json:"isActive"`
+		}
+		require.NoError(t, rpc.Call(context.Background(), http.MethodGet, base, "/api/v1/applications/"+app+"/executors", nil, &execs))
+		require.NotEmpty(t, execs)
+		assert.Equal(t, 1, execs[0].TotalCores)
+		leader, _, err := c.WaitLeader(10 * time.Second)
+		require.NoError(t, err)
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/app/?appId=%s", c.Masters[leader].UIPort, app))
+		require.NoError(t, err)
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Contains(t, string(page), `<a href="`+base+`">Application Detail UI</a>`, "the master UI links the application UI")
+		resp, err = http.Get(base + "/metrics")
+		require.NoError(t, err)
+		metrics, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Regexp(t, `(?m)^sparkd_driver_tasks_started_total [1-9]`, string(metrics))
+		require.Equal(t, 0, j.wait(60*time.Second))
 	})
 
 	t.Run("MasterKilledMidJob", func(t *testing.T) {

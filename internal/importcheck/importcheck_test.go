@@ -35,6 +35,9 @@ var rules = []struct {
 	// The task runtime (driver-side scheduler, executor backend) may use
 	// client and protocol only; the master and worker never import it.
 	{"task/...", []string{module + "/master", module + "/worker", module + "/recovery", module + "/zkutil", "github.com/go-zookeeper/zk", module + "/conf", module + "/internal"}},
+	// The Go driver API is for programs outside this module too: the task
+	// runtime, client and protocol only.
+	{"spark/...", []string{module + "/master", module + "/worker", module + "/recovery", module + "/zkutil", "github.com/go-zookeeper/zk", module + "/conf", module + "/internal"}},
 	{"master/...", []string{module + "/task"}},
 	{"worker/...", []string{module + "/task"}},
 }

@@ -62,7 +62,16 @@ type Config struct {
 	// stderr (default os.Stdout and os.Stderr).
 	Stdout, Stderr io.Writer
 	Logger         *logrus.Entry
+	// Funcs are the functions function tasks (task.TaskLaunch.Func) may
+	// call, by name: a Go driver program's registered tasks. A launch
+	// naming a function not in Funcs fails.
+	Funcs map[string]Func
 }
+
+// Func is a function task: it gets the task's input and returns its
+// output. It should return soon after ctx is cancelled (the driver killed
+// the attempt, or the executor is shutting down).
+type Func func(ctx context.Context, input []byte) ([]byte, error)
 
 // Validate names the first missing field.
 func (c Config) Validate() error {
@@ -105,6 +114,7 @@ type Backend struct {
 
 type run struct {
 	pid    int
+	cancel context.CancelFunc // function tasks
 	killed bool
 }
 
@@ -391,6 +401,9 @@ func (b *Backend) runTask(l task.TaskLaunch, r *run, capture bool, maxOut int64)
 		res.DurationUs = time.Since(start).Microseconds()
 		return res
 	}
+	if l.Func != "" {
+		return b.runFunc(l, r, capture, maxOut, end)
+	}
 	cmd := exec.Command("/bin/sh", "-c", l.Command)
 	cmd.Env = append(os.Environ(), "TASK_ID="+strconv.Itoa(l.Task), "ATTEMPT="+strconv.Itoa(l.Number),
 		"SPARK_TASK_ATTEMPT_ID="+strconv.FormatInt(int64(l.Attempt), 10))
@@ -459,6 +472,9 @@ func (b *Backend) kill(id task.AttemptID) {
 		return
 	}
 	r.killed = true
+	if r.cancel != nil {
+		r.cancel()
+	}
 	if r.pid > 0 {
 		killTree(r.pid)
 	}
@@ -596,4 +612,49 @@ func (b *Backend) flush(d time.Duration) {
 			return
 		}
 	}
+}
+
+// runFunc calls a function task. A panic fails the attempt with the panic's
+// value, as an exception fails a Spark task.
+func (b *Backend) runFunc(l task.TaskLaunch, r *run, capture bool, maxOut int64, end func(state, msg string, code int) task.TaskResult) task.TaskResult {
+	fn, ok := b.cfg.Funcs[l.Func]
+	if !ok {
+		return end(task.StateFailed, fmt.Sprintf("no task function %q is registered in this executor's program", l.Func), -1)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b.mu.Lock()
+	if r.killed {
+		b.mu.Unlock()
+		return end(task.StateKilled, "killed before it started", -1)
+	}
+	r.cancel = cancel
+	b.mu.Unlock()
+	out, err := callFunc(ctx, fn, l.Input)
+	b.mu.Lock()
+	killed := r.killed
+	b.mu.Unlock()
+	switch {
+	case killed:
+		return end(task.StateKilled, "killed by the driver", -1)
+	case err != nil:
+		fmt.Fprintf(b.cfg.Stderr, "task %d attempt %d (%s) failed: %v\n", l.Task, l.Number, l.Func, err)
+		return end(task.StateFailed, err.Error(), 1)
+	case capture && int64(len(out)) > maxOut:
+		return end(task.StateFailed, fmt.Sprintf("output is %d bytes, more than the %d a task may return", len(out), maxOut), 0)
+	}
+	res := end(task.StateFinished, "", 0)
+	if capture {
+		res.Output = out
+	}
+	return res
+}
+
+func callFunc(ctx context.Context, fn Func, input []byte) (out []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return fn(ctx, input)
 }

@@ -3,10 +3,14 @@
 // generated conf/spark-env.sh) and three workers, submits an application
 // with `sparkd submit --exec`, kills the leading master with SIGKILL, and
 // prints a timeline: who leads, when the standby took over, when each
-// worker re-registered, and that the application completed. It stops
+// worker re-registered, and that the application completed. Then it runs
+// the wordcount example (a Go driver whose program the executors fetch
+// from it) through a SIGKILL of one executor and of the leading master,
+// and checks that its output equals the coreutils pipeline's. It stops
 // everything it started, also on Ctrl-C or failure.
 //
-// It needs bin/sparkd ($SPARKD_BIN) and an installed ZooKeeper (hack/deps.sh).
+// It needs bin/sparkd ($SPARKD_BIN), bin/wordcount (-wordcount) and an
+// installed ZooKeeper (hack/deps.sh).
 package main
 
 import (
@@ -35,9 +39,10 @@ func say(format string, a ...any) {
 func main() {
 	session := flag.Duration("session-timeout", 2*time.Second, "masters' ZooKeeper session timeout")
 	verbose := flag.Bool("v", false, "show harness details")
+	wordcount := flag.String("wordcount", "bin/wordcount", "the wordcount example driver")
 	flag.Parse()
 	tb := cluster.NewTB("demo", os.Stdout, *verbose)
-	code := run(tb, *session)
+	code := run(tb, *session, *wordcount)
 	if code != 0 {
 		tb.Errorf("demo failed")
 	}
@@ -49,7 +54,7 @@ func main() {
 	os.Exit(code)
 }
 
-func run(tb *cluster.TB, session time.Duration) int {
+func run(tb *cluster.TB, session time.Duration, wordcount string) int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
@@ -186,6 +191,9 @@ func run(tb *cluster.TB, session time.Duration) int {
 		return fail("the restarted master did not come back as STANDBY")
 	}
 	say("%s is back as STANDBY; %s still leads", c.Masters[f.Old].Name, c.Masters[f.New].Name)
+	if code := runWordcount(tb, c, wordcount); code != 0 {
+		return code
+	}
 	st, err := c.Command(ctx, "status", "--master", c.MasterURLs()).CombinedOutput()
 	fmt.Printf("---- sparkd status ----\n%s", st)
 	if err != nil {
