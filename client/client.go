@@ -124,7 +124,11 @@ type Config struct {
 	// busy, the next port is tried, this many times. 0 = the default, 16;
 	// negative = never. A random port (":0") is never retried.
 	MaxPortRetries int
-	// Secret is spark.authenticate.secret ("" = no authentication).
+	// Secret is the application credential a worker or `sparkd submit`
+	// gave the driver (SPARK_AUTHENTICATE_SECRET, see
+	// protocol.NewAppCredential), or the cluster secret
+	// (spark.authenticate.secret), from which the client derives an
+	// application credential of its own; "" = no authentication.
 	Secret string
 	// RequestTimeout bounds each HTTP call (default 5s).
 	RequestTimeout time.Duration
@@ -360,11 +364,18 @@ func New(cfg Config, listener Listener) (*Client, error) {
 		host = defaultAdvertiseHost(cfg.ListenAddr, cfg.Masters)
 	}
 	port = ln.Addr().(*net.TCPAddr).Port
+	creds, err := protocol.CredentialsFor(cfg.Secret, protocol.Identity{Role: protocol.RoleApplication, Principal: protocol.NewPrincipal("app-")})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrConfig, EnvAuthSecret, err)
+	}
+	if creds != nil && creds.Identity().Role != protocol.RoleApplication {
+		return nil, fmt.Errorf("%w: %s holds a %s credential, not an application's", ErrConfig, EnvAuthSecret, creds.Identity().Role)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
 		cfg:     cfg,
 		log:     cfg.Logger.WithField("component", "client"),
-		rpc:     protocol.NewClient(cfg.RequestTimeout, cfg.Secret),
+		rpc:     protocol.NewRoleClient(cfg.RequestTimeout, creds),
 		ln:      ln,
 		selfURL: "http://" + net.JoinHostPort(host, fmt.Sprint(port)),
 		events:  newQueue(listener),
@@ -378,7 +389,11 @@ func New(cfg Config, listener Listener) (*Client, error) {
 	r.Handle(protocol.PathExecutorRemoved, protocol.Handle(c.handleExecutorUpdated(EventExecutorRemoved))).Methods(http.MethodPost)
 	r.Handle(protocol.PathApplicationRemoved, protocol.Handle(c.handleApplicationRemoved)).Methods(http.MethodPost)
 	r.Handle(protocol.PathWorkerRemoved, protocol.Handle(c.handleWorkerRemoved)).Methods(http.MethodPost)
-	c.srv = protocol.NewServer(protocol.Authenticate(cfg.Secret, r))
+	var allow protocol.Authorizer
+	if creds != nil { // pushes are signed with this application's key (by the master)
+		allow = protocol.AllowOnly(creds.Identity())
+	}
+	c.srv = protocol.NewServer(protocol.AuthenticateRoles(creds, protocol.VerifyOptions{Hosts: []string{strings.TrimPrefix(c.selfURL, "http://")}}, allow, r))
 	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()

@@ -44,6 +44,9 @@ const (
 
 	KeyAuthenticate = "spark.authenticate"
 	KeyAuthSecret   = "spark.authenticate.secret"
+	// KeyAuthAllowAppSubmit lets applications (holders of an application
+	// credential, not the cluster secret) submit drivers. sparkd; false.
+	KeyAuthAllowAppSubmit = "spark.authenticate.allowApplicationSubmit"
 
 	KeyWorkerHost               = "spark.worker.host" // sparkd name for --host
 	KeyWorkerPort               = "spark.worker.port" // sparkd name for SPARK_WORKER_PORT; 0 = random
@@ -134,6 +137,7 @@ func defaults(role Role, home string) map[string]string {
 			KeyRetainedApplications:  "200",
 			KeyRetainedDrivers:       "200",
 			KeyUIKillEnabled:         "true",
+			KeyAuthAllowAppSubmit:    "false",
 		}
 		for k, v := range common {
 			m[k] = v

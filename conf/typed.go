@@ -66,6 +66,8 @@ type Master struct {
 
 	AuthEnabled bool   // spark.authenticate; false
 	AuthSecret  string // spark.authenticate.secret; required when AuthEnabled
+	// AllowAppSubmit is spark.authenticate.allowApplicationSubmit (false).
+	AllowAppSubmit bool
 }
 
 // ZooKeeper is the ZOOKEEPER recovery mode's connection configuration.
@@ -240,6 +242,7 @@ func (c *Config) Master() (Master, error) {
 		UIKillEnabled:         r.boolean(KeyUIKillEnabled),
 		AuthEnabled:           r.boolean(KeyAuthenticate),
 		AuthSecret:            c.values[KeyAuthSecret].Raw,
+		AllowAppSubmit:        r.boolean(KeyAuthAllowAppSubmit),
 		ZooKeeper: ZooKeeper{
 			URL:               r.str(KeyZKURL),
 			Dir:               r.str(KeyZKDir),

@@ -148,6 +148,9 @@ func (m *Master) handleRegisterWorker(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := m.checkWorkerCaller(r, req.ID); err != nil {
+		return nil, err
+	}
 	m.mu.Lock()
 	if na := m.notAliveLocked(true); na != nil {
 		m.mu.Unlock()
@@ -460,6 +463,11 @@ func (m *Master) handleRegisterApp(r *http.Request) (any, error) {
 	}
 	st, t, now := m.st, m.term, m.now()
 	if a := st.appByClient[req.ClientURL]; a != nil {
+		if p := m.appPrincipal(r, req.App.Principal, a.id); m.creds != nil && p != a.desc.Principal {
+			m.mu.Unlock()
+			id, _ := protocol.IdentityFrom(r)
+			return nil, protocol.Forbidden(id, "re-register application "+a.id+", which another application registered")
+		}
 		m.appAliveLocked(a)
 		if a.state == protocol.AppUnknown {
 			m.appReregisteredLocked(a)
@@ -476,6 +484,7 @@ func (m *Master) handleRegisterApp(r *http.Request) (any, error) {
 	m.log.Infof("Registering app %s", req.App.Name)
 	a := &appInfo{id: st.newAppID(now), desc: req.App, clientURL: req.ClientURL, submitTime: now,
 		state: protocol.AppWaiting, executors: map[int]*executorInfo{}}
+	a.desc.Principal = m.appPrincipal(r, req.App.Principal, a.id)
 	st.pendingClients[req.ClientURL] = true
 	rec := a.record()
 	g := m.persistLocked(recovery.KindApp, a.id, true, func(ctx context.Context, s recovery.Store) error { return s.PutApp(ctx, rec) },

@@ -60,7 +60,10 @@ func SparkURL(hostPort string) string { return "spark://" + hostPort }
 // Client sends signed JSON requests to sparkd peers.
 type Client struct {
 	HTTP   *http.Client
-	Secret string // spark.authenticate.secret; empty disables signing
+	Secret string // spark.authenticate.secret, legacy scheme (Sign); empty disables signing
+	// Creds, when set, sign requests with the role-aware scheme (roles.go)
+	// instead of Secret, and answers are verified.
+	Creds *Credentials
 }
 
 // NewClient returns a Client whose HTTP client has the given per-request timeout.
@@ -72,6 +75,14 @@ func NewClient(timeout time.Duration, secret string) *Client {
 		IdleConnTimeout:     90 * time.Second,
 	}
 	return &Client{HTTP: &http.Client{Timeout: timeout, Transport: tr}, Secret: secret}
+}
+
+// NewRoleClient is NewClient with role-aware credentials (nil: no
+// authentication).
+func NewRoleClient(timeout time.Duration, creds *Credentials) *Client {
+	c := NewClient(timeout, "")
+	c.Creds = creds
+	return c
 }
 
 // Call sends req (nil for none) as JSON with method to base+path and decodes
@@ -97,7 +108,14 @@ func (c *Client) Call(ctx context.Context, method, base, path string, req, resp 
 		hreq.Header.Set("Content-Type", "application/json")
 	}
 	hreq.Header.Set(HeaderVersion, strconv.Itoa(Version))
-	Sign(hreq, c.Secret, raw)
+	var key, nonce string
+	if c.Creds != nil {
+		if key, nonce, err = c.Creds.sign(ctx, hreq, raw); err != nil {
+			return fmt.Errorf("%s %s: %w", method, target, err)
+		}
+	} else {
+		Sign(hreq, c.Secret, raw)
+	}
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
@@ -113,6 +131,9 @@ func (c *Client) Call(ctx context.Context, method, base, path string, req, resp 
 	data, err := io.ReadAll(io.LimitReader(hresp.Body, MaxBodyBytes))
 	if err != nil {
 		return fmt.Errorf("%s %s: read body: %w", method, target, err)
+	}
+	if c.Creds != nil && mustVerifyResponse(hresp.StatusCode) && !verifyResponse(key, nonce, hresp.StatusCode, hresp.Header, data) {
+		return fmt.Errorf("%s %s: http %d: %w (no valid %s)", method, target, hresp.StatusCode, ErrResponseNotAuthenticated, HeaderRespSignature)
 	}
 	if hresp.StatusCode/100 != 2 {
 		se := &StatusError{Code: hresp.StatusCode}

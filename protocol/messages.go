@@ -319,6 +319,10 @@ type AppDescription struct {
 	MaxCores      int               `json:"maxCores,omitempty"`
 	InitialLimit  int               `json:"initialExecutorLimit,omitempty"` // 0 = unlimited
 	DriverURL     string            `json:"driverUrl,omitempty"`
+	// Principal is the application principal the registration was signed
+	// by (set by the master, not the driver, when authentication is on).
+	// Workers derive the executors' application credential from it.
+	Principal string `json:"principal,omitempty"`
 }
 
 // Validate names the first missing or invalid field.

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"sort"
@@ -28,7 +29,10 @@ func (w *Worker) rpcHandler() http.Handler {
 // admit fences a command: a stamp from a lower epoch than the highest seen is
 // refused (409) and logged. A higher epoch from another master means a new
 // leader; the worker follows it.
-func (w *Worker) admit(what string, s protocol.Stamp) error {
+func (w *Worker) admit(ctx context.Context, what string, s protocol.Stamp) error {
+	if err := w.confirmEpoch(ctx, what, s); err != nil {
+		return err
+	}
 	advanced, err := w.guard.Admit(s)
 	if err != nil {
 		var se *protocol.StaleEpochError
@@ -84,7 +88,7 @@ func (w *Worker) decodeCommand(r *http.Request, what string, m any, stamp *proto
 			return err
 		}
 	}
-	return w.admit(what, *stamp)
+	return w.admit(r.Context(), what, *stamp)
 }
 
 // required is a 400 naming field when s is empty.

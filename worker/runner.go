@@ -199,7 +199,7 @@ func expandCommand(sub *strings.Replacer, command []string, env map[string]strin
 	for i, a := range command {
 		argv[i] = sub.Replace(a)
 	}
-	environ = os.Environ()
+	environ = childEnviron()
 	for k, v := range env {
 		environ = append(environ, k+"="+sub.Replace(v))
 	}
@@ -279,6 +279,7 @@ func (w *Worker) launchExecutor(m protocol.LaunchExecutor) error {
 		"SPARK_WORKER_ID="+w.id,
 		"SPARK_EXECUTOR_DIRS="+e.dir,
 	)
+	argv, env = scrubChild(argv, env, w.appCredential(m.App.Principal))
 	p, err := startProc(argv, env, e.dir, w.cfg.KillGracePeriod, w.clock)
 	if err != nil {
 		w.log.WithError(err).Errorf("Failed to launch executor %s", key)
@@ -387,6 +388,7 @@ func (w *Worker) launchDriver(m protocol.LaunchDriver) error {
 		"SPARK_DRIVER_MEMORY="+strconv.Itoa(m.Desc.MemoryMB)+"m",
 		"SPARK_WORKER_URL="+w.url,
 	)
+	argv, env = scrubChild(argv, env, w.appCredential(m.DriverID))
 	p, err := startProc(argv, env, d.dir, w.cfg.KillGracePeriod, w.clock)
 	if err != nil {
 		w.log.WithError(err).Errorf("Failed to launch driver %s", m.DriverID)

@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sparkd/sparkd/conf"
+	"github.com/sparkd/sparkd/protocol"
 )
 
 // keyFlag is a string flag that records its value under a spark key, with
@@ -268,4 +269,28 @@ func defaultHost(hostname string, m machine, warn func(string)) (host, from stri
 	warn(fmt.Sprintf("Your hostname, %s resolves to a loopback address: %s, but we couldn't find any external IP address!", hostname, bound))
 	warn("Set SPARK_LOCAL_IP if you need to bind to another address")
 	return hostname, ""
+}
+
+// operatorClient is the RPC client of sparkd's own tools (submit, status):
+// a holder of the cluster secret signs with the master key; an application
+// credential (see protocol.NewAppCredential) signs as that application; ""
+// signs nothing. A malformed credential signs nothing (the master then
+// answers 401, naming why).
+func operatorClient(timeout time.Duration, secret string) *protocol.Client {
+	creds, err := protocol.CredentialsFor(secret, protocol.Identity{Role: protocol.RoleMaster})
+	if err != nil {
+		creds = nil
+	}
+	return protocol.NewRoleClient(timeout, creds)
+}
+
+// driverCredential is what a client-mode driver gets in
+// SPARK_AUTHENTICATE_SECRET: a fresh application credential derived from
+// the cluster secret (never the secret itself), or the application
+// credential submit was given.
+func driverCredential(secret string) string {
+	if secret == "" || protocol.IsAppCredential(secret) {
+		return secret
+	}
+	return protocol.NewAppCredential(secret, protocol.NewPrincipal("app-"))
 }

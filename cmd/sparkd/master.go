@@ -52,6 +52,7 @@ func masterConfig(mc conf.Master) master.Config {
 	c.UIKillEnabled = mc.UIKillEnabled
 	if mc.AuthEnabled {
 		c.AuthSecret = mc.AuthSecret
+		c.AllowAppSubmit = mc.AllowAppSubmit
 	}
 	c.ZKEnabled = strings.EqualFold(mc.RecoveryMode, string(recovery.ModeZooKeeper))
 	return c

@@ -163,7 +163,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("no master candidates registered in ZooKeeper under %s/leader_election (is --zk-dir spark.deploy.zookeeper.dir?)", *zkDir))
 		}
 	}
-	gatherStatus(ctx, protocol.NewClient(*timeout, *secret), masters, &rep)
+	gatherStatus(ctx, operatorClient(*timeout, *secret), masters, &rep)
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

@@ -445,7 +445,9 @@ func clientModeEnv(o *submitOptions) []string {
 	add(client.EnvTotalCores, "spark.cores.max")
 	add(client.EnvExecutorMemory, "spark.executor.memory")
 	add(client.EnvDriverMemory, "spark.driver.memory")
-	add(client.EnvAuthSecret, "spark.authenticate.secret")
+	if v := driverCredential(o.props["spark.authenticate.secret"]); v != "" {
+		env = append(env, client.EnvAuthSecret+"="+v)
+	}
 	env = append(env, fmt.Sprintf("%s=%d", client.EnvExecutorMemoryMB, o.memProp("spark.executor.memory", client.DefaultExecutorMemoryMB)))
 	keys := make([]string, 0, len(o.props))
 	for k := range o.props {
@@ -494,7 +496,7 @@ var errNotAliveREST = errors.New("master is not ALIVE")
 func withLeaderREST(ctx context.Context, o *submitOptions, stderr io.Writer, fn func(base string) error) error {
 	ctx, cancel := context.WithTimeout(ctx, o.wait)
 	defer cancel()
-	rpc := protocol.NewClient(5*time.Second, o.props["spark.authenticate.secret"])
+	rpc := operatorClient(5*time.Second, o.props["spark.authenticate.secret"])
 	delay := 100 * time.Millisecond
 	var last error
 	for {
@@ -639,7 +641,7 @@ func restStatus(ctx context.Context, o *submitOptions, stdout, stderr io.Writer)
 func driverWaitingReason(ctx context.Context, o *submitOptions, id string) string {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	rpc := protocol.NewClient(5*time.Second, o.props["spark.authenticate.secret"])
+	rpc := operatorClient(5*time.Second, o.props["spark.authenticate.secret"])
 	l, err := client.FindLeader(ctx, rpc, o.masters)
 	if err != nil {
 		return ""

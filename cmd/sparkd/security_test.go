@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sparkd/sparkd/client"
+	"github.com/sparkd/sparkd/master"
+	"github.com/sparkd/sparkd/protocol"
+	"github.com/sparkd/sparkd/recovery"
+	"github.com/sparkd/sparkd/worker"
+)
+
+// secureCluster is an in-process master and worker with authentication on.
+type secureCluster struct {
+	m       *master.Master
+	w       *worker.Worker
+	workDir string
+}
+
+func startSecureCluster(t *testing.T, secret string) *secureCluster {
+	t.Helper()
+	log := logrus.New()
+	log.SetLevel(logrus.WarnLevel)
+	entry := logrus.NewEntry(log)
+	mcfg := master.DefaultConfig()
+	mcfg.Host, mcfg.Port, mcfg.WebUIPort, mcfg.RESTEnabled = "127.0.0.1", 0, -1, false
+	mcfg.AuthSecret = secret
+	el, st := recovery.NewNone()
+	m, err := master.New(mcfg, el, st, entry)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = m.Run(ctx) })
+
+	wcfg := worker.Defaults()
+	wcfg.Masters = []string{m.URL()}
+	wcfg.Host, wcfg.Port, wcfg.WebUIPort = "127.0.0.1", 0, 0
+	wcfg.Cores, wcfg.MemoryMB, wcfg.WorkDir = 2, 1024, t.TempDir()
+	wcfg.AuthSecret = secret
+	wcfg.KillGracePeriod = 500 * time.Millisecond
+	wcfg.RegistrationInitialInterval, wcfg.RegistrationMaxInterval = 100*time.Millisecond, 500*time.Millisecond
+	w, err := worker.New(wcfg, entry)
+	require.NoError(t, err)
+	wg.Go(func() { _ = w.Run(ctx) })
+	t.Cleanup(func() {
+		cancel()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("cluster did not stop within 30s")
+		}
+	})
+	waitUntil(t, 20*time.Second, "worker registered", func() bool {
+		_, ok := w.Master()
+		return ok
+	})
+	return &secureCluster{m: m, w: w, workDir: wcfg.WorkDir}
+}
+
+func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// With spark.authenticate on, the whole path works with role keys: a
+// worker registers and heartbeats, a driver holding only an application
+// credential registers and gets an executor, the master's pushes reach the
+// driver (signed with its key), and the executor's environment holds the
+// application credential, never the cluster secret.
+func TestSecureClusterEndToEnd(t *testing.T) {
+	const secret = "e2e-cluster-secret"
+	t.Setenv("SPARK_AUTHENTICATE_SECRET", secret) // as a worker started from spark-env.sh would have it
+	c := startSecureCluster(t, secret)
+
+	cred := driverCredential(secret)
+	require.True(t, protocol.IsAppCredential(cred))
+	assert.NotContains(t, cred, secret)
+
+	var mu sync.Mutex
+	var events []client.Event
+	app := protocol.AppDescription{Name: "secure", ExecutorCores: 1, ExecutorMemMB: 64,
+		Command: []string{"sh", "-c", "env > env.out && mv env.out env.txt && sleep 30"}}
+	cl, err := client.New(client.Config{Masters: []string{c.m.URL()}, App: app, Secret: cred}, func(e client.Event) {
+		mu.Lock()
+		events = append(events, e)
+		mu.Unlock()
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = cl.Close(ctx)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	appID, err := cl.Register(ctx)
+	require.NoError(t, err)
+	waitUntil(t, 20*time.Second, "ExecutorAdded pushed to the driver", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range events {
+			if e.Kind == client.EventExecutorAdded {
+				return true
+			}
+		}
+		return false
+	})
+	matches, _ := filepath.Glob(filepath.Join(c.workDir, appID, "*", "env.txt"))
+	waitUntil(t, 20*time.Second, "executor environment written", func() bool {
+		matches, _ = filepath.Glob(filepath.Join(c.workDir, appID, "*", "env.txt"))
+		return len(matches) > 0
+	})
+	data, err := os.ReadFile(matches[0])
+	require.NoError(t, err)
+	assert.NotContains(t, string(data), secret, "the cluster secret never reaches an executor")
+	assert.Contains(t, string(data), "SPARK_AUTHENTICATE_SECRET=sparkd-app1:")
+	assert.Equal(t, 1, strings.Count(string(data), "SPARK_AUTHENTICATE_SECRET="))
+}
