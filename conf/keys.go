@@ -48,6 +48,13 @@ const (
 	// credential, not the cluster secret) submit drivers. sparkd; false.
 	KeyAuthAllowAppSubmit = "spark.authenticate.allowApplicationSubmit"
 
+	// Spark 4's JWSFilter: spark.ui.filters (web UIs' kill forms and log
+	// pages) and spark.master.rest.filters (the REST API) accept only
+	// org.apache.spark.ui.JWSFilter; its key is base64url, >= 256 bits.
+	KeyUIFilters    = "spark.ui.filters"
+	KeyRESTFilters  = "spark.master.rest.filters"
+	KeyJWSSecretKey = "spark.org.apache.spark.ui.JWSFilter.param.secretKey"
+
 	KeyWorkerHost               = "spark.worker.host" // sparkd name for --host
 	KeyWorkerPort               = "spark.worker.port" // sparkd name for SPARK_WORKER_PORT; 0 = random
 	KeyWorkerUIPort             = "spark.worker.ui.port"
@@ -108,6 +115,8 @@ func defaults(role Role, home string) map[string]string {
 		KeyPortMaxRetries: "16",
 		KeyAuthenticate:   "false",
 		KeyAuthSecret:     "",
+		KeyUIFilters:      "",
+		KeyJWSSecretKey:   "",
 	}
 	switch role {
 	case RoleMaster:
@@ -138,6 +147,7 @@ func defaults(role Role, home string) map[string]string {
 			KeyRetainedDrivers:       "200",
 			KeyUIKillEnabled:         "true",
 			KeyAuthAllowAppSubmit:    "false",
+			KeyRESTFilters:           "",
 		}
 		for k, v := range common {
 			m[k] = v

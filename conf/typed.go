@@ -1,6 +1,7 @@
 package conf
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -68,6 +69,10 @@ type Master struct {
 	AuthSecret  string // spark.authenticate.secret; required when AuthEnabled
 	// AllowAppSubmit is spark.authenticate.allowApplicationSubmit (false).
 	AllowAppSubmit bool
+	// UIJWS and RESTJWS: spark.ui.filters / spark.master.rest.filters name
+	// the JWSFilter; JWSSecretKey is its key (base64url).
+	UIJWS, RESTJWS bool
+	JWSSecretKey   string
 }
 
 // ZooKeeper is the ZOOKEEPER recovery mode's connection configuration.
@@ -117,6 +122,10 @@ type Worker struct {
 
 	AuthEnabled bool
 	AuthSecret  string
+	// UIJWS: spark.ui.filters names the JWSFilter (log pages);
+	// JWSSecretKey is its key.
+	UIJWS        bool
+	JWSSecretKey string
 
 	DecommissionEnabled bool // spark.decommission.enabled; false
 }
@@ -243,6 +252,9 @@ func (c *Config) Master() (Master, error) {
 		AuthEnabled:           r.boolean(KeyAuthenticate),
 		AuthSecret:            c.values[KeyAuthSecret].Raw,
 		AllowAppSubmit:        r.boolean(KeyAuthAllowAppSubmit),
+		UIJWS:                 r.filters(KeyUIFilters),
+		RESTJWS:               r.filters(KeyRESTFilters),
+		JWSSecretKey:          c.values[KeyJWSSecretKey].Raw,
 		ZooKeeper: ZooKeeper{
 			URL:               r.str(KeyZKURL),
 			Dir:               r.str(KeyZKDir),
@@ -273,12 +285,9 @@ func (c *Config) Master() (Master, error) {
 		r.fail(KeyRecoveryMode, errors.New("unknown recovery mode; want NONE, FILESYSTEM or ZOOKEEPER"))
 	}
 	r.validateAuth(m.AuthEnabled, m.AuthSecret)
-	if m.AuthEnabled && m.RESTEnabled {
-		// Spark refuses this pair too (SPARK-25088): the REST server would
-		// take driver submissions (commands run on workers) from anyone.
-		r.fail(KeyMasterRESTEnabled, fmt.Errorf("the REST submission server does not support authentication (%s=true): it would run anyone's driver; set %s=false or turn authentication off",
-			KeyAuthenticate, KeyMasterRESTEnabled))
-	}
+	// As in Spark 4.1 (SPARK-57451), the REST server may run with
+	// spark.authenticate on; spark.master.rest.filters protects it.
+	r.validateJWS(m.UIJWS || m.RESTJWS, m.JWSSecretKey)
 	if r.err != nil {
 		return Master{}, r.err
 	}
@@ -336,6 +345,44 @@ func checkZKConnect(s string) error {
 	return nil
 }
 
+// filters reads a servlet filter list: only the JWSFilter is supported.
+// It returns whether the JWSFilter is named.
+func (r *reader) filters(key string) bool {
+	on := false
+	for _, f := range strings.Split(r.str(key), ",") {
+		switch f = strings.TrimSpace(f); f {
+		case "":
+		case jwsFilterClass:
+			on = true
+		default:
+			r.fail(key, fmt.Errorf("unsupported filter %q; sparkd supports only %s", f, jwsFilterClass))
+		}
+	}
+	return on
+}
+
+const jwsFilterClass = "org.apache.spark.ui.JWSFilter"
+
+func (r *reader) validateJWS(on bool, key string) {
+	if !on {
+		return
+	}
+	key = strings.TrimSpace(key)
+	if key == "" {
+		r.fail(KeyJWSSecretKey, fmt.Errorf("%s needs a key here (base64url, at least 256 bits)", jwsFilterClass))
+		return
+	}
+	for _, enc := range []*base64.Encoding{base64.RawURLEncoding, base64.URLEncoding, base64.StdEncoding, base64.RawStdEncoding} {
+		if k, err := enc.DecodeString(key); err == nil {
+			if len(k) < 32 {
+				r.fail(KeyJWSSecretKey, fmt.Errorf("too short: %d bits, want at least 256", 8*len(k)))
+			}
+			return
+		}
+	}
+	r.fail(KeyJWSSecretKey, errors.New("not base64url"))
+}
+
 func (r *reader) validateAuth(enabled bool, secret string) {
 	if enabled && secret == "" {
 		r.fail(KeyAuthenticate, fmt.Errorf("needs a secret in %s", KeyAuthSecret))
@@ -366,6 +413,8 @@ func (c *Config) Worker() (Worker, error) {
 		AuthEnabled:                 r.boolean(KeyAuthenticate),
 		AuthSecret:                  c.values[KeyAuthSecret].Raw,
 		DecommissionEnabled:         r.boolean(KeyDecommissionEnabled),
+		UIJWS:                       r.filters(KeyUIFilters),
+		JWSSecretKey:                c.values[KeyJWSSecretKey].Raw,
 	}
 	if r.err != nil {
 		return Worker{}, r.err
@@ -394,6 +443,7 @@ func (c *Config) Worker() (Worker, error) {
 		r.fail(KeyWorkerRegInitialInterval, fmt.Errorf("must not exceed %s (%v)", KeyWorkerRegMaxInterval, w.RegistrationMaxInterval))
 	}
 	r.validateAuth(w.AuthEnabled, w.AuthSecret)
+	r.validateJWS(w.UIJWS, w.JWSSecretKey)
 	if r.err != nil {
 		return Worker{}, r.err
 	}

@@ -92,6 +92,10 @@ type Config struct {
 	// secret) submit drivers and read their status
 	// (spark.authenticate.allowApplicationSubmit, false).
 	AllowAppSubmit bool
+	// UIJWS and RESTJWS are the JWSFilter of the web UI's kill forms
+	// (spark.ui.filters) and of the REST API (spark.master.rest.filters);
+	// nil = none.
+	UIJWS, RESTJWS *protocol.JWSVerifier
 	ZKEnabled      bool // recovery mode is ZOOKEEPER (shown in HA stats)
 
 	// SelfFenceAfter: when the Elector's last contact with the coordination
@@ -384,11 +388,14 @@ func (m *Master) Run(ctx context.Context) error {
 	servers := []*http.Server{m.serve(m.rpcLn, m.Handler())}
 	if m.uiLn != nil {
 		m.log.Infof("Bound MasterWebUI to %s, and started at %s", m.uiLn.Addr(), m.webUIURL)
-		servers = append(servers, m.serve(m.uiLn, NewWebUI(m, UIOptions{KillEnabled: m.cfg.UIKillEnabled, Logger: m.log, Metrics: m.MetricsHandler()})))
+		servers = append(servers, m.serve(m.uiLn, NewWebUI(m, UIOptions{KillEnabled: m.cfg.UIKillEnabled, Logger: m.log, Metrics: m.MetricsHandler(), JWS: m.cfg.UIJWS})))
 	}
 	if m.restLn != nil {
 		m.log.Infof("Started REST server for submitting applications on %s", m.restURL)
-		servers = append(servers, m.serve(m.restLn, NewRESTServer(m, UIOptions{KillEnabled: m.cfg.UIKillEnabled, Logger: m.log})))
+		if m.cfg.RESTJWS == nil {
+			m.log.Warnf("The REST submission server has no authentication: anyone who reaches %s can run a driver; set spark.master.rest.filters=%s", m.restURL, protocol.JWSFilterClass)
+		}
+		servers = append(servers, m.serve(m.restLn, NewRESTServer(m, UIOptions{KillEnabled: m.cfg.UIKillEnabled, Logger: m.log, JWS: m.cfg.RESTJWS})))
 	}
 	go func() {
 		select {

@@ -127,3 +127,42 @@ func TestChildrenGetOnlyTheAppCredential(t *testing.T) {
 	assert.Contains(t, s, "-Dspark.deploy.recoveryMode=ZOOKEEPER -Dx=y", "other options are kept")
 	assert.Equal(t, 1, strings.Count(s, "SPARK_AUTHENTICATE_SECRET="))
 }
+
+// With spark.ui.filters=JWSFilter, executors' output is served only with a
+// valid bearer JWS; the page and /json stay open.
+func TestLogPagesNeedJWS(t *testing.T) {
+	const key = "c3BhcmtkLXRlc3Qta2V5LW9mLWF0LWxlYXN0LTI1Ni1iaXRzLWxvbmc"
+	v, err := protocol.NewJWSVerifier(key)
+	require.NoError(t, err)
+	m := newFakeMaster(t, 1)
+	cfg := testConfig(t, m.sparkURL())
+	cfg.UIJWS = v
+	w, err := newWorker(cfg, testLogger(t), realClock{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = w.Close() })
+	dir := filepath.Join(cfg.WorkDir, "app-8", "2")
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "stdout"), []byte("tenant output"), 0o644))
+	h := w.uiHandler()
+	get := func(path, auth string) (int, string) {
+		rec := newRecorder()
+		req, _ := http.NewRequest(http.MethodGet, path, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		h.ServeHTTP(rec, req)
+		return rec.code, rec.body.String()
+	}
+	tok, err := protocol.SignJWS(key, map[string]string{"sub": "ops"})
+	require.NoError(t, err)
+	for _, p := range []string{"/log?appId=app-8&executorId=2&logType=stdout", "/logPage?appId=app-8&executorId=2&logType=stdout"} {
+		code, body := get(p, "")
+		assert.Equal(t, http.StatusUnauthorized, code, p)
+		assert.NotContains(t, body, "tenant output")
+		code, body = get(p, "Bearer "+tok)
+		assert.Equal(t, http.StatusOK, code, p)
+		assert.Contains(t, body, "tenant output")
+	}
+	code, _ := get("/json", "")
+	assert.Equal(t, http.StatusOK, code)
+}

@@ -57,6 +57,9 @@ type Config struct {
 	RegistrationMaxInterval     time.Duration
 	// AuthSecret is spark.authenticate.secret ("" = no authentication).
 	AuthSecret string
+	// UIJWS, when set, is the JWSFilter (spark.ui.filters) of the web UI's
+	// log pages: executors' and drivers' output needs a bearer JWS.
+	UIJWS *protocol.JWSVerifier
 	// DecommissionEnabled allows Decommission (spark.decommission.enabled).
 	DecommissionEnabled bool
 	// KillGracePeriod is how long a killed executor or driver gets between

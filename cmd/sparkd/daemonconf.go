@@ -294,3 +294,17 @@ func driverCredential(secret string) string {
 	}
 	return protocol.NewAppCredential(secret, protocol.NewPrincipal("app-"))
 }
+
+// jwsVerifier is the JWSFilter for a listener, nil when off. conf has
+// validated the key (Master/Worker fail on a bad one), so an error here is
+// a broken invariant.
+func jwsVerifier(on bool, key string) *protocol.JWSVerifier {
+	if !on {
+		return nil
+	}
+	v, err := protocol.NewJWSVerifier(key)
+	if err != nil {
+		panic(fmt.Sprintf("sparkd: %s passed validation but: %v", conf.KeyJWSSecretKey, err))
+	}
+	return v
+}

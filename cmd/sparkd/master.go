@@ -54,6 +54,8 @@ func masterConfig(mc conf.Master) master.Config {
 		c.AuthSecret = mc.AuthSecret
 		c.AllowAppSubmit = mc.AllowAppSubmit
 	}
+	c.UIJWS = jwsVerifier(mc.UIJWS, mc.JWSSecretKey)
+	c.RESTJWS = jwsVerifier(mc.RESTJWS, mc.JWSSecretKey)
 	c.ZKEnabled = strings.EqualFold(mc.RecoveryMode, string(recovery.ModeZooKeeper))
 	return c
 }

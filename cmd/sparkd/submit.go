@@ -528,7 +528,24 @@ func withLeaderREST(ctx context.Context, o *submitOptions, stderr io.Writer, fn 
 	}
 }
 
-func restCall(ctx context.Context, method, url string, body any) (restResponse, error) {
+// restBearer is the "Authorization: Bearer <JWS>" submit sends when its
+// configuration names the JWSFilter in spark.master.rest.filters and has
+// its key (spark.org.apache.spark.ui.JWSFilter.param.secretKey): an HS256
+// JWS valid for five minutes. "" otherwise.
+func restBearer(o *submitOptions) string {
+	key := o.props["spark.org.apache.spark.ui.JWSFilter.param.secretKey"]
+	if key == "" || !strings.Contains(o.props["spark.master.rest.filters"], protocol.JWSFilterClass) {
+		return ""
+	}
+	now := time.Now()
+	tok, err := protocol.SignJWS(key, map[string]any{"sub": os.Getenv("USER"), "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()})
+	if err != nil {
+		return ""
+	}
+	return "Bearer " + tok
+}
+
+func restCall(ctx context.Context, o *submitOptions, method, url string, body any) (restResponse, error) {
 	var rd io.Reader
 	if body != nil {
 		raw, err := json.Marshal(body)
@@ -542,6 +559,9 @@ func restCall(ctx context.Context, method, url string, body any) (restResponse, 
 		return restResponse{}, err
 	}
 	req.Header.Set("Content-Type", "application/json;charset=UTF-8")
+	if b := restBearer(o); b != "" {
+		req.Header.Set("Authorization", b)
+	}
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		return restResponse{}, fmt.Errorf("%s %s: %w", method, url, err)
@@ -595,7 +615,7 @@ func restCreate(ctx context.Context, o *submitOptions, stdout, stderr io.Writer)
 	var r restResponse
 	err := withLeaderREST(ctx, o, stderr, func(base string) error {
 		var err error
-		r, err = restCall(ctx, http.MethodPost, base+"/v1/submissions/create", req)
+		r, err = restCall(ctx, o, http.MethodPost, base+"/v1/submissions/create", req)
 		return err
 	})
 	if err != nil {
@@ -611,7 +631,7 @@ func restStatus(ctx context.Context, o *submitOptions, stdout, stderr io.Writer)
 	var r restResponse
 	err := withLeaderREST(ctx, o, stderr, func(base string) error {
 		var err error
-		r, err = restCall(ctx, http.MethodGet, base+"/v1/submissions/status/"+o.status, nil)
+		r, err = restCall(ctx, o, http.MethodGet, base+"/v1/submissions/status/"+o.status, nil)
 		return err
 	})
 	if err != nil {
@@ -703,7 +723,7 @@ func restKill(ctx context.Context, o *submitOptions, stdout, stderr io.Writer) i
 	var r restResponse
 	err := withLeaderREST(ctx, o, stderr, func(base string) error {
 		var err error
-		r, err = restCall(ctx, http.MethodPost, base+"/v1/submissions/kill/"+o.kill, nil)
+		r, err = restCall(ctx, o, http.MethodPost, base+"/v1/submissions/kill/"+o.kill, nil)
 		return err
 	})
 	if err != nil {

@@ -55,6 +55,7 @@ func workerConfig(wc conf.Worker) worker.Config {
 		c.AuthSecret = wc.AuthSecret
 	}
 	c.DecommissionEnabled = wc.DecommissionEnabled
+	c.UIJWS = jwsVerifier(wc.UIJWS, wc.JWSSecretKey)
 	return c
 }
 
