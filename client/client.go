@@ -940,7 +940,7 @@ func (c *Client) admit(s protocol.Stamp) error {
 
 func (c *Client) handleMasterChanged(r *http.Request) (any, error) {
 	var m protocol.MasterChanged
-	if err := protocol.DecodeBody(r, &m); err != nil {
+	if err := protocol.DecodeMessage(r, &m); err != nil {
 		return nil, err
 	}
 	if err := c.admit(m.Stamp); err != nil {
@@ -958,7 +958,7 @@ func (c *Client) handleMasterChanged(r *http.Request) (any, error) {
 
 func (c *Client) handleExecutorAdded(r *http.Request) (any, error) {
 	var m protocol.ExecutorAdded
-	if err := protocol.DecodeBody(r, &m); err != nil {
+	if err := protocol.DecodeMessage(r, &m); err != nil {
 		return nil, err
 	}
 	if err := c.admit(m.Stamp); err != nil {
@@ -973,7 +973,7 @@ func (c *Client) handleExecutorAdded(r *http.Request) (any, error) {
 func (c *Client) handleExecutorUpdated(kind EventKind) protocol.HandlerFunc {
 	return func(r *http.Request) (any, error) {
 		var m protocol.ExecutorUpdated
-		if err := protocol.DecodeBody(r, &m); err != nil {
+		if err := protocol.DecodeMessage(r, &m); err != nil {
 			return nil, err
 		}
 		if err := c.admit(m.Stamp); err != nil {
@@ -998,7 +998,7 @@ func suffix(msg string) string {
 
 func (c *Client) handleWorkerRemoved(r *http.Request) (any, error) {
 	var m protocol.WorkerRemoved
-	if err := protocol.DecodeBody(r, &m); err != nil {
+	if err := protocol.DecodeMessage(r, &m); err != nil {
 		return nil, err
 	}
 	if err := c.admit(m.Stamp); err != nil {
@@ -1012,7 +1012,7 @@ func (c *Client) handleWorkerRemoved(r *http.Request) (any, error) {
 
 func (c *Client) handleApplicationRemoved(r *http.Request) (any, error) {
 	var m protocol.ApplicationRemoved
-	if err := protocol.DecodeBody(r, &m); err != nil {
+	if err := protocol.DecodeMessage(r, &m); err != nil {
 		return nil, err
 	}
 	if err := c.admit(m.Stamp); err != nil {

@@ -39,6 +39,10 @@ const (
 	KeyRetainedApplications  = "spark.deploy.retainedApplications"
 	KeyRetainedDrivers       = "spark.deploy.retainedDrivers"
 	KeyUIKillEnabled         = "spark.ui.killEnabled"
+	KeyMaxWorkers            = "spark.deploy.maxWorkers"         // sparkd; 10000
+	KeyMaxApplications       = "spark.deploy.maxApplications"    // sparkd; 10000 active
+	KeyMaxDrivers            = "spark.deploy.maxDrivers"         // sparkd; 10000 active
+	KeyTrustWorkerAddress    = "spark.deploy.trustWorkerAddress" // sparkd; false
 
 	KeyPortMaxRetries = "spark.port.maxRetries" // every listener: busy port P is retried on P+1..P+N
 
@@ -148,6 +152,10 @@ func defaults(role Role, home string) map[string]string {
 			KeyUIKillEnabled:         "true",
 			KeyAuthAllowAppSubmit:    "false",
 			KeyRESTFilters:           "",
+			KeyMaxWorkers:            "10000",
+			KeyMaxApplications:       "10000",
+			KeyMaxDrivers:            "10000",
+			KeyTrustWorkerAddress:    "false",
 		}
 		for k, v := range common {
 			m[k] = v

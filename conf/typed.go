@@ -73,6 +73,10 @@ type Master struct {
 	// the JWSFilter; JWSSecretKey is its key (base64url).
 	UIJWS, RESTJWS bool
 	JWSSecretKey   string
+	// Record limits (spark.deploy.maxWorkers/maxApplications/maxDrivers)
+	// and spark.deploy.trustWorkerAddress.
+	MaxWorkers, MaxApps, MaxDrivers int
+	TrustWorkerAddress              bool
 }
 
 // ZooKeeper is the ZOOKEEPER recovery mode's connection configuration.
@@ -255,6 +259,10 @@ func (c *Config) Master() (Master, error) {
 		UIJWS:                 r.filters(KeyUIFilters),
 		RESTJWS:               r.filters(KeyRESTFilters),
 		JWSSecretKey:          c.values[KeyJWSSecretKey].Raw,
+		MaxWorkers:            r.integer(KeyMaxWorkers, 1),
+		MaxApps:               r.integer(KeyMaxApplications, 1),
+		MaxDrivers:            r.integer(KeyMaxDrivers, 1),
+		TrustWorkerAddress:    r.boolean(KeyTrustWorkerAddress),
 		ZooKeeper: ZooKeeper{
 			URL:               r.str(KeyZKURL),
 			Dir:               r.str(KeyZKDir),

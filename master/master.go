@@ -96,7 +96,14 @@ type Config struct {
 	// (spark.ui.filters) and of the REST API (spark.master.rest.filters);
 	// nil = none.
 	UIJWS, RESTJWS *protocol.JWSVerifier
-	ZKEnabled      bool // recovery mode is ZOOKEEPER (shown in HA stats)
+	// MaxWorkers, MaxApps and MaxDrivers bound the records of each kind
+	// (spark.deploy.maxWorkers/maxApplications/maxDrivers; 0 = the
+	// defaults, 10000 each): a registration beyond gets 429.
+	MaxWorkers, MaxApps, MaxDrivers int
+	// TrustWorkerAddress skips the check that a registering worker's host
+	// is the request's source (spark.deploy.trustWorkerAddress; NAT).
+	TrustWorkerAddress bool
+	ZKEnabled          bool // recovery mode is ZOOKEEPER (shown in HA stats)
 
 	// SelfFenceAfter: when the Elector's last contact with the coordination
 	// service (ZooKeeper) is older than this, the master stops acting and
@@ -170,6 +177,15 @@ func (c *Config) validate() error {
 	}
 	if c.AppTimeout == 0 {
 		c.AppTimeout = DefaultAppTimeout
+	}
+	if c.MaxWorkers <= 0 {
+		c.MaxWorkers = DefaultMaxWorkers
+	}
+	if c.MaxApps <= 0 {
+		c.MaxApps = DefaultMaxApps
+	}
+	if c.MaxDrivers <= 0 {
+		c.MaxDrivers = DefaultMaxDrivers
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -90,7 +90,10 @@ var errPersist = errors.New("master: could not persist")
 
 func decode[T interface{ Validate() error }](r *http.Request) (T, error) {
 	var v T
-	if err := protocol.DecodeBody(r, &v); err != nil {
+	if err := protocol.DecodeMessage(r, &v); err != nil {
+		return v, err
+	}
+	if err := protocol.CheckRecordSize(v); err != nil {
 		return v, err
 	}
 	return v, v.Validate()
@@ -108,7 +111,7 @@ func decodeOptional(r *http.Request, v any) error {
 		return nil
 	}
 	r.Body = io.NopCloser(bytes.NewReader(raw))
-	return protocol.DecodeBody(r, v)
+	return protocol.DecodeMessage(r, v)
 }
 
 // matchPathID checks that an id named in the body (field) is the one in the
@@ -152,6 +155,15 @@ func (m *Master) handleRegisterWorker(r *http.Request) (any, error) {
 		return nil, err
 	}
 	m.mu.Lock()
+	na := m.notAliveLocked(true) // a standby answers with its hint, not after a DNS lookup
+	m.mu.Unlock()
+	if na != nil {
+		return nil, rpcErr(na)
+	}
+	if err := m.checkWorkerAddress(r.Context(), r, req); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
 	if na := m.notAliveLocked(true); na != nil {
 		m.mu.Unlock()
 		return nil, rpcErr(na)
@@ -179,6 +191,10 @@ func (m *Master) handleRegisterWorker(r *http.Request) (any, error) {
 	if st.pendingWorkers[req.ID] {
 		m.mu.Unlock()
 		return nil, &protocol.StatusError{Code: http.StatusServiceUnavailable, Message: "registration of " + req.ID + " is in progress; retry"}
+	}
+	if n := len(st.workers) + len(st.pendingWorkers); n >= m.cfg.MaxWorkers {
+		m.mu.Unlock()
+		return nil, errLimit("workers", "spark.deploy.maxWorkers", n, m.cfg.MaxWorkers)
 	}
 	if old := st.workerByAddr[hostPort]; old != nil && old.id != req.ID {
 		m.log.Infof("Worker %s replaces %s at the same address %s", req.ID, old.id, hostPort)
@@ -218,7 +234,7 @@ func (m *Master) handleRegisterWorker(r *http.Request) (any, error) {
 
 func (m *Master) handleHeartbeat(r *http.Request) (any, error) {
 	var req protocol.Heartbeat
-	if err := protocol.DecodeBody(r, &req); err != nil {
+	if err := protocol.DecodeMessage(r, &req); err != nil {
 		return nil, err
 	}
 	id := mux.Vars(r)["id"]
@@ -377,7 +393,7 @@ func (m *Master) driverStateLocked(d *driverInfo, state protocol.DriverState, ex
 // recovery is instead re-attached from this report.
 func (m *Master) handleWorkerLatestState(r *http.Request) (any, error) {
 	var req protocol.WorkerLatestState
-	if err := protocol.DecodeBody(r, &req); err != nil {
+	if err := protocol.DecodeMessage(r, &req); err != nil {
 		return nil, err
 	}
 	id := mux.Vars(r)["id"]
@@ -481,6 +497,10 @@ func (m *Master) handleRegisterApp(r *http.Request) (any, error) {
 		m.mu.Unlock()
 		return nil, &protocol.StatusError{Code: http.StatusServiceUnavailable, Message: "registration from " + req.ClientURL + " is in progress; retry"}
 	}
+	if n := len(st.apps) + len(st.pendingClients); n >= m.cfg.MaxApps {
+		m.mu.Unlock()
+		return nil, errLimit("applications", "spark.deploy.maxApplications", n, m.cfg.MaxApps)
+	}
 	m.log.Infof("Registering app %s", req.App.Name)
 	a := &appInfo{id: st.newAppID(now), desc: req.App, clientURL: req.ClientURL, submitTime: now,
 		state: protocol.AppWaiting, executors: map[int]*executorInfo{}}
@@ -558,7 +578,7 @@ func (m *Master) handleRequestExecutors(r *http.Request) (any, error) {
 	var body struct {
 		Total *int `json:"total"`
 	}
-	if err := protocol.DecodeBody(r, &body); err != nil {
+	if err := protocol.DecodeMessage(r, &body); err != nil {
 		return nil, err
 	}
 	if body.Total == nil {
@@ -585,7 +605,7 @@ func (m *Master) handleRequestExecutors(r *http.Request) (any, error) {
 
 func (m *Master) handleAppHeartbeat(r *http.Request) (any, error) {
 	var req protocol.AppHeartbeat
-	if err := protocol.DecodeBody(r, &req); err != nil {
+	if err := protocol.DecodeMessage(r, &req); err != nil {
 		return nil, err
 	}
 	id := mux.Vars(r)["id"]

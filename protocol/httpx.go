@@ -252,6 +252,16 @@ func DecodeBody(r *http.Request, v any) error {
 	return nil
 }
 
+// DecodeMessage is DecodeBody for sparkd's own messages: it also checks
+// every field's bound (CheckBounds), so that an oversized field is a 400
+// naming it. Masters, workers and clients decode with it.
+func DecodeMessage(r *http.Request, v any) error {
+	if err := DecodeBody(r, v); err != nil {
+		return err
+	}
+	return CheckBounds(v)
+}
+
 // jsonFieldPath turns encoding/json's field path into the name a sender
 // wrote: embedded Go structs (Stamp) are flattened on the wire, so their
 // Go names are dropped ("Stamp.epoch" -> "epoch"). Wire names are camelCase.

@@ -226,3 +226,48 @@ func TestTamperedResponseIsRefused(t *testing.T) {
 	err = c.Call(context.Background(), http.MethodPost, "http://"+ln.Addr().String(), "/v1/x", Heartbeat{WorkerID: "w1"}, nil)
 	require.ErrorIs(t, err, ErrResponseNotAuthenticated)
 }
+
+// The role-aware layer reads the body first, but a slow body is still cut
+// off by the server's read timeout.
+func TestSignedListenerDisconnectsASlowBody(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	reached := make(chan struct{}, 1)
+	h := AuthenticateRoles(ClusterCredentials("s", Identity{Role: RoleMaster}), VerifyOptions{}, nil,
+		http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached <- struct{}{} }))
+	srv := NewServerWithLimits(h, ServerLimits{ReadHeader: time.Second, Read: 300 * time.Millisecond, Write: time.Second, Idle: time.Second, MaxHeaderBytes: 4096})
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Write([]byte("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\npartial"))
+	require.NoError(t, err)
+	start := time.Now()
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+	reply, err := io.ReadAll(c)
+	require.NoError(t, err, "the server closed the connection before the deadline")
+	assert.Less(t, time.Since(start), 3*time.Second)
+	assert.NotContains(t, string(reply), "200 OK")
+	select {
+	case <-reached:
+		t.Fatal("an unsigned, unfinished request reached the handler")
+	default:
+	}
+}
+
+func TestCheckBoundsNamesTheField(t *testing.T) {
+	long := make([]byte, MaxIDLen+1)
+	for i := range long {
+		long[i] = 'x'
+	}
+	err := CheckBounds(LaunchExecutor{Stamp: Stamp{Epoch: 1, MasterURL: string(long)}, AppID: "a"})
+	var fe *FieldError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "masterUrl", fe.Field, "embedded structs are flattened as on the wire")
+	err = CheckBounds(ExecutorStateChanged{WorkerID: "w", Message: string(long)})
+	assert.NoError(t, err, "messages are free-form text, up to MaxTextLen")
+	err = CheckBounds(RegisterApplication{App: AppDescription{Env: map[string]string{"K": string(make([]byte, MaxTextLen+1))}}})
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, "app.env[K]", fe.Field)
+}

@@ -77,7 +77,7 @@ func (w *Worker) stillCurrentLocked(what string, s protocol.Stamp) error {
 // first, then check (a 400 naming the field), then the epoch guard (a 409
 // when the stamp is stale). stamp points at m's Stamp, filled by the decode.
 func (w *Worker) decodeCommand(r *http.Request, what string, m any, stamp *protocol.Stamp, check func() error) error {
-	if err := protocol.DecodeBody(r, m); err != nil {
+	if err := protocol.DecodeMessage(r, m); err != nil {
 		return err
 	}
 	if err := stamp.Validate(); err != nil {

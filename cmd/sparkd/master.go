@@ -54,6 +54,7 @@ func masterConfig(mc conf.Master) master.Config {
 		c.AuthSecret = mc.AuthSecret
 		c.AllowAppSubmit = mc.AllowAppSubmit
 	}
+	c.MaxWorkers, c.MaxApps, c.MaxDrivers, c.TrustWorkerAddress = mc.MaxWorkers, mc.MaxApps, mc.MaxDrivers, mc.TrustWorkerAddress
 	c.UIJWS = jwsVerifier(mc.UIJWS, mc.JWSSecretKey)
 	c.RESTJWS = jwsVerifier(mc.RESTJWS, mc.JWSSecretKey)
 	c.ZKEnabled = strings.EqualFold(mc.RecoveryMode, string(recovery.ModeZooKeeper))
