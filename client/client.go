@@ -130,6 +130,9 @@ type Config struct {
 	// (spark.authenticate.secret), from which the client derives an
 	// application credential of its own; "" = no authentication.
 	Secret string
+	// TLS, when set, serves the push listener over TLS and calls masters
+	// over TLS (spark.ssl.rpc.*); nil = plaintext.
+	TLS *protocol.TLS
 	// RequestTimeout bounds each HTTP call (default 5s).
 	RequestTimeout time.Duration
 	// HeartbeatInterval is the period of AppHeartbeat (default 2s).
@@ -377,11 +380,13 @@ func New(cfg Config, listener Listener) (*Client, error) {
 		log:     cfg.Logger.WithField("component", "client"),
 		rpc:     protocol.NewRoleClient(cfg.RequestTimeout, creds),
 		ln:      ln,
-		selfURL: "http://" + net.JoinHostPort(host, fmt.Sprint(port)),
+		selfURL: cfg.TLS.Scheme() + "://" + net.JoinHostPort(host, fmt.Sprint(port)),
 		events:  newQueue(listener),
 		ctx:     ctx,
 		cancel:  cancel,
 	}
+	cfg.TLS.Apply(c.rpc)
+	c.ln = cfg.TLS.Listener(c.ln)
 	r := mux.NewRouter()
 	r.Handle(protocol.PathAppMasterChanged, protocol.Handle(c.handleMasterChanged)).Methods(http.MethodPost)
 	r.Handle(protocol.PathExecutorAdded, protocol.Handle(c.handleExecutorAdded)).Methods(http.MethodPost)
@@ -393,7 +398,7 @@ func New(cfg Config, listener Listener) (*Client, error) {
 	if creds != nil { // pushes are signed with this application's key (by the master)
 		allow = protocol.AllowOnly(creds.Identity())
 	}
-	c.srv = protocol.NewServer(protocol.AuthenticateRoles(creds, protocol.VerifyOptions{Hosts: []string{strings.TrimPrefix(c.selfURL, "http://")}}, allow, r))
+	c.srv = protocol.NewServer(protocol.AuthenticateRoles(creds, protocol.VerifyOptions{Hosts: []string{strings.TrimPrefix(strings.TrimPrefix(c.selfURL, "http://"), "https://")}}, allow, r))
 	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()

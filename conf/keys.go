@@ -59,6 +59,14 @@ const (
 	KeyRESTFilters  = "spark.master.rest.filters"
 	KeyJWSSecretKey = "spark.org.apache.spark.ui.JWSFilter.param.secretKey"
 
+	// TLS: spark.ssl.<field>, overridden per service by
+	// spark.ssl.<namespace>.<field> (namespaces rpc: RPC listeners and
+	// calls; standalone, then ui: web UIs; rest, then standalone: the REST
+	// server). Fields: enabled, certChain, privateKey (PEM files; a JKS
+	// keyStore is refused), trustStore (PEM CA bundle), needClientAuth,
+	// protocol.
+	KeySSLPrefix = "spark.ssl."
+
 	KeyWorkerHost               = "spark.worker.host" // sparkd name for --host
 	KeyWorkerPort               = "spark.worker.port" // sparkd name for SPARK_WORKER_PORT; 0 = random
 	KeyWorkerUIPort             = "spark.worker.ui.port"
@@ -116,11 +124,12 @@ var envVars = []struct {
 // memory) are computed here.
 func defaults(role Role, home string) map[string]string {
 	common := map[string]string{
-		KeyPortMaxRetries: "16",
-		KeyAuthenticate:   "false",
-		KeyAuthSecret:     "",
-		KeyUIFilters:      "",
-		KeyJWSSecretKey:   "",
+		KeyPortMaxRetries:   "16",
+		KeyAuthenticate:     "false",
+		KeyAuthSecret:       "",
+		KeyUIFilters:        "",
+		KeyJWSSecretKey:     "",
+		"spark.ssl.enabled": "false",
 	}
 	switch role {
 	case RoleMaster:

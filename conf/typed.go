@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -77,6 +78,20 @@ type Master struct {
 	// and spark.deploy.trustWorkerAddress.
 	MaxWorkers, MaxApps, MaxDrivers int
 	TrustWorkerAddress              bool
+	// RPCTLS, UITLS, RESTTLS: spark.ssl.rpc.*, spark.ssl.standalone.* /
+	// spark.ssl.ui.*, spark.ssl.rest.* / spark.ssl.standalone.*, each over
+	// spark.ssl.*.
+	RPCTLS, UITLS, RESTTLS TLS
+}
+
+// TLS is one service's spark.ssl settings.
+type TLS struct {
+	Enabled        bool
+	CertChain      string // PEM
+	PrivateKey     string // PEM
+	TrustStore     string // PEM CA bundle; "" = the system's
+	NeedClientAuth bool
+	Protocol       string // TLSv1.2 (default) or TLSv1.3
 }
 
 // ZooKeeper is the ZOOKEEPER recovery mode's connection configuration.
@@ -130,6 +145,8 @@ type Worker struct {
 	// JWSSecretKey is its key.
 	UIJWS        bool
 	JWSSecretKey string
+	// RPCTLS, UITLS: as in Master.
+	RPCTLS, UITLS TLS
 
 	DecommissionEnabled bool // spark.decommission.enabled; false
 }
@@ -263,6 +280,9 @@ func (c *Config) Master() (Master, error) {
 		MaxApps:               r.integer(KeyMaxApplications, 1),
 		MaxDrivers:            r.integer(KeyMaxDrivers, 1),
 		TrustWorkerAddress:    r.boolean(KeyTrustWorkerAddress),
+		RPCTLS:                r.tls("rpc"),
+		UITLS:                 r.tls("standalone", "ui"),
+		RESTTLS:               r.tls("rest", "standalone"),
 		ZooKeeper: ZooKeeper{
 			URL:               r.str(KeyZKURL),
 			Dir:               r.str(KeyZKDir),
@@ -391,6 +411,51 @@ func (r *reader) validateJWS(on bool, key string) {
 	r.fail(KeyJWSSecretKey, errors.New("not base64url"))
 }
 
+// tls reads one service's spark.ssl settings: each field from the first
+// namespace that sets it, else from spark.ssl.
+func (r *reader) tls(namespaces ...string) TLS {
+	pick := func(field string) string {
+		for _, ns := range namespaces {
+			if k := KeySSLPrefix + ns + "." + field; r.c.values[k].IsSet() {
+				return k
+			}
+		}
+		return KeySSLPrefix + field
+	}
+	boolOf := func(field string) bool {
+		k := pick(field)
+		if r.str(k) == "" {
+			return false
+		}
+		return r.boolean(k)
+	}
+	t := TLS{Enabled: boolOf("enabled")}
+	if !t.Enabled {
+		return t
+	}
+	t.CertChain, t.PrivateKey, t.TrustStore = r.str(pick("certChain")), r.str(pick("privateKey")), r.str(pick("trustStore"))
+	t.NeedClientAuth, t.Protocol = boolOf("needClientAuth"), r.str(pick("protocol"))
+	if k := pick("keyStore"); r.str(k) != "" && t.CertChain == "" {
+		r.fail(k, errors.New("sparkd reads PEM files, not a Java keystore: set certChain and privateKey (and trustStore) instead"))
+	}
+	for field, v := range map[string]string{"certChain": t.CertChain, "privateKey": t.PrivateKey} {
+		if v == "" {
+			r.fail(pick(field), fmt.Errorf("TLS is on (%s) and needs a PEM file here", pick("enabled")))
+		} else if _, err := os.Stat(v); err != nil {
+			r.fail(pick(field), err)
+		}
+	}
+	if t.NeedClientAuth && t.TrustStore == "" {
+		r.fail(pick("trustStore"), errors.New("needClientAuth needs a trust store (PEM CA bundle) to verify peers with"))
+	}
+	switch strings.ToUpper(t.Protocol) {
+	case "", "TLS", "TLSV1.2", "TLSV1.3":
+	default:
+		r.fail(pick("protocol"), errors.New("want TLSv1.2 or TLSv1.3"))
+	}
+	return t
+}
+
 func (r *reader) validateAuth(enabled bool, secret string) {
 	if enabled && secret == "" {
 		r.fail(KeyAuthenticate, fmt.Errorf("needs a secret in %s", KeyAuthSecret))
@@ -423,6 +488,8 @@ func (c *Config) Worker() (Worker, error) {
 		DecommissionEnabled:         r.boolean(KeyDecommissionEnabled),
 		UIJWS:                       r.filters(KeyUIFilters),
 		JWSSecretKey:                c.values[KeyJWSSecretKey].Raw,
+		RPCTLS:                      r.tls("rpc"),
+		UITLS:                       r.tls("standalone", "ui"),
 	}
 	if r.err != nil {
 		return Worker{}, r.err

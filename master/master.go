@@ -100,6 +100,11 @@ type Config struct {
 	// (spark.deploy.maxWorkers/maxApplications/maxDrivers; 0 = the
 	// defaults, 10000 each): a registration beyond gets 429.
 	MaxWorkers, MaxApps, MaxDrivers int
+	// RPCTLS, UITLS and RESTTLS turn TLS on for the RPC listener (and the
+	// master's calls to workers and drivers), the web UI and the REST
+	// server (spark.ssl.rpc.*, spark.ssl.standalone.*, spark.ssl.*); nil =
+	// plaintext.
+	RPCTLS, UITLS, RESTTLS *protocol.TLS
 	// TrustWorkerAddress skips the check that a registering worker's host
 	// is the request's source (spark.deploy.trustWorkerAddress; NAT).
 	TrustWorkerAddress bool
@@ -258,6 +263,7 @@ func New(cfg Config, elector recovery.Elector, store recovery.Store, log *logrus
 		st:     newState(0),
 	}
 	m.client = protocol.NewRoleClient(cfg.RPCTimeout, m.creds)
+	cfg.RPCTLS.Apply(m.client)
 	m.ha.ZKEnabled = cfg.ZKEnabled
 	m.prom = newPromMetrics(m)
 	m.tick = tickInterval(cfg.WorkerTimeout, cfg.RecoveryTimeout)
@@ -281,6 +287,7 @@ func New(cfg Config, elector recovery.Elector, store recovery.Store, log *logrus
 			return nil, fmt.Errorf("master: bind REST port %d (spark.master.rest.port): %w", cfg.RESTPort, err)
 		}
 	}
+	m.rpcLn, m.uiLn, m.restLn = cfg.RPCTLS.Listener(m.rpcLn), cfg.UITLS.Listener(m.uiLn), cfg.RESTTLS.Listener(m.restLn)
 	host := advertisedHost(cfg)
 	m.url = protocol.SparkURL(net.JoinHostPort(host, strconv.Itoa(portOf(m.rpcLn))))
 	if m.uiLn != nil {
@@ -288,7 +295,7 @@ func New(cfg Config, elector recovery.Elector, store recovery.Store, log *logrus
 		if cfg.PublicDNS != "" {
 			uiHost = cfg.PublicDNS // as in Spark: only the UI links use SPARK_PUBLIC_DNS
 		}
-		m.webUIURL = "http://" + net.JoinHostPort(uiHost, strconv.Itoa(portOf(m.uiLn)))
+		m.webUIURL = cfg.UITLS.Scheme() + "://" + net.JoinHostPort(uiHost, strconv.Itoa(portOf(m.uiLn)))
 	}
 	if m.restLn != nil {
 		m.restURL = protocol.SparkURL(net.JoinHostPort(host, strconv.Itoa(portOf(m.restLn))))

@@ -64,6 +64,8 @@ type Client struct {
 	// Creds, when set, sign requests with the role-aware scheme (roles.go)
 	// instead of Secret, and answers are verified.
 	Creds *Credentials
+	// HTTPS makes every base https:// (TLS.Apply sets it).
+	HTTPS bool
 }
 
 // NewClient returns a Client whose HTTP client has the given per-request timeout.
@@ -100,6 +102,11 @@ func (c *Client) Call(ctx context.Context, method, base, path string, req, resp 
 		body = bytes.NewReader(raw)
 	}
 	target := strings.TrimRight(HTTPBase(base), "/") + path
+	if c.HTTPS {
+		if rest, ok := strings.CutPrefix(target, "http://"); ok {
+			target = "https://" + rest
+		}
+	}
 	hreq, err := http.NewRequestWithContext(ctx, method, target, body)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, target, err)

@@ -132,10 +132,10 @@ func newWorker(cfg Config, log *logrus.Entry, clock Clock) (*Worker, error) {
 		host:            cfg.Host,
 		port:            port,
 		id:              fmt.Sprintf("worker-%s-%s-%d", clock.Now().Format("20060102150405"), cfg.Host, port),
-		url:             "http://" + net.JoinHostPort(cfg.Host, strconv.Itoa(port)),
-		webUIURL:        "http://" + net.JoinHostPort(uiHost, strconv.Itoa(uiPort)),
-		rpcLn:           rpcLn,
-		uiLn:            uiLn,
+		url:             cfg.RPCTLS.Scheme() + "://" + net.JoinHostPort(cfg.Host, strconv.Itoa(port)),
+		webUIURL:        cfg.UITLS.Scheme() + "://" + net.JoinHostPort(uiHost, strconv.Itoa(uiPort)),
+		rpcLn:           cfg.RPCTLS.Listener(rpcLn),
+		uiLn:            cfg.UITLS.Listener(uiLn),
 		reconnectCh:     make(chan struct{}, 1),
 		masterChangedCh: make(chan struct{}, 1),
 		reportWake:      make(chan struct{}, 1),
@@ -150,6 +150,8 @@ func newWorker(cfg Config, log *logrus.Entry, clock Clock) (*Worker, error) {
 	w.creds = protocol.ClusterCredentials(cfg.AuthSecret, protocol.Identity{Role: protocol.RoleWorker, Principal: w.id})
 	w.client = protocol.NewRoleClient(cfg.RequestTimeout, w.creds)
 	w.regClient = newRegistrationClient(cfg.RequestTimeout, w.creds)
+	cfg.RPCTLS.Apply(w.client)
+	cfg.RPCTLS.Apply(w.regClient)
 	w.rpcSrv = protocol.NewServer(protocol.AuthenticateRoles(w.creds, protocol.VerifyOptions{Hosts: []string{net.JoinHostPort(cfg.Host, strconv.Itoa(port))}},
 		protocol.AllowRoles(protocol.RoleMaster), w.rpcHandler()))
 	w.uiSrv = protocol.NewServer(w.uiHandler())

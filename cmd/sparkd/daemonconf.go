@@ -2,18 +2,22 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/sparkd/sparkd/conf"
+	"github.com/sparkd/sparkd/master"
 	"github.com/sparkd/sparkd/protocol"
+	"github.com/sparkd/sparkd/worker"
 )
 
 // keyFlag is a string flag that records its value under a spark key, with
@@ -307,4 +311,75 @@ func jwsVerifier(on bool, key string) *protocol.JWSVerifier {
 		panic(fmt.Sprintf("sparkd: %s passed validation but: %v", conf.KeyJWSSecretKey, err))
 	}
 	return v
+}
+
+// loadTLS turns one service's spark.ssl settings into protocol.TLS (nil
+// when off); the error names the service.
+func loadTLS(what string, t conf.TLS) (*protocol.TLS, error) {
+	if !t.Enabled {
+		return nil, nil
+	}
+	tl, err := protocol.LoadTLS(protocol.TLSFiles{CertChain: t.CertChain, PrivateKey: t.PrivateKey, TrustStore: t.TrustStore,
+		NeedClientAuth: t.NeedClientAuth, Protocol: t.Protocol})
+	if err != nil {
+		return nil, fmt.Errorf("%s TLS (spark.ssl): %w", what, err)
+	}
+	return tl, nil
+}
+
+// masterTLS loads the master's TLS files (spark.ssl.rpc, .standalone, .rest).
+func masterTLS(c *master.Config, mc conf.Master) error {
+	var err error
+	if c.RPCTLS, err = loadTLS("RPC", mc.RPCTLS); err != nil {
+		return err
+	}
+	if c.UITLS, err = loadTLS("web UI", mc.UITLS); err != nil {
+		return err
+	}
+	c.RESTTLS, err = loadTLS("REST", mc.RESTTLS)
+	return err
+}
+
+// workerTLS loads the worker's TLS files (spark.ssl.rpc, .standalone).
+func workerTLS(c *worker.Config, wc conf.Worker) error {
+	var err error
+	if c.RPCTLS, err = loadTLS("RPC", wc.RPCTLS); err != nil {
+		return err
+	}
+	c.UITLS, err = loadTLS("web UI", wc.UITLS)
+	return err
+}
+
+// clientTLS is the TLS of sparkd's own tools and drivers from spark.ssl.rpc.*
+// / spark.ssl.* in props: a trust store, and a certificate for mutual TLS
+// when given. nil when off.
+func clientTLS(props map[string]string) (*protocol.TLS, error) {
+	get := func(field string) string {
+		if v, ok := props["spark.ssl.rpc."+field]; ok {
+			return v
+		}
+		return props["spark.ssl."+field]
+	}
+	if !strings.EqualFold(strings.TrimSpace(get("enabled")), "true") {
+		return nil, nil
+	}
+	return protocol.LoadClientTLS(protocol.TLSFiles{CertChain: get("certChain"), PrivateKey: get("privateKey"), TrustStore: get("trustStore"), Protocol: get("protocol")})
+}
+
+// submitTLS is submit's TLS (spark.ssl.rpc.* / spark.ssl.*); a bad file is
+// reported once and then calls fail with TLS errors naming the master.
+func submitTLS(o *submitOptions) *protocol.TLS {
+	tl, err := clientTLS(o.props)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sparkd submit: %v\n", err)
+		return &protocol.TLS{Client: &tls.Config{MinVersion: tls.VersionTLS12}}
+	}
+	return tl
+}
+
+// submitClient is submit's RPC client: its credentials and TLS.
+func submitClient(o *submitOptions) *protocol.Client {
+	c := operatorClient(5*time.Second, o.props["spark.authenticate.secret"])
+	submitTLS(o).Apply(c)
+	return c
 }

@@ -102,6 +102,10 @@ func serveMaster(mc conf.Master, log *logrus.Entry) int {
 
 	mcfg := masterConfig(mc)
 	mcfg.SelfFenceAfter = fence
+	if err := masterTLS(&mcfg, mc); err != nil {
+		log.WithError(err).Error("Could not start the master")
+		return 1
+	}
 	m, err := master.New(mcfg, elector, store, log)
 	if err != nil {
 		log.WithError(err).Error("Could not start the master")

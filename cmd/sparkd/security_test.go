@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sparkd/sparkd/client"
+	"github.com/sparkd/sparkd/internal/testcerts"
 	"github.com/sparkd/sparkd/master"
 	"github.com/sparkd/sparkd/protocol"
 	"github.com/sparkd/sparkd/recovery"
@@ -27,7 +29,7 @@ type secureCluster struct {
 	workDir string
 }
 
-func startSecureCluster(t *testing.T, secret string) *secureCluster {
+func startSecureCluster(t *testing.T, secret string, tl *protocol.TLS) *secureCluster {
 	t.Helper()
 	log := logrus.New()
 	log.SetLevel(logrus.WarnLevel)
@@ -35,6 +37,7 @@ func startSecureCluster(t *testing.T, secret string) *secureCluster {
 	mcfg := master.DefaultConfig()
 	mcfg.Host, mcfg.Port, mcfg.WebUIPort, mcfg.RESTEnabled = "127.0.0.1", 0, -1, false
 	mcfg.AuthSecret = secret
+	mcfg.RPCTLS = tl
 	el, st := recovery.NewNone()
 	m, err := master.New(mcfg, el, st, entry)
 	require.NoError(t, err)
@@ -47,6 +50,7 @@ func startSecureCluster(t *testing.T, secret string) *secureCluster {
 	wcfg.Host, wcfg.Port, wcfg.WebUIPort = "127.0.0.1", 0, 0
 	wcfg.Cores, wcfg.MemoryMB, wcfg.WorkDir = 2, 1024, t.TempDir()
 	wcfg.AuthSecret = secret
+	wcfg.RPCTLS = tl
 	wcfg.KillGracePeriod = 500 * time.Millisecond
 	wcfg.RegistrationInitialInterval, wcfg.RegistrationMaxInterval = 100*time.Millisecond, 500*time.Millisecond
 	w, err := worker.New(wcfg, entry)
@@ -88,7 +92,7 @@ func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool
 func TestSecureClusterEndToEnd(t *testing.T) {
 	const secret = "e2e-cluster-secret"
 	t.Setenv("SPARK_AUTHENTICATE_SECRET", secret) // as a worker started from spark-env.sh would have it
-	c := startSecureCluster(t, secret)
+	c := startSecureCluster(t, secret, nil)
 
 	cred := driverCredential(secret)
 	require.True(t, protocol.IsAppCredential(cred))
@@ -133,4 +137,37 @@ func TestSecureClusterEndToEnd(t *testing.T) {
 	assert.NotContains(t, string(data), secret, "the cluster secret never reaches an executor")
 	assert.Contains(t, string(data), "SPARK_AUTHENTICATE_SECRET=sparkd-app1:")
 	assert.Equal(t, 1, strings.Count(string(data), "SPARK_AUTHENTICATE_SECRET="))
+}
+
+// With spark.ssl.rpc on (mutual TLS), the cluster works over TLS and a
+// plaintext or certificate-less peer is refused, even with the right keys.
+func TestSecureClusterOverTLS(t *testing.T) {
+	const secret = "tls-cluster-secret"
+	certs := testcerts.Write(t, "node")
+	n := certs["node"]
+	tl, err := protocol.LoadTLS(protocol.TLSFiles{CertChain: n.Cert, PrivateKey: n.Key, TrustStore: n.CA, NeedClientAuth: true})
+	require.NoError(t, err)
+	c := startSecureCluster(t, secret, tl) // the worker registered over mutual TLS
+	assert.True(t, strings.HasPrefix(c.w.URL(), "https://"))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	plain := operatorClient(5*time.Second, secret)
+	err = plain.Call(ctx, http.MethodGet, c.m.URL(), protocol.PathLeader, nil, nil)
+	require.Error(t, err, "plaintext is refused")
+	assert.Contains(t, err.Error(), "HTTPS server")
+	err = plain.Call(ctx, http.MethodPost, c.w.URL(), protocol.PathLaunchExecutor, protocol.LaunchExecutor{}, nil)
+	require.Error(t, err, "plaintext to the worker is refused")
+
+	noCert, err := protocol.LoadClientTLS(protocol.TLSFiles{TrustStore: n.CA})
+	require.NoError(t, err)
+	stranger := operatorClient(5*time.Second, secret)
+	noCert.Apply(stranger)
+	require.Error(t, stranger.Call(ctx, http.MethodGet, c.m.URL(), protocol.PathLeader, nil, nil), "no client certificate")
+
+	member := operatorClient(5*time.Second, secret)
+	tl.Apply(member)
+	var li protocol.LeaderInfo
+	require.NoError(t, member.Call(ctx, http.MethodGet, c.m.URL(), protocol.PathLeader, nil, &li))
+	assert.Equal(t, protocol.MasterAlive, li.State)
 }

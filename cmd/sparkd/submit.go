@@ -496,7 +496,7 @@ var errNotAliveREST = errors.New("master is not ALIVE")
 func withLeaderREST(ctx context.Context, o *submitOptions, stderr io.Writer, fn func(base string) error) error {
 	ctx, cancel := context.WithTimeout(ctx, o.wait)
 	defer cancel()
-	rpc := operatorClient(5*time.Second, o.props["spark.authenticate.secret"])
+	rpc := submitClient(o)
 	delay := 100 * time.Millisecond
 	var last error
 	for {
@@ -661,7 +661,7 @@ func restStatus(ctx context.Context, o *submitOptions, stdout, stderr io.Writer)
 func driverWaitingReason(ctx context.Context, o *submitOptions, id string) string {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	rpc := operatorClient(5*time.Second, o.props["spark.authenticate.secret"])
+	rpc := submitClient(o)
 	l, err := client.FindLeader(ctx, rpc, o.masters)
 	if err != nil {
 		return ""
@@ -1020,7 +1020,7 @@ func runExecApp(ctx context.Context, o *submitOptions, stdout, stderr io.Writer,
 	}
 	changed := make(chan struct{}, 1)
 	limitKick := make(chan struct{}, 1)
-	cfg := client.Config{Masters: o.masters, App: app, Secret: o.props["spark.authenticate.secret"],
+	cfg := client.Config{Masters: o.masters, App: app, Secret: o.props["spark.authenticate.secret"], TLS: submitTLS(o),
 		RegisterTimeout: o.wait, Logger: log}
 	if h, p := o.props["spark.driver.host"], strings.TrimSpace(o.props["spark.driver.port"]); h != "" || p != "" {
 		if p == "" {
