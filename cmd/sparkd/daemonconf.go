@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -353,10 +354,15 @@ func workerTLS(c *worker.Config, wc conf.Worker) error {
 // clientTLS is the TLS of sparkd's own tools and drivers from spark.ssl.rpc.*
 // / spark.ssl.* in props: a trust store, and a certificate for mutual TLS
 // when given. nil when off.
-func clientTLS(props map[string]string) (*protocol.TLS, error) {
+func clientTLS(props map[string]string, namespaces ...string) (*protocol.TLS, error) {
+	if len(namespaces) == 0 {
+		namespaces = []string{"rpc"}
+	}
 	get := func(field string) string {
-		if v, ok := props["spark.ssl.rpc."+field]; ok {
-			return v
+		for _, ns := range namespaces {
+			if v, ok := props["spark.ssl."+ns+"."+field]; ok {
+				return v
+			}
 		}
 		return props["spark.ssl."+field]
 	}
@@ -375,6 +381,24 @@ func submitTLS(o *submitOptions) *protocol.TLS {
 		return &protocol.TLS{Client: &tls.Config{MinVersion: tls.VersionTLS12}}
 	}
 	return tl
+}
+
+// restHTTPClient is the HTTP client of submit's REST calls, over TLS when
+// spark.ssl.rest.* / spark.ssl.standalone.* / spark.ssl.* turn it on.
+func restHTTPClient(o *submitOptions) (*http.Client, bool) {
+	c := &http.Client{Timeout: 10 * time.Second}
+	tl, err := clientTLS(o.props, "rest", "standalone")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sparkd submit: %v\n", err)
+		tl = &protocol.TLS{Client: &tls.Config{MinVersion: tls.VersionTLS12}}
+	}
+	if tl == nil {
+		return c, false
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tl.Client
+	c.Transport = tr
+	return c, true
 }
 
 // submitClient is submit's RPC client: its credentials and TLS.

@@ -171,3 +171,19 @@ func TestSecureClusterOverTLS(t *testing.T) {
 	require.NoError(t, member.Call(ctx, http.MethodGet, c.m.URL(), protocol.PathLeader, nil, &li))
 	assert.Equal(t, protocol.MasterAlive, li.State)
 }
+
+// submit signs a bearer JWS for a REST server behind the JWSFilter when its
+// configuration has the filter and the key, and nothing otherwise.
+func TestSubmitRESTBearer(t *testing.T) {
+	const key = "c3BhcmtkLXRlc3Qta2V5LW9mLWF0LWxlYXN0LTI1Ni1iaXRzLWxvbmc"
+	o := &submitOptions{props: map[string]string{
+		"spark.master.rest.filters": protocol.JWSFilterClass,
+		"spark.org.apache.spark.ui.JWSFilter.param.secretKey": key,
+	}}
+	b := restBearer(o)
+	require.True(t, strings.HasPrefix(b, "Bearer "), b)
+	v, err := protocol.NewJWSVerifier(key)
+	require.NoError(t, err)
+	assert.NoError(t, v.Verify(strings.TrimPrefix(b, "Bearer ")))
+	assert.Empty(t, restBearer(&submitOptions{props: map[string]string{"spark.org.apache.spark.ui.JWSFilter.param.secretKey": key}}))
+}

@@ -554,6 +554,10 @@ func restCall(ctx context.Context, o *submitOptions, method, url string, body an
 		}
 		rd = strings.NewReader(string(raw))
 	}
+	hc, https := restHTTPClient(o)
+	if rest, ok := strings.CutPrefix(url, "http://"); ok && https {
+		url = "https://" + rest
+	}
 	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
 		return restResponse{}, err
@@ -562,7 +566,7 @@ func restCall(ctx context.Context, o *submitOptions, method, url string, body an
 	if b := restBearer(o); b != "" {
 		req.Header.Set("Authorization", b)
 	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return restResponse{}, fmt.Errorf("%s %s: %w", method, url, err)
 	}
