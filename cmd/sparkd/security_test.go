@@ -177,7 +177,7 @@ func TestSecureClusterOverTLS(t *testing.T) {
 func TestSubmitRESTBearer(t *testing.T) {
 	const key = "c3BhcmtkLXRlc3Qta2V5LW9mLWF0LWxlYXN0LTI1Ni1iaXRzLWxvbmc"
 	o := &submitOptions{props: map[string]string{
-		"spark.master.rest.filters": protocol.JWSFilterClass,
+		"spark.master.rest.filters":                           protocol.JWSFilterClass,
 		"spark.org.apache.spark.ui.JWSFilter.param.secretKey": key,
 	}}
 	b := restBearer(o)
