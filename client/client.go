@@ -268,10 +268,11 @@ type Listener func(Event)
 
 // Client is a registered (or registering) application.
 type Client struct {
-	cfg   Config
-	log   *logrus.Entry
-	rpc   *protocol.Client
-	guard protocol.EpochGuard
+	cfg        Config
+	log        *logrus.Entry
+	rpc        *protocol.Client
+	guard      protocol.EpochGuard
+	credential string // the application credential ("" = no authentication)
 
 	ln      net.Listener
 	srv     *http.Server
@@ -343,6 +344,12 @@ func defaultAdvertiseHost(listenAddr string, masters []string) string {
 	return "127.0.0.1"
 }
 
+// Credential is the application credential this client signs with (see
+// protocol.NewAppCredential): what the driver's task runtime and its
+// executors share (the workers give executors the same one). "" without
+// authentication.
+func (c *Client) Credential() string { return c.credential }
+
 // New validates cfg, binds the push listener and starts serving it. It does
 // not contact any master: call Register.
 func New(cfg Config, listener Listener) (*Client, error) {
@@ -397,6 +404,12 @@ func New(cfg Config, listener Listener) (*Client, error) {
 	var allow protocol.Authorizer
 	if creds != nil { // pushes are signed with this application's key (by the master)
 		allow = protocol.AllowOnly(creds.Identity())
+	}
+	if creds != nil {
+		c.credential = cfg.Secret
+		if creds.Cluster() {
+			c.credential = creds.AppCredential(creds.Identity().Principal)
+		}
 	}
 	c.srv = protocol.NewServer(protocol.AuthenticateRoles(creds, protocol.VerifyOptions{Hosts: []string{strings.TrimPrefix(strings.TrimPrefix(c.selfURL, "http://"), "https://")}}, allow, r))
 	c.wg.Add(2)

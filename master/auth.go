@@ -147,6 +147,12 @@ func (m *Master) signFor(ctx context.Context, base, path string) context.Context
 	var p string
 	if a := m.st.appByClient[base]; a != nil {
 		p = a.desc.Principal
+	} else { // ApplicationRemoved goes out after the app left appByClient
+		for _, a := range m.st.completedApps {
+			if a.clientURL == base {
+				p = a.desc.Principal
+			}
+		}
 	}
 	m.mu.Unlock()
 	if p == "" {

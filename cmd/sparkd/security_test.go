@@ -135,8 +135,22 @@ func TestSecureClusterEndToEnd(t *testing.T) {
 	data, err := os.ReadFile(matches[0])
 	require.NoError(t, err)
 	assert.NotContains(t, string(data), secret, "the cluster secret never reaches an executor")
-	assert.Contains(t, string(data), "SPARK_AUTHENTICATE_SECRET=sparkd-app1:")
+	assert.Contains(t, string(data), "SPARK_AUTHENTICATE_SECRET="+cl.Credential()+"\n", "the executor shares its driver's credential")
 	assert.Equal(t, 1, strings.Count(string(data), "SPARK_AUTHENTICATE_SECRET="))
+
+	// The master's last push (ApplicationRemoved, sent after the app left
+	// the registry) is signed with the application's key and accepted.
+	require.NoError(t, c.m.KillApp(ctx, appID))
+	waitUntil(t, 20*time.Second, "ApplicationRemoved pushed to the driver", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range events {
+			if e.Kind == client.EventApplicationRemoved {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // With spark.ssl.rpc on (mutual TLS), the cluster works over TLS and a
