@@ -201,3 +201,17 @@ func TestSubmitRESTBearer(t *testing.T) {
 	assert.NoError(t, v.Verify(strings.TrimPrefix(b, "Bearer ")))
 	assert.Empty(t, restBearer(&submitOptions{props: map[string]string{"spark.org.apache.spark.ui.JWSFilter.param.secretKey": key}}))
 }
+
+// sparkd status talks to a TLS cluster with --tls-trust-store (and a
+// certificate for mutual TLS).
+func TestStatusOverTLS(t *testing.T) {
+	certs := testcerts.Write(t, "node")
+	n := certs["node"]
+	tl, err := protocol.LoadTLS(protocol.TLSFiles{CertChain: n.Cert, PrivateKey: n.Key, TrustStore: n.CA, NeedClientAuth: true})
+	require.NoError(t, err)
+	c := startSecureCluster(t, "status-secret", tl)
+	code, stdout, stderr := runCmd(t, status, "--master", c.m.URL(), "--secret", "status-secret",
+		"--tls-trust-store", n.CA, "--tls-cert", n.Cert, "--tls-key", n.Key)
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	assert.Contains(t, stdout, "ALIVE")
+}

@@ -118,6 +118,9 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	timeout := fs.Duration("timeout", 5*time.Second, "per-request timeout")
 	secret := fs.String("secret", os.Getenv("SPARK_AUTHENTICATE_SECRET"), "spark.authenticate.secret, if set on the cluster")
+	tlsCA := fs.String("tls-trust-store", "", "PEM CA bundle: talk to masters over TLS (spark.ssl.rpc.trustStore)")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate for mutual TLS (spark.ssl.rpc.certChain)")
+	tlsKey := fs.String("tls-key", "", "PEM private key for mutual TLS (spark.ssl.rpc.privateKey)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -166,7 +169,16 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("no master candidates registered in ZooKeeper under %s/leader_election (is --zk-dir spark.deploy.zookeeper.dir?)", *zkDir))
 		}
 	}
-	gatherStatus(ctx, operatorClient(*timeout, *secret), masters, &rep)
+	rpc := operatorClient(*timeout, *secret)
+	if *tlsCA != "" || *tlsCert != "" {
+		tl, err := protocol.LoadClientTLS(protocol.TLSFiles{TrustStore: *tlsCA, CertChain: *tlsCert, PrivateKey: *tlsKey})
+		if err != nil {
+			fmt.Fprintf(stderr, "sparkd status: %v\n", err)
+			return 2
+		}
+		tl.Apply(rpc)
+	}
+	gatherStatus(ctx, rpc, masters, &rep)
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
