@@ -9,7 +9,7 @@ export CGO_ENABLED ?= 0
 export SPARKD_BIN := $(CURDIR)/bin/sparkd
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build deps test vet check race soak fmt bench failover-bench chaos fuzz demo compose-images test-compose clean
+.PHONY: all build deps test vet check race soak fmt bench failover-bench chaos fuzz demo compose-images test-compose clean certs
 
 all: build
 
@@ -125,6 +125,13 @@ compose-images: build
 
 test-compose: build
 	@bash hack/test-compose.sh
+
+# Example TLS certificates (README, Security): a CA and one certificate per
+# host in CERTS_DIR, for spark.ssl.certChain / privateKey / trustStore.
+CERTS_DIR ?= conf/ssl
+CERT_HOSTS ?= localhost
+certs:
+	@bash hack/certs.sh $(CERTS_DIR) $(CERT_HOSTS)
 
 clean:
 	rm -rf bin

@@ -124,8 +124,15 @@ type Config struct {
 	// busy, the next port is tried, this many times. 0 = the default, 16;
 	// negative = never. A random port (":0") is never retried.
 	MaxPortRetries int
-	// Secret is spark.authenticate.secret ("" = no authentication).
+	// Secret is the application credential a worker or `sparkd submit`
+	// gave the driver (SPARK_AUTHENTICATE_SECRET, see
+	// protocol.NewAppCredential), or the cluster secret
+	// (spark.authenticate.secret), from which the client derives an
+	// application credential of its own; "" = no authentication.
 	Secret string
+	// TLS, when set, serves the push listener over TLS and calls masters
+	// over TLS (spark.ssl.rpc.*); nil = plaintext.
+	TLS *protocol.TLS
 	// RequestTimeout bounds each HTTP call (default 5s).
 	RequestTimeout time.Duration
 	// HeartbeatInterval is the period of AppHeartbeat (default 2s).
@@ -261,10 +268,11 @@ type Listener func(Event)
 
 // Client is a registered (or registering) application.
 type Client struct {
-	cfg   Config
-	log   *logrus.Entry
-	rpc   *protocol.Client
-	guard protocol.EpochGuard
+	cfg        Config
+	log        *logrus.Entry
+	rpc        *protocol.Client
+	guard      protocol.EpochGuard
+	credential string // the application credential ("" = no authentication)
 
 	ln      net.Listener
 	srv     *http.Server
@@ -336,6 +344,12 @@ func defaultAdvertiseHost(listenAddr string, masters []string) string {
 	return "127.0.0.1"
 }
 
+// Credential is the application credential this client signs with (see
+// protocol.NewAppCredential): what the driver's task runtime and its
+// executors share (the workers give executors the same one). "" without
+// authentication.
+func (c *Client) Credential() string { return c.credential }
+
 // New validates cfg, binds the push listener and starts serving it. It does
 // not contact any master: call Register.
 func New(cfg Config, listener Listener) (*Client, error) {
@@ -360,17 +374,26 @@ func New(cfg Config, listener Listener) (*Client, error) {
 		host = defaultAdvertiseHost(cfg.ListenAddr, cfg.Masters)
 	}
 	port = ln.Addr().(*net.TCPAddr).Port
+	creds, err := protocol.CredentialsFor(cfg.Secret, protocol.Identity{Role: protocol.RoleApplication, Principal: protocol.NewPrincipal("app-")})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrConfig, EnvAuthSecret, err)
+	}
+	if creds != nil && creds.Identity().Role != protocol.RoleApplication {
+		return nil, fmt.Errorf("%w: %s holds a %s credential, not an application's", ErrConfig, EnvAuthSecret, creds.Identity().Role)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
 		cfg:     cfg,
 		log:     cfg.Logger.WithField("component", "client"),
-		rpc:     protocol.NewClient(cfg.RequestTimeout, cfg.Secret),
+		rpc:     protocol.NewRoleClient(cfg.RequestTimeout, creds),
 		ln:      ln,
-		selfURL: "http://" + net.JoinHostPort(host, fmt.Sprint(port)),
+		selfURL: cfg.TLS.Scheme() + "://" + net.JoinHostPort(host, fmt.Sprint(port)),
 		events:  newQueue(listener),
 		ctx:     ctx,
 		cancel:  cancel,
 	}
+	cfg.TLS.Apply(c.rpc)
+	c.ln = cfg.TLS.Listener(c.ln)
 	r := mux.NewRouter()
 	r.Handle(protocol.PathAppMasterChanged, protocol.Handle(c.handleMasterChanged)).Methods(http.MethodPost)
 	r.Handle(protocol.PathExecutorAdded, protocol.Handle(c.handleExecutorAdded)).Methods(http.MethodPost)
@@ -378,7 +401,17 @@ func New(cfg Config, listener Listener) (*Client, error) {
 	r.Handle(protocol.PathExecutorRemoved, protocol.Handle(c.handleExecutorUpdated(EventExecutorRemoved))).Methods(http.MethodPost)
 	r.Handle(protocol.PathApplicationRemoved, protocol.Handle(c.handleApplicationRemoved)).Methods(http.MethodPost)
 	r.Handle(protocol.PathWorkerRemoved, protocol.Handle(c.handleWorkerRemoved)).Methods(http.MethodPost)
-	c.srv = protocol.NewServer(protocol.Authenticate(cfg.Secret, r))
+	var allow protocol.Authorizer
+	if creds != nil { // pushes are signed with this application's key (by the master)
+		allow = protocol.AllowOnly(creds.Identity())
+	}
+	if creds != nil {
+		c.credential = cfg.Secret
+		if creds.Cluster() {
+			c.credential = creds.AppCredential(creds.Identity().Principal)
+		}
+	}
+	c.srv = protocol.NewServer(protocol.AuthenticateRoles(creds, protocol.VerifyOptions{Hosts: []string{strings.TrimPrefix(strings.TrimPrefix(c.selfURL, "http://"), "https://")}}, allow, r))
 	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
@@ -925,7 +958,7 @@ func (c *Client) admit(s protocol.Stamp) error {
 
 func (c *Client) handleMasterChanged(r *http.Request) (any, error) {
 	var m protocol.MasterChanged
-	if err := protocol.DecodeBody(r, &m); err != nil {
+	if err := protocol.DecodeMessage(r, &m); err != nil {
 		return nil, err
 	}
 	if err := c.admit(m.Stamp); err != nil {
@@ -943,7 +976,7 @@ func (c *Client) handleMasterChanged(r *http.Request) (any, error) {
 
 func (c *Client) handleExecutorAdded(r *http.Request) (any, error) {
 	var m protocol.ExecutorAdded
-	if err := protocol.DecodeBody(r, &m); err != nil {
+	if err := protocol.DecodeMessage(r, &m); err != nil {
 		return nil, err
 	}
 	if err := c.admit(m.Stamp); err != nil {
@@ -958,7 +991,7 @@ func (c *Client) handleExecutorAdded(r *http.Request) (any, error) {
 func (c *Client) handleExecutorUpdated(kind EventKind) protocol.HandlerFunc {
 	return func(r *http.Request) (any, error) {
 		var m protocol.ExecutorUpdated
-		if err := protocol.DecodeBody(r, &m); err != nil {
+		if err := protocol.DecodeMessage(r, &m); err != nil {
 			return nil, err
 		}
 		if err := c.admit(m.Stamp); err != nil {
@@ -983,7 +1016,7 @@ func suffix(msg string) string {
 
 func (c *Client) handleWorkerRemoved(r *http.Request) (any, error) {
 	var m protocol.WorkerRemoved
-	if err := protocol.DecodeBody(r, &m); err != nil {
+	if err := protocol.DecodeMessage(r, &m); err != nil {
 		return nil, err
 	}
 	if err := c.admit(m.Stamp); err != nil {
@@ -997,7 +1030,7 @@ func (c *Client) handleWorkerRemoved(r *http.Request) (any, error) {
 
 func (c *Client) handleApplicationRemoved(r *http.Request) (any, error) {
 	var m protocol.ApplicationRemoved
-	if err := protocol.DecodeBody(r, &m); err != nil {
+	if err := protocol.DecodeMessage(r, &m); err != nil {
 		return nil, err
 	}
 	if err := c.admit(m.Stamp); err != nil {

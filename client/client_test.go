@@ -445,7 +445,7 @@ func TestAppUserDefaultsToSparkUser(t *testing.T) {
 // master's message instead of retrying until RegisterTimeout.
 func TestRegisterWrongSecretFailsAtOnce(t *testing.T) {
 	m := newFakeMaster(t, protocol.MasterAlive, 1)
-	srv := httptest.NewServer(protocol.Authenticate("right", m.srv.Config.Handler))
+	srv := httptest.NewServer(protocol.AuthenticateRoles(protocol.ClusterCredentials("right", protocol.Identity{Role: protocol.RoleMaster}), protocol.VerifyOptions{}, nil, m.srv.Config.Handler))
 	t.Cleanup(srv.Close)
 	cfg := Config{Masters: []string{srv.URL}, App: testApp(), Secret: "wrong", RegisterTimeout: 20 * time.Second,
 		BackoffInitial: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond, Logger: quietLogger()}

@@ -407,10 +407,12 @@ func Load(opts Options) (*Config, error) {
 			wt := c.values[KeyWorkerTimeout]
 			c.values[KeyRecoveryTimeout] = Value{Raw: wt.Raw, Source: Source{Kind: SourceDefault, Name: KeyWorkerTimeout}}
 		}
-		// Derived default: the REST submission server has no
-		// authentication (as in Spark), so with spark.authenticate=true it
-		// is off unless asked for, and then Master() refuses the pair.
-		if v := c.values[KeyMasterRESTEnabled]; !v.IsSet() && strings.EqualFold(strings.TrimSpace(c.values[KeyAuthenticate].Raw), "true") {
+		// Derived default: spark.authenticate does not cover the REST
+		// submission server (spark.master.rest.filters does, as in Spark
+		// 4.1), so with spark.authenticate=true and no REST filter it is
+		// off unless asked for.
+		if v := c.values[KeyMasterRESTEnabled]; !v.IsSet() && strings.EqualFold(strings.TrimSpace(c.values[KeyAuthenticate].Raw), "true") &&
+			strings.TrimSpace(c.values[KeyRESTFilters].Raw) == "" {
 			c.values[KeyMasterRESTEnabled] = Value{Raw: "false", Source: Source{Kind: SourceDefault, Name: KeyAuthenticate + "=true"}}
 		}
 	}

@@ -40,11 +40,33 @@ const (
 	KeyRetainedApplications  = "spark.deploy.retainedApplications"
 	KeyRetainedDrivers       = "spark.deploy.retainedDrivers"
 	KeyUIKillEnabled         = "spark.ui.killEnabled"
+	KeyMaxWorkers            = "spark.deploy.maxWorkers"         // sparkd; 10000
+	KeyMaxApplications       = "spark.deploy.maxApplications"    // sparkd; 10000 active
+	KeyMaxDrivers            = "spark.deploy.maxDrivers"         // sparkd; 10000 active
+	KeyTrustWorkerAddress    = "spark.deploy.trustWorkerAddress" // sparkd; false
 
 	KeyPortMaxRetries = "spark.port.maxRetries" // every listener: busy port P is retried on P+1..P+N
 
 	KeyAuthenticate = "spark.authenticate"
 	KeyAuthSecret   = "spark.authenticate.secret"
+	// KeyAuthAllowAppSubmit lets applications (holders of an application
+	// credential, not the cluster secret) submit drivers. sparkd; false.
+	KeyAuthAllowAppSubmit = "spark.authenticate.allowApplicationSubmit"
+
+	// Spark 4's JWSFilter: spark.ui.filters (web UIs' kill forms and log
+	// pages) and spark.master.rest.filters (the REST API) accept only
+	// org.apache.spark.ui.JWSFilter; its key is base64url, >= 256 bits.
+	KeyUIFilters    = "spark.ui.filters"
+	KeyRESTFilters  = "spark.master.rest.filters"
+	KeyJWSSecretKey = "spark.org.apache.spark.ui.JWSFilter.param.secretKey"
+
+	// TLS: spark.ssl.<field>, overridden per service by
+	// spark.ssl.<namespace>.<field> (namespaces rpc: RPC listeners and
+	// calls; standalone, then ui: web UIs; rest, then standalone: the REST
+	// server). Fields: enabled, certChain, privateKey (PEM files; a JKS
+	// keyStore is refused), trustStore (PEM CA bundle), needClientAuth,
+	// protocol.
+	KeySSLPrefix = "spark.ssl."
 
 	KeyWorkerHost               = "spark.worker.host" // sparkd name for --host
 	KeyWorkerPort               = "spark.worker.port" // sparkd name for SPARK_WORKER_PORT; 0 = random
@@ -104,9 +126,12 @@ var envVars = []struct {
 // memory) are computed here.
 func defaults(role Role, home string) map[string]string {
 	common := map[string]string{
-		KeyPortMaxRetries: "16",
-		KeyAuthenticate:   "false",
-		KeyAuthSecret:     "",
+		KeyPortMaxRetries:   "16",
+		KeyAuthenticate:     "false",
+		KeyAuthSecret:       "",
+		KeyUIFilters:        "",
+		KeyJWSSecretKey:     "",
+		"spark.ssl.enabled": "false",
 	}
 	switch role {
 	case RoleMaster:
@@ -137,6 +162,12 @@ func defaults(role Role, home string) map[string]string {
 			KeyRetainedApplications:  "200",
 			KeyRetainedDrivers:       "200",
 			KeyUIKillEnabled:         "true",
+			KeyAuthAllowAppSubmit:    "false",
+			KeyRESTFilters:           "",
+			KeyMaxWorkers:            "10000",
+			KeyMaxApplications:       "10000",
+			KeyMaxDrivers:            "10000",
+			KeyTrustWorkerAddress:    "false",
 		}
 		for k, v := range common {
 			m[k] = v

@@ -425,10 +425,12 @@ func TestValidate(t *testing.T) {
 			`conf: spark.deploy.defaultCores="0" (from SPARK_DAEMON_JAVA_OPTS (environment)): must be at least 1`},
 		{"auth without secret", RoleMaster, []string{"SPARK_DAEMON_JAVA_OPTS=-Dspark.authenticate=true"},
 			`conf: spark.authenticate="true" (from SPARK_DAEMON_JAVA_OPTS (environment)): needs a secret in spark.authenticate.secret`},
-		// Regression: the REST server (no authentication) took anyone's
-		// driver while spark.authenticate=true protected the RPC port.
-		{"REST with authentication", RoleMaster, []string{"SPARK_DAEMON_JAVA_OPTS=-Dspark.authenticate=true -Dspark.authenticate.secret=s -Dspark.master.rest.enabled=true"},
-			`conf: spark.master.rest.enabled="true" (from SPARK_DAEMON_JAVA_OPTS (environment)): the REST submission server does not support authentication`},
+		{"unknown REST filter", RoleMaster, []string{"SPARK_DAEMON_JAVA_OPTS=-Dspark.master.rest.filters=com.example.Filter"},
+			`conf: spark.master.rest.filters="com.example.Filter" (from SPARK_DAEMON_JAVA_OPTS (environment)): unsupported filter "com.example.Filter"; sparkd supports only org.apache.spark.ui.JWSFilter`},
+		{"JWSFilter without a key", RoleMaster, []string{"SPARK_DAEMON_JAVA_OPTS=-Dspark.ui.filters=org.apache.spark.ui.JWSFilter"},
+			`conf: spark.org.apache.spark.ui.JWSFilter.param.secretKey="" (from default): org.apache.spark.ui.JWSFilter needs a key here`},
+		{"JWSFilter with a weak key", RoleWorker, []string{"SPARK_WORKER_OPTS=-Dspark.master=spark://m:7077 -Dspark.ui.filters=org.apache.spark.ui.JWSFilter -Dspark.org.apache.spark.ui.JWSFilter.param.secretKey=c2hvcnQ"},
+			`conf: spark.org.apache.spark.ui.JWSFilter.param.secretKey="******" (from SPARK_WORKER_OPTS (environment)): too short: 40 bits, want at least 256`},
 		{"worker without master", RoleWorker, nil,
 			`conf: spark.master="" (from default): no master URL`},
 		{"worker bad master", RoleWorker, []string{"SPARK_WORKER_OPTS=-Dspark.master=http://m:1"},
@@ -583,6 +585,21 @@ func TestRESTOffByDefaultWithAuthentication(t *testing.T) {
 	m, err = c.Master()
 	require.NoError(t, err)
 	assert.True(t, m.RESTEnabled)
+
+	// As in Spark 4.1: with a REST filter, or when asked for, the REST
+	// server runs with spark.authenticate on.
+	const key = "-Dspark.org.apache.spark.ui.JWSFilter.param.secretKey=c3BhcmtkLXRlc3Qta2V5LW9mLWF0LWxlYXN0LTI1Ni1iaXRzLWxvbmc"
+	for _, opts := range []string{
+		"-Dspark.authenticate=true -Dspark.authenticate.secret=s -Dspark.master.rest.filters=org.apache.spark.ui.JWSFilter " + key,
+		"-Dspark.authenticate=true -Dspark.authenticate.secret=s -Dspark.master.rest.enabled=true",
+	} {
+		c, err = Load(Options{Role: RoleMaster, Home: dir, Environ: baseEnv("SPARK_DAEMON_JAVA_OPTS=" + opts)})
+		require.NoError(t, err)
+		m, err = c.Master()
+		require.NoError(t, err, opts)
+		assert.True(t, m.RESTEnabled, opts)
+	}
+	assert.True(t, m.AuthEnabled)
 }
 
 // A daemon's host, when nobody set it, is SPARK_LOCAL_IP, else what

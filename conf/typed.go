@@ -1,9 +1,11 @@
 package conf
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -66,6 +68,30 @@ type Master struct {
 
 	AuthEnabled bool   // spark.authenticate; false
 	AuthSecret  string // spark.authenticate.secret; required when AuthEnabled
+	// AllowAppSubmit is spark.authenticate.allowApplicationSubmit (false).
+	AllowAppSubmit bool
+	// UIJWS and RESTJWS: spark.ui.filters / spark.master.rest.filters name
+	// the JWSFilter; JWSSecretKey is its key (base64url).
+	UIJWS, RESTJWS bool
+	JWSSecretKey   string
+	// Record limits (spark.deploy.maxWorkers/maxApplications/maxDrivers)
+	// and spark.deploy.trustWorkerAddress.
+	MaxWorkers, MaxApps, MaxDrivers int
+	TrustWorkerAddress              bool
+	// RPCTLS, UITLS, RESTTLS: spark.ssl.rpc.*, spark.ssl.standalone.* /
+	// spark.ssl.ui.*, spark.ssl.rest.* / spark.ssl.standalone.*, each over
+	// spark.ssl.*.
+	RPCTLS, UITLS, RESTTLS TLS
+}
+
+// TLS is one service's spark.ssl settings.
+type TLS struct {
+	Enabled        bool
+	CertChain      string // PEM
+	PrivateKey     string // PEM
+	TrustStore     string // PEM CA bundle; "" = the system's
+	NeedClientAuth bool
+	Protocol       string // TLSv1.2 (default) or TLSv1.3
 }
 
 // ZooKeeper is the ZOOKEEPER recovery mode's connection configuration.
@@ -122,6 +148,12 @@ type Worker struct {
 
 	AuthEnabled bool
 	AuthSecret  string
+	// UIJWS: spark.ui.filters names the JWSFilter (log pages);
+	// JWSSecretKey is its key.
+	UIJWS        bool
+	JWSSecretKey string
+	// RPCTLS, UITLS: as in Master.
+	RPCTLS, UITLS TLS
 
 	DecommissionEnabled bool // spark.decommission.enabled; false
 }
@@ -247,6 +279,17 @@ func (c *Config) Master() (Master, error) {
 		UIKillEnabled:         r.boolean(KeyUIKillEnabled),
 		AuthEnabled:           r.boolean(KeyAuthenticate),
 		AuthSecret:            c.values[KeyAuthSecret].Raw,
+		AllowAppSubmit:        r.boolean(KeyAuthAllowAppSubmit),
+		UIJWS:                 r.filters(KeyUIFilters),
+		RESTJWS:               r.filters(KeyRESTFilters),
+		JWSSecretKey:          c.values[KeyJWSSecretKey].Raw,
+		MaxWorkers:            r.integer(KeyMaxWorkers, 1),
+		MaxApps:               r.integer(KeyMaxApplications, 1),
+		MaxDrivers:            r.integer(KeyMaxDrivers, 1),
+		TrustWorkerAddress:    r.boolean(KeyTrustWorkerAddress),
+		RPCTLS:                r.tls("rpc"),
+		UITLS:                 r.tls("standalone", "ui"),
+		RESTTLS:               r.tls("rest", "standalone"),
 		ZooKeeper: ZooKeeper{
 			URL:               r.str(KeyZKURL),
 			Dir:               r.str(KeyZKDir),
@@ -278,12 +321,9 @@ func (c *Config) Master() (Master, error) {
 		r.fail(KeyRecoveryMode, errors.New("unknown recovery mode; want NONE, FILESYSTEM or ZOOKEEPER"))
 	}
 	r.validateAuth(m.AuthEnabled, m.AuthSecret)
-	if m.AuthEnabled && m.RESTEnabled {
-		// Spark refuses this pair too (SPARK-25088): the REST server would
-		// take driver submissions (commands run on workers) from anyone.
-		r.fail(KeyMasterRESTEnabled, fmt.Errorf("the REST submission server does not support authentication (%s=true): it would run anyone's driver; set %s=false or turn authentication off",
-			KeyAuthenticate, KeyMasterRESTEnabled))
-	}
+	// As in Spark 4.1 (SPARK-57451), the REST server may run with
+	// spark.authenticate on; spark.master.rest.filters protects it.
+	r.validateJWS(m.UIJWS || m.RESTJWS, m.JWSSecretKey)
 	if r.err != nil {
 		return Master{}, r.err
 	}
@@ -341,6 +381,89 @@ func checkZKConnect(s string) error {
 	return nil
 }
 
+// filters reads a servlet filter list: only the JWSFilter is supported.
+// It returns whether the JWSFilter is named.
+func (r *reader) filters(key string) bool {
+	on := false
+	for _, f := range strings.Split(r.str(key), ",") {
+		switch f = strings.TrimSpace(f); f {
+		case "":
+		case jwsFilterClass:
+			on = true
+		default:
+			r.fail(key, fmt.Errorf("unsupported filter %q; sparkd supports only %s", f, jwsFilterClass))
+		}
+	}
+	return on
+}
+
+const jwsFilterClass = "org.apache.spark.ui.JWSFilter"
+
+func (r *reader) validateJWS(on bool, key string) {
+	if !on {
+		return
+	}
+	key = strings.TrimSpace(key)
+	if key == "" {
+		r.fail(KeyJWSSecretKey, fmt.Errorf("%s needs a key here (base64url, at least 256 bits)", jwsFilterClass))
+		return
+	}
+	for _, enc := range []*base64.Encoding{base64.RawURLEncoding, base64.URLEncoding, base64.StdEncoding, base64.RawStdEncoding} {
+		if k, err := enc.DecodeString(key); err == nil {
+			if len(k) < 32 {
+				r.fail(KeyJWSSecretKey, fmt.Errorf("too short: %d bits, want at least 256", 8*len(k)))
+			}
+			return
+		}
+	}
+	r.fail(KeyJWSSecretKey, errors.New("not base64url"))
+}
+
+// tls reads one service's spark.ssl settings: each field from the first
+// namespace that sets it, else from spark.ssl.
+func (r *reader) tls(namespaces ...string) TLS {
+	pick := func(field string) string {
+		for _, ns := range namespaces {
+			if k := KeySSLPrefix + ns + "." + field; r.c.values[k].IsSet() {
+				return k
+			}
+		}
+		return KeySSLPrefix + field
+	}
+	boolOf := func(field string) bool {
+		k := pick(field)
+		if r.str(k) == "" {
+			return false
+		}
+		return r.boolean(k)
+	}
+	t := TLS{Enabled: boolOf("enabled")}
+	if !t.Enabled {
+		return t
+	}
+	t.CertChain, t.PrivateKey, t.TrustStore = r.str(pick("certChain")), r.str(pick("privateKey")), r.str(pick("trustStore"))
+	t.NeedClientAuth, t.Protocol = boolOf("needClientAuth"), r.str(pick("protocol"))
+	if k := pick("keyStore"); r.str(k) != "" && t.CertChain == "" {
+		r.fail(k, errors.New("sparkd reads PEM files, not a Java keystore: set certChain and privateKey (and trustStore) instead"))
+	}
+	for field, v := range map[string]string{"certChain": t.CertChain, "privateKey": t.PrivateKey} {
+		if v == "" {
+			r.fail(pick(field), fmt.Errorf("TLS is on (%s) and needs a PEM file here", pick("enabled")))
+		} else if _, err := os.Stat(v); err != nil {
+			r.fail(pick(field), err)
+		}
+	}
+	if t.NeedClientAuth && t.TrustStore == "" {
+		r.fail(pick("trustStore"), errors.New("needClientAuth needs a trust store (PEM CA bundle) to verify peers with"))
+	}
+	switch strings.ToUpper(t.Protocol) {
+	case "", "TLS", "TLSV1.2", "TLSV1.3":
+	default:
+		r.fail(pick("protocol"), errors.New("want TLSv1.2 or TLSv1.3"))
+	}
+	return t
+}
+
 func (r *reader) validateAuth(enabled bool, secret string) {
 	if enabled && secret == "" {
 		r.fail(KeyAuthenticate, fmt.Errorf("needs a secret in %s", KeyAuthSecret))
@@ -372,6 +495,10 @@ func (c *Config) Worker() (Worker, error) {
 		AuthEnabled:                 r.boolean(KeyAuthenticate),
 		AuthSecret:                  c.values[KeyAuthSecret].Raw,
 		DecommissionEnabled:         r.boolean(KeyDecommissionEnabled),
+		UIJWS:                       r.filters(KeyUIFilters),
+		JWSSecretKey:                c.values[KeyJWSSecretKey].Raw,
+		RPCTLS:                      r.tls("rpc"),
+		UITLS:                       r.tls("standalone", "ui"),
 	}
 	if r.err != nil {
 		return Worker{}, r.err
@@ -400,6 +527,7 @@ func (c *Config) Worker() (Worker, error) {
 		r.fail(KeyWorkerRegInitialInterval, fmt.Errorf("must not exceed %s (%v)", KeyWorkerRegMaxInterval, w.RegistrationMaxInterval))
 	}
 	r.validateAuth(w.AuthEnabled, w.AuthSecret)
+	r.validateJWS(w.UIJWS, w.JWSSecretKey)
 	if r.err != nil {
 		return Worker{}, r.err
 	}

@@ -137,12 +137,22 @@ func (m *Master) SubmitDriver(ctx context.Context, spec protocol.DriverSpec) (st
 	if err := spec.Validate(); err != nil {
 		return "", err
 	}
+	if err := protocol.CheckBounds(spec); err != nil {
+		return "", err
+	}
+	if err := protocol.CheckRecordSize(spec); err != nil {
+		return "", err
+	}
 	m.mu.Lock()
 	if na := m.notAliveLocked(false); na != nil {
 		m.mu.Unlock()
 		return "", na
 	}
 	st, t, now := m.st, m.term, m.now()
+	if n := len(st.drivers); n >= m.cfg.MaxDrivers {
+		m.mu.Unlock()
+		return "", errLimit("drivers", "spark.deploy.maxDrivers", n, m.cfg.MaxDrivers)
+	}
 	d := &driverInfo{id: st.newDriverID(now), spec: spec, submitTime: now, state: protocol.DriverSubmitted}
 	rec := d.record()
 	g := m.persistLocked(recovery.KindDriver, d.id, true, func(ctx context.Context, s recovery.Store) error { return s.PutDriver(ctx, rec) },

@@ -32,7 +32,7 @@ func (m *Master) send(t *term, base, path string, req, resp any) error {
 	if why := m.selfFenced(); why != "" {
 		return fmt.Errorf("master: not sending %s to %s: %w: %s", path, base, errSelfFenced, why)
 	}
-	err := m.client.Call(t.ctx, http.MethodPost, base, path, req, resp)
+	err := m.client.Call(m.signFor(t.ctx, base, path), http.MethodPost, base, path, req, resp)
 	var se *protocol.StatusError
 	if errors.As(err, &se) && se.Code == http.StatusConflict {
 		// A peer has seen a newer epoch. That is not authoritative (only the

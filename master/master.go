@@ -45,6 +45,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -87,7 +88,27 @@ type Config struct {
 	RetainedDrivers       int           // spark.deploy.retainedDrivers (200)
 	UIKillEnabled         bool          // spark.ui.killEnabled
 	AuthSecret            string        // spark.authenticate.secret; "" = no authentication
-	ZKEnabled             bool          // recovery mode is ZOOKEEPER (shown in HA stats)
+	// AllowAppSubmit lets applications (not only holders of the cluster
+	// secret) submit drivers and read their status
+	// (spark.authenticate.allowApplicationSubmit, false).
+	AllowAppSubmit bool
+	// UIJWS and RESTJWS are the JWSFilter of the web UI's kill forms
+	// (spark.ui.filters) and of the REST API (spark.master.rest.filters);
+	// nil = none.
+	UIJWS, RESTJWS *protocol.JWSVerifier
+	// MaxWorkers, MaxApps and MaxDrivers bound the records of each kind
+	// (spark.deploy.maxWorkers/maxApplications/maxDrivers; 0 = the
+	// defaults, 10000 each): a registration beyond gets 429.
+	MaxWorkers, MaxApps, MaxDrivers int
+	// RPCTLS, UITLS and RESTTLS turn TLS on for the RPC listener (and the
+	// master's calls to workers and drivers), the web UI and the REST
+	// server (spark.ssl.rpc.*, spark.ssl.standalone.*, spark.ssl.*); nil =
+	// plaintext.
+	RPCTLS, UITLS, RESTTLS *protocol.TLS
+	// TrustWorkerAddress skips the check that a registering worker's host
+	// is the request's source (spark.deploy.trustWorkerAddress; NAT).
+	TrustWorkerAddress bool
+	ZKEnabled          bool // recovery mode is ZOOKEEPER (shown in HA stats)
 
 	// SelfFenceAfter: when the Elector's last contact with the coordination
 	// service (ZooKeeper) is older than this, the master stops acting and
@@ -162,6 +183,15 @@ func (c *Config) validate() error {
 	if c.AppTimeout == 0 {
 		c.AppTimeout = DefaultAppTimeout
 	}
+	if c.MaxWorkers <= 0 {
+		c.MaxWorkers = DefaultMaxWorkers
+	}
+	if c.MaxApps <= 0 {
+		c.MaxApps = DefaultMaxApps
+	}
+	if c.MaxDrivers <= 0 {
+		c.MaxDrivers = DefaultMaxDrivers
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -175,6 +205,7 @@ type Master struct {
 	store   recovery.Store
 	log     *logrus.Entry
 	client  *protocol.Client
+	creds   *protocol.Credentials // nil = authentication off
 
 	rpcLn, uiLn, restLn net.Listener
 	id                  string
@@ -226,11 +257,13 @@ func New(cfg Config, elector recovery.Elector, store recovery.Store, log *logrus
 	}
 	m := &Master{
 		cfg: cfg, elector: elector, store: store, log: log,
-		client: protocol.NewClient(cfg.RPCTimeout, cfg.AuthSecret),
+		creds:  protocol.ClusterCredentials(cfg.AuthSecret, protocol.Identity{Role: protocol.RoleMaster}),
 		closed: make(chan struct{}),
 		status: protocol.MasterStandby,
 		st:     newState(0),
 	}
+	m.client = protocol.NewRoleClient(cfg.RPCTimeout, m.creds)
+	cfg.RPCTLS.Apply(m.client)
 	m.ha.ZKEnabled = cfg.ZKEnabled
 	m.prom = newPromMetrics(m)
 	m.tick = tickInterval(cfg.WorkerTimeout, cfg.RecoveryTimeout)
@@ -254,6 +287,7 @@ func New(cfg Config, elector recovery.Elector, store recovery.Store, log *logrus
 			return nil, fmt.Errorf("master: bind REST port %d (spark.master.rest.port): %w", cfg.RESTPort, err)
 		}
 	}
+	m.rpcLn, m.uiLn, m.restLn = cfg.RPCTLS.Listener(m.rpcLn), cfg.UITLS.Listener(m.uiLn), cfg.RESTTLS.Listener(m.restLn)
 	host := advertisedHost(cfg)
 	m.url = protocol.SparkURL(net.JoinHostPort(host, strconv.Itoa(portOf(m.rpcLn))))
 	if m.uiLn != nil {
@@ -261,7 +295,7 @@ func New(cfg Config, elector recovery.Elector, store recovery.Store, log *logrus
 		if cfg.PublicDNS != "" {
 			uiHost = cfg.PublicDNS // as in Spark: only the UI links use SPARK_PUBLIC_DNS
 		}
-		m.webUIURL = "http://" + net.JoinHostPort(uiHost, strconv.Itoa(portOf(m.uiLn)))
+		m.webUIURL = cfg.UITLS.Scheme() + "://" + net.JoinHostPort(uiHost, strconv.Itoa(portOf(m.uiLn)))
 	}
 	if m.restLn != nil {
 		m.restURL = protocol.SparkURL(net.JoinHostPort(host, strconv.Itoa(portOf(m.restLn))))
@@ -352,7 +386,7 @@ func (m *Master) Resign(ctx context.Context) error {
 
 // Handler returns the RPC handler (what the spark:// listener serves).
 func (m *Master) Handler() http.Handler {
-	return protocol.Authenticate(m.cfg.AuthSecret, m.router())
+	return protocol.AuthenticateRoles(m.creds, protocol.VerifyOptions{Hosts: []string{strings.TrimPrefix(m.url, "spark://")}}, nil, m.router())
 }
 
 // Run serves the listeners and campaigns for leadership until ctx is done
@@ -377,11 +411,14 @@ func (m *Master) Run(ctx context.Context) error {
 	servers := []*http.Server{m.serve(m.rpcLn, m.Handler())}
 	if m.uiLn != nil {
 		m.log.Infof("Bound MasterWebUI to %s, and started at %s", m.uiLn.Addr(), m.webUIURL)
-		servers = append(servers, m.serve(m.uiLn, NewWebUI(m, UIOptions{KillEnabled: m.cfg.UIKillEnabled, Logger: m.log, Metrics: m.MetricsHandler()})))
+		servers = append(servers, m.serve(m.uiLn, NewWebUI(m, UIOptions{KillEnabled: m.cfg.UIKillEnabled, Logger: m.log, Metrics: m.MetricsHandler(), JWS: m.cfg.UIJWS})))
 	}
 	if m.restLn != nil {
 		m.log.Infof("Started REST server for submitting applications on %s", m.restURL)
-		servers = append(servers, m.serve(m.restLn, NewRESTServer(m, UIOptions{KillEnabled: m.cfg.UIKillEnabled, Logger: m.log})))
+		if m.cfg.RESTJWS == nil {
+			m.log.Warnf("The REST submission server has no authentication: anyone who reaches %s can run a driver; set spark.master.rest.filters=%s", m.restURL, protocol.JWSFilterClass)
+		}
+		servers = append(servers, m.serve(m.restLn, NewRESTServer(m, UIOptions{KillEnabled: m.cfg.UIKillEnabled, Logger: m.log, JWS: m.cfg.RESTJWS})))
 	}
 	go func() {
 		select {
@@ -447,30 +484,34 @@ func (m *Master) serve(ln net.Listener, h http.Handler) *http.Server {
 // router maps the RPC paths.
 func (m *Master) router() *mux.Router {
 	r := mux.NewRouter()
-	post := func(path string, h protocol.HandlerFunc) { r.Handle(path, protocol.Handle(h)).Methods(http.MethodPost) }
-	get := func(path string, h protocol.HandlerFunc) { r.Handle(path, protocol.Handle(h)).Methods(http.MethodGet) }
-	get(protocol.PathLeader, m.handleLeader)
-	post(protocol.PathRegisterWorker, m.handleRegisterWorker)
-	post(protocol.PathWorkerHeartbeat, m.handleHeartbeat)
-	post(protocol.PathExecutorState, m.handleExecutorState)
-	post(protocol.PathDriverState, m.handleDriverState)
-	post(protocol.PathWorkerLatestState, m.handleWorkerLatestState)
-	post(protocol.PathWorkerDecommission, m.handleWorkerDecommission)
-	post(protocol.PathWorkerUnregister, m.handleWorkerUnregister)
-	post(protocol.PathRegisterApp, m.handleRegisterApp)
-	post(protocol.PathUnregisterApp, m.handleUnregisterApp)
-	post(protocol.PathKillApp, m.handleKillApp)
-	post(protocol.PathRequestExecutors, m.handleRequestExecutors)
-	post(protocol.PathAppHeartbeat, m.handleAppHeartbeat)
-	post(protocol.PathSubmitDriver, m.handleSubmitDriver)
-	get(protocol.PathDriverStatus, m.handleDriverStatus)
-	post(protocol.PathKillDriver, m.handleKillDriver)
+	post := func(path string, rl rule, h protocol.HandlerFunc) {
+		r.Handle(path, m.guard(rl, protocol.Handle(h))).Methods(http.MethodPost)
+	}
+	get := func(path string, rl rule, h protocol.HandlerFunc) {
+		r.Handle(path, m.guard(rl, protocol.Handle(h))).Methods(http.MethodGet)
+	}
+	get(protocol.PathLeader, anyRole, m.handleLeader)
+	post(protocol.PathRegisterWorker, ownWorker, m.handleRegisterWorker)
+	post(protocol.PathWorkerHeartbeat, ownWorker, m.handleHeartbeat)
+	post(protocol.PathExecutorState, ownWorker, m.handleExecutorState)
+	post(protocol.PathDriverState, ownWorker, m.handleDriverState)
+	post(protocol.PathWorkerLatestState, ownWorker, m.handleWorkerLatestState)
+	post(protocol.PathWorkerDecommission, ownWorker, m.handleWorkerDecommission)
+	post(protocol.PathWorkerUnregister, ownWorker, m.handleWorkerUnregister)
+	post(protocol.PathRegisterApp, ownApp, m.handleRegisterApp)
+	post(protocol.PathUnregisterApp, ownApp, m.handleUnregisterApp)
+	post(protocol.PathKillApp, ownApp, m.handleKillApp)
+	post(protocol.PathRequestExecutors, ownApp, m.handleRequestExecutors)
+	post(protocol.PathAppHeartbeat, ownApp, m.handleAppHeartbeat)
+	post(protocol.PathSubmitDriver, driverSubmit, m.handleSubmitDriver)
+	get(protocol.PathDriverStatus, driverSubmit, m.handleDriverStatus)
+	post(protocol.PathKillDriver, masterOnly, m.handleKillDriver)
 	ui := NewWebUI(m, UIOptions{KillEnabled: m.cfg.UIKillEnabled, Logger: m.log})
-	r.Handle(protocol.PathMasterStateJSON, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	r.Handle(protocol.PathMasterStateJSON, m.guard(anyRole, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		req2 := req.Clone(req.Context())
 		req2.URL.Path = "/json"
 		ui.ServeHTTP(w, req2)
-	})).Methods(http.MethodGet)
+	}))).Methods(http.MethodGet)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		protocol.WriteError(w, http.StatusNotFound, "no such endpoint: "+req.Method+" "+req.URL.Path, nil)
 	})

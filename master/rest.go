@@ -113,7 +113,7 @@ func newRESTServer(a Actions, opts UIOptions, getenv func(string) string) http.H
 	r.MethodNotAllowedHandler = s.wrap(func(r *http.Request) (int, restResponse) {
 		return http.StatusMethodNotAllowed, errorResponse(fmt.Sprintf("HTTP method %s is not supported by %s.", r.Method, r.URL.Path))
 	})
-	return r
+	return protocol.RequireJWS(opts.JWS, r)
 }
 
 // handleLeader answers protocol.PathLeader as the RPC listener does.

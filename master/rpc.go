@@ -90,7 +90,10 @@ var errPersist = errors.New("master: could not persist")
 
 func decode[T interface{ Validate() error }](r *http.Request) (T, error) {
 	var v T
-	if err := protocol.DecodeBody(r, &v); err != nil {
+	if err := protocol.DecodeMessage(r, &v); err != nil {
+		return v, err
+	}
+	if err := protocol.CheckRecordSize(v); err != nil {
 		return v, err
 	}
 	return v, v.Validate()
@@ -108,7 +111,7 @@ func decodeOptional(r *http.Request, v any) error {
 		return nil
 	}
 	r.Body = io.NopCloser(bytes.NewReader(raw))
-	return protocol.DecodeBody(r, v)
+	return protocol.DecodeMessage(r, v)
 }
 
 // matchPathID checks that an id named in the body (field) is the one in the
@@ -148,6 +151,18 @@ func (m *Master) handleRegisterWorker(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := m.checkWorkerCaller(r, req.ID); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	na := m.notAliveLocked(true) // a standby answers with its hint, not after a DNS lookup
+	m.mu.Unlock()
+	if na != nil {
+		return nil, rpcErr(na)
+	}
+	if err := m.checkWorkerAddress(r.Context(), r, req); err != nil {
+		return nil, err
+	}
 	m.mu.Lock()
 	if na := m.notAliveLocked(true); na != nil {
 		m.mu.Unlock()
@@ -176,6 +191,10 @@ func (m *Master) handleRegisterWorker(r *http.Request) (any, error) {
 	if st.pendingWorkers[req.ID] {
 		m.mu.Unlock()
 		return nil, &protocol.StatusError{Code: http.StatusServiceUnavailable, Message: "registration of " + req.ID + " is in progress; retry"}
+	}
+	if n := len(st.workers) + len(st.pendingWorkers); n >= m.cfg.MaxWorkers {
+		m.mu.Unlock()
+		return nil, errLimit("workers", "spark.deploy.maxWorkers", n, m.cfg.MaxWorkers)
 	}
 	if old := st.workerByAddr[hostPort]; old != nil && old.id != req.ID {
 		m.log.Infof("Worker %s replaces %s at the same address %s", req.ID, old.id, hostPort)
@@ -215,7 +234,7 @@ func (m *Master) handleRegisterWorker(r *http.Request) (any, error) {
 
 func (m *Master) handleHeartbeat(r *http.Request) (any, error) {
 	var req protocol.Heartbeat
-	if err := protocol.DecodeBody(r, &req); err != nil {
+	if err := protocol.DecodeMessage(r, &req); err != nil {
 		return nil, err
 	}
 	id := mux.Vars(r)["id"]
@@ -386,7 +405,7 @@ func (m *Master) driverStateLocked(d *driverInfo, state protocol.DriverState, ex
 // recovery is instead re-attached from this report.
 func (m *Master) handleWorkerLatestState(r *http.Request) (any, error) {
 	var req protocol.WorkerLatestState
-	if err := protocol.DecodeBody(r, &req); err != nil {
+	if err := protocol.DecodeMessage(r, &req); err != nil {
 		return nil, err
 	}
 	id := mux.Vars(r)["id"]
@@ -472,6 +491,11 @@ func (m *Master) handleRegisterApp(r *http.Request) (any, error) {
 	}
 	st, t, now := m.st, m.term, m.now()
 	if a := st.appByClient[req.ClientURL]; a != nil {
+		if p := m.appPrincipal(r, req.App.Principal, a.id); m.creds != nil && p != a.desc.Principal {
+			m.mu.Unlock()
+			id, _ := protocol.IdentityFrom(r)
+			return nil, protocol.Forbidden(id, "re-register application "+a.id+", which another application registered")
+		}
 		m.appAliveLocked(a)
 		if a.state == protocol.AppUnknown {
 			m.appReregisteredLocked(a)
@@ -485,9 +509,14 @@ func (m *Master) handleRegisterApp(r *http.Request) (any, error) {
 		m.mu.Unlock()
 		return nil, &protocol.StatusError{Code: http.StatusServiceUnavailable, Message: "registration from " + req.ClientURL + " is in progress; retry"}
 	}
+	if n := len(st.apps) + len(st.pendingClients); n >= m.cfg.MaxApps {
+		m.mu.Unlock()
+		return nil, errLimit("applications", "spark.deploy.maxApplications", n, m.cfg.MaxApps)
+	}
 	m.log.Infof("Registering app %s", req.App.Name)
 	a := &appInfo{id: st.newAppID(now), desc: req.App, clientURL: req.ClientURL, submitTime: now,
 		state: protocol.AppWaiting, executors: map[int]*executorInfo{}}
+	a.desc.Principal = m.appPrincipal(r, req.App.Principal, a.id)
 	st.pendingClients[req.ClientURL] = true
 	rec := a.record()
 	g := m.persistLocked(recovery.KindApp, a.id, true, func(ctx context.Context, s recovery.Store) error { return s.PutApp(ctx, rec) },
@@ -561,7 +590,7 @@ func (m *Master) handleRequestExecutors(r *http.Request) (any, error) {
 	var body struct {
 		Total *int `json:"total"`
 	}
-	if err := protocol.DecodeBody(r, &body); err != nil {
+	if err := protocol.DecodeMessage(r, &body); err != nil {
 		return nil, err
 	}
 	if body.Total == nil {
@@ -588,7 +617,7 @@ func (m *Master) handleRequestExecutors(r *http.Request) (any, error) {
 
 func (m *Master) handleAppHeartbeat(r *http.Request) (any, error) {
 	var req protocol.AppHeartbeat
-	if err := protocol.DecodeBody(r, &req); err != nil {
+	if err := protocol.DecodeMessage(r, &req); err != nil {
 		return nil, err
 	}
 	id := mux.Vars(r)["id"]

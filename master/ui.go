@@ -45,6 +45,7 @@ type webUI struct {
 	opts UIOptions
 	log  *logrus.Entry
 	now  func() time.Time
+	csrf csrfTokens
 }
 
 // NewWebUI returns the master's web UI handler: "/", "/json", "/json/{field}",
@@ -56,7 +57,7 @@ func NewWebUI(a Actions, opts UIOptions) http.Handler {
 }
 
 func newWebUI(a Actions, opts UIOptions, now func() time.Time) http.Handler {
-	u := &webUI{a: a, opts: opts, log: opts.logger(), now: now}
+	u := &webUI{a: a, opts: opts, log: opts.logger(), now: now, csrf: newCSRFTokens()}
 	r := mux.NewRouter()
 	r.Handle("/", http.HandlerFunc(u.handlePage)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/app/", http.HandlerFunc(u.handleAppPage)).Methods(http.MethodGet, http.MethodHead)
@@ -73,10 +74,10 @@ func newWebUI(a Actions, opts UIOptions, now func() time.Time) http.Handler {
 	if opts.Metrics != nil {
 		r.Handle("/metrics", opts.Metrics).Methods(http.MethodGet, http.MethodHead)
 	}
-	r.Handle("/app/kill/", http.HandlerFunc(u.handleKill(killApp))).Methods(http.MethodPost)
-	r.Handle("/app/kill", http.HandlerFunc(u.handleKill(killApp))).Methods(http.MethodPost)
-	r.Handle("/driver/kill/", http.HandlerFunc(u.handleKill(killDriver))).Methods(http.MethodPost)
-	r.Handle("/driver/kill", http.HandlerFunc(u.handleKill(killDriver))).Methods(http.MethodPost)
+	r.Handle("/app/kill/", protocol.RequireJWS(opts.JWS, u.handleKill(killApp))).Methods(http.MethodPost)
+	r.Handle("/app/kill", protocol.RequireJWS(opts.JWS, u.handleKill(killApp))).Methods(http.MethodPost)
+	r.Handle("/driver/kill/", protocol.RequireJWS(opts.JWS, u.handleKill(killDriver))).Methods(http.MethodPost)
+	r.Handle("/driver/kill", protocol.RequireJWS(opts.JWS, u.handleKill(killDriver))).Methods(http.MethodPost)
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path), http.StatusMethodNotAllowed)
 	})
@@ -120,6 +121,11 @@ func (u *webUI) handleKill(kind killKind) http.HandlerFunc {
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 		if err := r.ParseForm(); err != nil {
 			http.Error(w, "malformed form: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if why := u.csrf.check(r, u.now()); why != "" {
+			u.log.Warnf("Refused a kill form from %s: %s", r.RemoteAddr, why)
+			http.Error(w, "refused: "+why, http.StatusForbidden)
 			return
 		}
 		id := strings.TrimSpace(r.PostForm.Get("id"))
@@ -170,7 +176,8 @@ type pageData struct {
 	WaitingDrivers                               int
 	KilledDrivers, FailedDrivers, ErrorDrivers   int
 	RelaunchingDrivers                           int
-	KillEnabled                                  bool // KillEnabled and ALIVE: render kill forms
+	KillEnabled                                  bool   // KillEnabled and ALIVE: render kill forms
+	CSRF                                         string // the kill forms' anti-CSRF token
 	ShowDrivers                                  bool
 	RunningApps, CompletedAppsSorted             []AppView
 	RunningDriversSorted, CompletedDriversSorted []DriverView
@@ -194,6 +201,7 @@ type driverTable struct {
 type appPageData struct {
 	App         AppView
 	Version     string
+	CSRF        string // the kill form's anti-CSRF token
 	KillEnabled bool
 	CoresLeft   int
 	LimitSet    bool
@@ -218,7 +226,7 @@ func (u *webUI) handleAppPage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("no application %q on this master (it may have been retained no more, or this master is %s)", id, v.Status), http.StatusNotFound)
 		return
 	}
-	d := appPageData{App: *app, Version: webui.Version, KillEnabled: u.opts.KillEnabled && v.Status == protocol.MasterAlive,
+	d := appPageData{App: *app, Version: webui.Version, CSRF: u.csrf.token(u.now()), KillEnabled: u.opts.KillEnabled && v.Status == protocol.MasterAlive,
 		CoresLeft: max(app.MaxCores-app.Cores, 0), LimitSet: app.ExecutorLimit >= 0, Limit: app.ExecutorLimit}
 	var buf bytes.Buffer
 	if err := appPage.Execute(&buf, d); err != nil {
@@ -267,6 +275,7 @@ func (u *webUI) handlePage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	d.KillEnabled = u.opts.KillEnabled && v.Status == protocol.MasterAlive
+	d.CSRF = u.csrf.token(u.now())
 	d.ShowDrivers = len(v.ActiveDrivers)+len(v.CompletedDrivers) > 0
 	// Spark: running apps newest first, completed apps by end time (newest first).
 	d.RunningApps = sortedApps(v.ActiveApps, func(a AppView) time.Time { return a.SubmitTime })

@@ -56,6 +56,19 @@ func postForm(t *testing.T, u string, form url.Values) (int, string, http.Header
 	return resp.StatusCode, string(b), resp.Header
 }
 
+// csrfOf reads the kill forms' CSRF token from the master page.
+func csrfOf(t *testing.T, base string) string {
+	t.Helper()
+	_, body, _ := get(t, base+"/")
+	const marker = `<meta name="sparkd-csrf" content="`
+	i := strings.Index(body, marker)
+	if i < 0 {
+		t.Fatalf("no CSRF token on the page")
+	}
+	rest := body[i+len(marker):]
+	return rest[:strings.IndexByte(rest, '"')]
+}
+
 func expectContains(t *testing.T, body string, wants ...string) {
 	t.Helper()
 	for _, w := range wants {
@@ -165,6 +178,7 @@ func TestKillForms(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			fa := newFakeActions(tt.view())
 			srv := startUI(t, fa, UIOptions{KillEnabled: tt.kill})
+			tt.form.Set("csrf", csrfOf(t, srv.URL))
 			code, body, h := postForm(t, srv.URL+tt.path, tt.form)
 			expectEqual(t, tt.wantCode, code, "status (body %q)", body)
 			if code == http.StatusSeeOther {

@@ -174,6 +174,10 @@ type UIOptions struct {
 	Logger      *logrus.Entry // nil: a discarding logger
 	// Metrics, when set, serves /metrics (the standard Prometheus metrics).
 	Metrics http.Handler
+	// JWS, when set, is the JWSFilter (spark.ui.filters for the web UI's
+	// kill forms, spark.master.rest.filters for the whole REST API): a
+	// request without a valid "Authorization: Bearer <JWS>" gets 401.
+	JWS *protocol.JWSVerifier
 }
 
 func (o UIOptions) logger() *logrus.Entry {

@@ -60,7 +60,12 @@ func SparkURL(hostPort string) string { return "spark://" + hostPort }
 // Client sends signed JSON requests to sparkd peers.
 type Client struct {
 	HTTP   *http.Client
-	Secret string // spark.authenticate.secret; empty disables signing
+	Secret string // spark.authenticate.secret, legacy scheme (Sign); empty disables signing
+	// Creds, when set, sign requests with the role-aware scheme (roles.go)
+	// instead of Secret, and answers are verified.
+	Creds *Credentials
+	// HTTPS makes every base https:// (TLS.Apply sets it).
+	HTTPS bool
 }
 
 // NewClient returns a Client whose HTTP client has the given per-request timeout.
@@ -72,6 +77,14 @@ func NewClient(timeout time.Duration, secret string) *Client {
 		IdleConnTimeout:     90 * time.Second,
 	}
 	return &Client{HTTP: &http.Client{Timeout: timeout, Transport: tr}, Secret: secret}
+}
+
+// NewRoleClient is NewClient with role-aware credentials (nil: no
+// authentication).
+func NewRoleClient(timeout time.Duration, creds *Credentials) *Client {
+	c := NewClient(timeout, "")
+	c.Creds = creds
+	return c
 }
 
 // Call sends req (nil for none) as JSON with method to base+path and decodes
@@ -89,6 +102,11 @@ func (c *Client) Call(ctx context.Context, method, base, path string, req, resp 
 		body = bytes.NewReader(raw)
 	}
 	target := strings.TrimRight(HTTPBase(base), "/") + path
+	if c.HTTPS {
+		if rest, ok := strings.CutPrefix(target, "http://"); ok {
+			target = "https://" + rest
+		}
+	}
 	hreq, err := http.NewRequestWithContext(ctx, method, target, body)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, target, err)
@@ -97,7 +115,14 @@ func (c *Client) Call(ctx context.Context, method, base, path string, req, resp 
 		hreq.Header.Set("Content-Type", "application/json")
 	}
 	hreq.Header.Set(HeaderVersion, strconv.Itoa(Version))
-	Sign(hreq, c.Secret, raw)
+	var key, nonce string
+	if c.Creds != nil {
+		if key, nonce, err = c.Creds.sign(ctx, hreq, raw); err != nil {
+			return fmt.Errorf("%s %s: %w", method, target, err)
+		}
+	} else {
+		Sign(hreq, c.Secret, raw)
+	}
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
@@ -113,6 +138,9 @@ func (c *Client) Call(ctx context.Context, method, base, path string, req, resp 
 	data, err := io.ReadAll(io.LimitReader(hresp.Body, MaxBodyBytes))
 	if err != nil {
 		return fmt.Errorf("%s %s: read body: %w", method, target, err)
+	}
+	if c.Creds != nil && mustVerifyResponse(hresp.StatusCode) && !verifyResponse(key, nonce, hresp.StatusCode, hresp.Header, data) {
+		return fmt.Errorf("%s %s: http %d: %w (no valid %s)", method, target, hresp.StatusCode, ErrResponseNotAuthenticated, HeaderRespSignature)
 	}
 	if hresp.StatusCode/100 != 2 {
 		se := &StatusError{Code: hresp.StatusCode}
@@ -229,6 +257,16 @@ func DecodeBody(r *http.Request, v any) error {
 		return &FieldError{Field: "body", Reason: "is not valid JSON: " + err.Error()}
 	}
 	return nil
+}
+
+// DecodeMessage is DecodeBody for sparkd's own messages: it also checks
+// every field's bound (CheckBounds), so that an oversized field is a 400
+// naming it. Masters, workers and clients decode with it.
+func DecodeMessage(r *http.Request, v any) error {
+	if err := DecodeBody(r, v); err != nil {
+		return err
+	}
+	return CheckBounds(v)
 }
 
 // jsonFieldPath turns encoding/json's field path into the name a sender

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http/httptest"
 	"strings"
@@ -48,7 +49,14 @@ func TestDecodeBodyTooLarge(t *testing.T) {
 	require.True(t, errors.As(err, &fe), "%v", err)
 	assert.Equal(t, "body", fe.Field)
 	assert.Contains(t, fe.Reason, "is larger than")
-	// Exactly at the limit still decodes.
+	// Exactly at the limit still decodes (into a shape without field
+	// bounds; CheckBounds then refuses a 4 MiB id).
 	ok := `{"appId":"` + strings.Repeat("a", MaxBodyBytes-len(`{"appId":""}`)) + `"}`
-	require.NoError(t, DecodeBody(httptest.NewRequest("POST", "/", strings.NewReader(ok)), &v))
+	var raw struct {
+		AppID json.RawMessage `json:"appId"`
+	}
+	require.NoError(t, DecodeBody(httptest.NewRequest("POST", "/", strings.NewReader(ok)), &raw))
+	err = DecodeMessage(httptest.NewRequest("POST", "/", strings.NewReader(ok)), &v)
+	require.True(t, errors.As(err, &fe), "%v", err)
+	assert.Equal(t, "appId", fe.Field)
 }

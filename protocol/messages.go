@@ -326,6 +326,10 @@ type AppDescription struct {
 	// AppUIURL is the driver's application UI (spark.ui.port, 4040), which
 	// the master UI links as "Application Detail UI".
 	AppUIURL string `json:"appUiUrl,omitempty"`
+	// Principal is the application principal the registration was signed
+	// by (set by the master, not the driver, when authentication is on).
+	// Workers derive the executors' application credential from it.
+	Principal string `json:"principal,omitempty"`
 }
 
 // Validate names the first missing or invalid field.

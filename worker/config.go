@@ -57,6 +57,12 @@ type Config struct {
 	RegistrationMaxInterval     time.Duration
 	// AuthSecret is spark.authenticate.secret ("" = no authentication).
 	AuthSecret string
+	// UIJWS, when set, is the JWSFilter (spark.ui.filters) of the web UI's
+	// log pages: executors' and drivers' output needs a bearer JWS.
+	UIJWS *protocol.JWSVerifier
+	// RPCTLS and UITLS turn TLS on for the command listener (and the
+	// worker's calls to masters) and the web UI; nil = plaintext.
+	RPCTLS, UITLS *protocol.TLS
 	// DecommissionEnabled allows Decommission (spark.decommission.enabled).
 	DecommissionEnabled bool
 	// KillGracePeriod is how long a killed executor or driver gets between

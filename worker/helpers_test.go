@@ -143,10 +143,16 @@ type fakeMaster struct {
 	reregister  bool // answer heartbeats with Reregister
 	failReports bool // answer state reports with 503
 	msgs        []recorded
-	newConns    int // connections accepted
+	newConns    int    // connections accepted
+	leaderURL   string // what GET /v1/leader names ("" = this master)
+	leaderEpoch int64  // and at which epoch (0 = epoch)
 }
 
-func newFakeMaster(t *testing.T, epoch int64) *fakeMaster {
+func newFakeMaster(t *testing.T, epoch int64) *fakeMaster { return newFakeMasterAuth(t, epoch, "") }
+
+// newFakeMasterAuth is a fake master that, with secret set, verifies and
+// signs like a real one (the master key).
+func newFakeMasterAuth(t *testing.T, epoch int64, secret string) *fakeMaster {
 	m := &fakeMaster{epoch: epoch}
 	r := mux.NewRouter()
 	handle := func(kind, path string, reply func(w http.ResponseWriter)) {
@@ -189,7 +195,16 @@ func newFakeMaster(t *testing.T, epoch int64) *fakeMaster {
 	handle("latest-state", protocol.PathWorkerLatestState, ok)
 	handle("decommission", protocol.PathWorkerDecommission, ok)
 	handle("unregister", protocol.PathWorkerUnregister, ok)
-	m.srv = httptest.NewUnstartedServer(r)
+	r.HandleFunc(protocol.PathLeader, func(w http.ResponseWriter, _ *http.Request) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		li := protocol.LeaderInfo{URL: m.sparkURL(), State: protocol.MasterAlive, Epoch: m.epoch, LeaderURL: m.sparkURL()}
+		if m.leaderURL != "" {
+			li.LeaderURL, li.Epoch = m.leaderURL, m.leaderEpoch
+		}
+		protocol.WriteJSON(w, 200, li)
+	}).Methods(http.MethodGet)
+	m.srv = httptest.NewUnstartedServer(protocol.AuthenticateRoles(protocol.ClusterCredentials(secret, protocol.Identity{Role: protocol.RoleMaster}), protocol.VerifyOptions{}, nil, r))
 	m.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			m.mu.Lock()

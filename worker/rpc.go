@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"sort"
@@ -28,7 +29,10 @@ func (w *Worker) rpcHandler() http.Handler {
 // admit fences a command: a stamp from a lower epoch than the highest seen is
 // refused (409) and logged. A higher epoch from another master means a new
 // leader; the worker follows it.
-func (w *Worker) admit(what string, s protocol.Stamp) error {
+func (w *Worker) admit(ctx context.Context, what string, s protocol.Stamp) error {
+	if err := w.confirmEpoch(ctx, what, s); err != nil {
+		return err
+	}
 	advanced, err := w.guard.Admit(s)
 	if err != nil {
 		var se *protocol.StaleEpochError
@@ -73,7 +77,7 @@ func (w *Worker) stillCurrentLocked(what string, s protocol.Stamp) error {
 // first, then check (a 400 naming the field), then the epoch guard (a 409
 // when the stamp is stale). stamp points at m's Stamp, filled by the decode.
 func (w *Worker) decodeCommand(r *http.Request, what string, m any, stamp *protocol.Stamp, check func() error) error {
-	if err := protocol.DecodeBody(r, m); err != nil {
+	if err := protocol.DecodeMessage(r, m); err != nil {
 		return err
 	}
 	if err := stamp.Validate(); err != nil {
@@ -84,7 +88,7 @@ func (w *Worker) decodeCommand(r *http.Request, what string, m any, stamp *proto
 			return err
 		}
 	}
-	return w.admit(what, *stamp)
+	return w.admit(r.Context(), what, *stamp)
 }
 
 // required is a 400 naming field when s is empty.

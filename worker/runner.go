@@ -189,7 +189,7 @@ func expandCommand(sub *strings.Replacer, command []string, env map[string]strin
 	for i, a := range command {
 		argv[i] = sub.Replace(a)
 	}
-	environ = os.Environ()
+	environ = childEnviron()
 	for k, v := range env {
 		environ = append(environ, k+"="+sub.Replace(v))
 	}
@@ -280,6 +280,7 @@ func (w *Worker) launchExecutor(m protocol.LaunchExecutor) error {
 		"SPARK_WORKER_ID="+w.id,
 		"SPARK_EXECUTOR_DIRS="+e.dir,
 	)
+	argv, env = scrubChild(argv, env, w.appCredential(m.App.Principal))
 	p, err := launchProc(w.cfg.Launcher, Command{Kind: "executor", ID: key, Argv: argv, Env: env, Dir: e.dir},
 		w.cfg.KillGracePeriod, w.clock)
 	if err != nil {
@@ -422,6 +423,7 @@ func (w *Worker) launchDriver(m protocol.LaunchDriver) error {
 		"SPARK_DRIVER_MEMORY="+strconv.Itoa(m.Desc.MemoryMB)+"m",
 		"SPARK_WORKER_URL="+w.url,
 	)
+	argv, env = scrubChild(argv, env, w.appCredential(m.DriverID))
 	d.argv, d.env = argv, env
 	p, err := launchProc(w.cfg.Launcher, Command{Kind: "driver", ID: m.DriverID, Argv: argv, Env: env, Dir: d.dir},
 		w.cfg.KillGracePeriod, w.clock)

@@ -28,9 +28,11 @@ func (w *Worker) uiHandler() http.Handler {
 	mux.HandleFunc("GET /{$}", w.handlePage)
 	mux.HandleFunc("GET /json", w.handleJSON)
 	mux.HandleFunc("GET /json/", w.handleJSON)
-	mux.HandleFunc("GET /logPage", w.handleLogPage)
-	mux.HandleFunc("GET /logPage/", w.handleLogPage)
-	mux.HandleFunc("GET /log", w.handleLogRaw)
+	// Executors' and drivers' output: behind the JWSFilter when configured
+	// (spark.ui.filters).
+	mux.Handle("GET /logPage", protocol.RequireJWS(w.cfg.UIJWS, http.HandlerFunc(w.handleLogPage)))
+	mux.Handle("GET /logPage/", protocol.RequireJWS(w.cfg.UIJWS, http.HandlerFunc(w.handleLogPage)))
+	mux.Handle("GET /log", protocol.RequireJWS(w.cfg.UIJWS, http.HandlerFunc(w.handleLogRaw)))
 	mux.HandleFunc("GET /metrics/prometheus", w.handleMetrics)
 	mux.HandleFunc("GET /metrics/prometheus/", w.handleMetrics)
 	mux.Handle("GET /metrics", w.metricsHandler())

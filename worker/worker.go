@@ -51,8 +51,9 @@ type Worker struct {
 
 	rpcLn, uiLn   net.Listener
 	rpcSrv, uiSrv *http.Server
-	client        *protocol.Client // heartbeats, reports, state sync
-	regClient     *protocol.Client // registration: no keep-alive, so DNS is re-resolved every attempt
+	creds         *protocol.Credentials // nil = authentication off
+	client        *protocol.Client      // heartbeats, reports, state sync
+	regClient     *protocol.Client      // registration: no keep-alive, so DNS is re-resolved every attempt
 
 	guard protocol.EpochGuard
 
@@ -137,12 +138,10 @@ func newWorker(cfg Config, log *logrus.Entry, clock Clock) (*Worker, error) {
 		host:            cfg.Host,
 		port:            port,
 		id:              fmt.Sprintf("worker-%s-%s-%d", clock.Now().Format("20060102150405"), cfg.Host, port),
-		url:             "http://" + net.JoinHostPort(cfg.Host, strconv.Itoa(port)),
-		webUIURL:        "http://" + net.JoinHostPort(uiHost, strconv.Itoa(uiPort)),
-		rpcLn:           rpcLn,
-		uiLn:            uiLn,
-		client:          protocol.NewClient(cfg.RequestTimeout, cfg.AuthSecret),
-		regClient:       newRegistrationClient(cfg.RequestTimeout, cfg.AuthSecret),
+		url:             cfg.RPCTLS.Scheme() + "://" + net.JoinHostPort(cfg.Host, strconv.Itoa(port)),
+		webUIURL:        cfg.UITLS.Scheme() + "://" + net.JoinHostPort(uiHost, strconv.Itoa(uiPort)),
+		rpcLn:           cfg.RPCTLS.Listener(rpcLn),
+		uiLn:            cfg.UITLS.Listener(uiLn),
 		reconnectCh:     make(chan struct{}, 1),
 		masterChangedCh: make(chan struct{}, 1),
 		reportWake:      make(chan struct{}, 1),
@@ -155,20 +154,26 @@ func newWorker(cfg Config, log *logrus.Entry, clock Clock) (*Worker, error) {
 		done:            make(chan struct{}),
 	}
 	w.log = w.log.WithField("worker", w.id)
-	w.rpcSrv = protocol.NewServer(protocol.Authenticate(cfg.AuthSecret, w.rpcHandler()))
+	w.creds = protocol.ClusterCredentials(cfg.AuthSecret, protocol.Identity{Role: protocol.RoleWorker, Principal: w.id})
+	w.client = protocol.NewRoleClient(cfg.RequestTimeout, w.creds)
+	w.regClient = newRegistrationClient(cfg.RequestTimeout, w.creds)
+	cfg.RPCTLS.Apply(w.client)
+	cfg.RPCTLS.Apply(w.regClient)
+	w.rpcSrv = protocol.NewServer(protocol.AuthenticateRoles(w.creds, protocol.VerifyOptions{Hosts: []string{net.JoinHostPort(cfg.Host, strconv.Itoa(port))}},
+		protocol.AllowRoles(protocol.RoleMaster), w.rpcHandler()))
 	w.uiSrv = protocol.NewServer(w.uiHandler())
 	return w, nil
 }
 
 // newRegistrationClient returns a client without connection reuse: every
 // registration attempt dials, so a master's DNS name is resolved afresh.
-func newRegistrationClient(timeout time.Duration, secret string) *protocol.Client {
+func newRegistrationClient(timeout time.Duration, creds *protocol.Credentials) *protocol.Client {
 	tr := &http.Transport{
 		Proxy:             nil,
 		DialContext:       (&net.Dialer{Timeout: timeout}).DialContext,
 		DisableKeepAlives: true,
 	}
-	return &protocol.Client{HTTP: &http.Client{Timeout: timeout, Transport: tr}, Secret: secret}
+	return &protocol.Client{HTTP: &http.Client{Timeout: timeout, Transport: tr}, Creds: creds}
 }
 
 // ID is the worker id, worker-<yyyyMMddHHmmss>-<host>-<port>.

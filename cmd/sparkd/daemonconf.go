@@ -2,17 +2,23 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/sparkd/sparkd/conf"
+	"github.com/sparkd/sparkd/master"
+	"github.com/sparkd/sparkd/protocol"
+	"github.com/sparkd/sparkd/worker"
 )
 
 // keyFlag is a string flag that records its value under a spark key, with
@@ -268,4 +274,136 @@ func defaultHost(hostname string, m machine, warn func(string)) (host, from stri
 	warn(fmt.Sprintf("Your hostname, %s resolves to a loopback address: %s, but we couldn't find any external IP address!", hostname, bound))
 	warn("Set SPARK_LOCAL_IP if you need to bind to another address")
 	return hostname, ""
+}
+
+// operatorClient is the RPC client of sparkd's own tools (submit, status):
+// a holder of the cluster secret signs with the master key; an application
+// credential (see protocol.NewAppCredential) signs as that application; ""
+// signs nothing. A malformed credential signs nothing (the master then
+// answers 401, naming why).
+func operatorClient(timeout time.Duration, secret string) *protocol.Client {
+	creds, err := protocol.CredentialsFor(secret, protocol.Identity{Role: protocol.RoleMaster})
+	if err != nil {
+		creds = nil
+	}
+	return protocol.NewRoleClient(timeout, creds)
+}
+
+// driverCredential is what a client-mode driver gets in
+// SPARK_AUTHENTICATE_SECRET: a fresh application credential derived from
+// the cluster secret (never the secret itself), or the application
+// credential submit was given.
+func driverCredential(secret string) string {
+	if secret == "" || protocol.IsAppCredential(secret) {
+		return secret
+	}
+	return protocol.NewAppCredential(secret, protocol.NewPrincipal("app-"))
+}
+
+// jwsVerifier is the JWSFilter for a listener, nil when off. conf has
+// validated the key (Master/Worker fail on a bad one), so an error here is
+// a broken invariant.
+func jwsVerifier(on bool, key string) *protocol.JWSVerifier {
+	if !on {
+		return nil
+	}
+	v, err := protocol.NewJWSVerifier(key)
+	if err != nil {
+		panic(fmt.Sprintf("sparkd: %s passed validation but: %v", conf.KeyJWSSecretKey, err))
+	}
+	return v
+}
+
+// loadTLS turns one service's spark.ssl settings into protocol.TLS (nil
+// when off); the error names the service.
+func loadTLS(what string, t conf.TLS) (*protocol.TLS, error) {
+	if !t.Enabled {
+		return nil, nil
+	}
+	tl, err := protocol.LoadTLS(protocol.TLSFiles{CertChain: t.CertChain, PrivateKey: t.PrivateKey, TrustStore: t.TrustStore,
+		NeedClientAuth: t.NeedClientAuth, Protocol: t.Protocol})
+	if err != nil {
+		return nil, fmt.Errorf("%s TLS (spark.ssl): %w", what, err)
+	}
+	return tl, nil
+}
+
+// masterTLS loads the master's TLS files (spark.ssl.rpc, .standalone, .rest).
+func masterTLS(c *master.Config, mc conf.Master) error {
+	var err error
+	if c.RPCTLS, err = loadTLS("RPC", mc.RPCTLS); err != nil {
+		return err
+	}
+	if c.UITLS, err = loadTLS("web UI", mc.UITLS); err != nil {
+		return err
+	}
+	c.RESTTLS, err = loadTLS("REST", mc.RESTTLS)
+	return err
+}
+
+// workerTLS loads the worker's TLS files (spark.ssl.rpc, .standalone).
+func workerTLS(c *worker.Config, wc conf.Worker) error {
+	var err error
+	if c.RPCTLS, err = loadTLS("RPC", wc.RPCTLS); err != nil {
+		return err
+	}
+	c.UITLS, err = loadTLS("web UI", wc.UITLS)
+	return err
+}
+
+// clientTLS is the TLS of sparkd's own tools and drivers from spark.ssl.rpc.*
+// / spark.ssl.* in props: a trust store, and a certificate for mutual TLS
+// when given. nil when off.
+func clientTLS(props map[string]string, namespaces ...string) (*protocol.TLS, error) {
+	if len(namespaces) == 0 {
+		namespaces = []string{"rpc"}
+	}
+	get := func(field string) string {
+		for _, ns := range namespaces {
+			if v, ok := props["spark.ssl."+ns+"."+field]; ok {
+				return v
+			}
+		}
+		return props["spark.ssl."+field]
+	}
+	if !strings.EqualFold(strings.TrimSpace(get("enabled")), "true") {
+		return nil, nil
+	}
+	return protocol.LoadClientTLS(protocol.TLSFiles{CertChain: get("certChain"), PrivateKey: get("privateKey"), TrustStore: get("trustStore"), Protocol: get("protocol")})
+}
+
+// submitTLS is submit's TLS (spark.ssl.rpc.* / spark.ssl.*); a bad file is
+// reported once and then calls fail with TLS errors naming the master.
+func submitTLS(o *submitOptions) *protocol.TLS {
+	tl, err := clientTLS(o.props)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sparkd submit: %v\n", err)
+		return &protocol.TLS{Client: &tls.Config{MinVersion: tls.VersionTLS12}}
+	}
+	return tl
+}
+
+// restHTTPClient is the HTTP client of submit's REST calls, over TLS when
+// spark.ssl.rest.* / spark.ssl.standalone.* / spark.ssl.* turn it on.
+func restHTTPClient(o *submitOptions) (*http.Client, bool) {
+	c := &http.Client{Timeout: 10 * time.Second}
+	tl, err := clientTLS(o.props, "rest", "standalone")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sparkd submit: %v\n", err)
+		tl = &protocol.TLS{Client: &tls.Config{MinVersion: tls.VersionTLS12}}
+	}
+	if tl == nil {
+		return c, false
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tl.Client
+	c.Transport = tr
+	return c, true
+}
+
+// submitClient is submit's RPC client: its credentials and TLS.
+func submitClient(o *submitOptions) *protocol.Client {
+	c := operatorClient(5*time.Second, o.props["spark.authenticate.secret"])
+	submitTLS(o).Apply(c)
+	return c
 }

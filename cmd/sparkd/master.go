@@ -52,7 +52,11 @@ func masterConfig(mc conf.Master) master.Config {
 	c.UIKillEnabled = mc.UIKillEnabled
 	if mc.AuthEnabled {
 		c.AuthSecret = mc.AuthSecret
+		c.AllowAppSubmit = mc.AllowAppSubmit
 	}
+	c.MaxWorkers, c.MaxApps, c.MaxDrivers, c.TrustWorkerAddress = mc.MaxWorkers, mc.MaxApps, mc.MaxDrivers, mc.TrustWorkerAddress
+	c.UIJWS = jwsVerifier(mc.UIJWS, mc.JWSSecretKey)
+	c.RESTJWS = jwsVerifier(mc.RESTJWS, mc.JWSSecretKey)
 	c.ZKEnabled = strings.EqualFold(mc.RecoveryMode, string(recovery.ModeZooKeeper))
 	return c
 }
@@ -98,6 +102,10 @@ func serveMaster(mc conf.Master, log *logrus.Entry) int {
 
 	mcfg := masterConfig(mc)
 	mcfg.SelfFenceAfter = fence
+	if err := masterTLS(&mcfg, mc); err != nil {
+		log.WithError(err).Error("Could not start the master")
+		return 1
+	}
 	m, err := master.New(mcfg, elector, store, log)
 	if err != nil {
 		log.WithError(err).Error("Could not start the master")
@@ -188,6 +196,12 @@ func buildRecovery(ctx context.Context, mc conf.Master, log *logrus.Entry) (_ re
 		if err != nil {
 			return nil, nil, 0, nil, err
 		}
+		if mc.ZooKeeper.ACL {
+			if err := applyZKACL(ctx, conn, mc.ZooKeeper.Dir, log); err != nil {
+				conn.Close()
+				return nil, nil, 0, nil, err
+			}
+		}
 		fence = mc.ZooKeeper.FenceBound()
 		if n := conn.NegotiatedTimeout(); n > 0 {
 			fence = min(fence, n*2/3)
@@ -243,4 +257,23 @@ var zkCallSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 
 func observeZKCall(op string, d time.Duration, _ error) {
 	zkCallSeconds.WithLabelValues(op).Observe(d.Seconds())
+}
+
+// applyZKACL puts the configured ACL (spark.deploy.zookeeper.acl with
+// spark.deploy.zookeeper.auth) on every existing node under dir: nodes a
+// master wrote before ACLs were turned on stay open otherwise. Each change
+// is logged; a node it may not change (another credential owns it) stops
+// the master with an error naming it.
+func applyZKACL(ctx context.Context, conn *zkutil.Conn, dir string, log *logrus.Entry) error {
+	changes, err := conn.ApplyACL(ctx, dir)
+	for _, ch := range changes {
+		log.WithField("was", fmt.Sprint(ch.Was)).Infof("Applied the ZooKeeper ACL to existing node %s", ch.Path)
+	}
+	if err != nil {
+		return fmt.Errorf("spark.deploy.zookeeper.acl=true: could not apply the ACL under %s (spark.deploy.zookeeper.auth must be a credential allowed to change every node): %w", dir, err)
+	}
+	if len(changes) > 0 {
+		log.Infof("Applied the ZooKeeper ACL to %d existing node(s) under %s", len(changes), dir)
+	}
+	return nil
 }

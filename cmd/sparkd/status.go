@@ -15,8 +15,10 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/go-zookeeper/zk"
 	"github.com/sparkd/sparkd/client"
 	"github.com/sparkd/sparkd/conf"
+
 	"github.com/sparkd/sparkd/protocol"
 	"github.com/sparkd/sparkd/recovery/zkrecovery"
 	"github.com/sparkd/sparkd/zkutil"
@@ -112,9 +114,13 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	masterFlag := fs.String("master", "", "master URLs (default $SPARK_MASTER)")
 	zkURL := fs.String("zk", "", "ZooKeeper connect string; finds the masters from <zk-dir>/leader_election")
 	zkDir := fs.String("zk-dir", "/spark", "spark.deploy.zookeeper.dir")
+	zkAuth := fs.String("zk-auth", os.Getenv("SPARKD_ZK_AUTH"), "user:password digest credentials for an ACL-protected directory (spark.deploy.zookeeper.auth; default $SPARKD_ZK_AUTH)")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	timeout := fs.Duration("timeout", 5*time.Second, "per-request timeout")
 	secret := fs.String("secret", os.Getenv("SPARK_AUTHENTICATE_SECRET"), "spark.authenticate.secret, if set on the cluster")
+	tlsCA := fs.String("tls-trust-store", "", "PEM CA bundle: talk to masters over TLS (spark.ssl.rpc.trustStore)")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate for mutual TLS (spark.ssl.rpc.certChain)")
+	tlsKey := fs.String("tls-key", "", "PEM private key for mutual TLS (spark.ssl.rpc.privateKey)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -142,7 +148,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	zkFailed := false
 	if *zkURL != "" {
-		found, ep, err := mastersFromZK(ctx, *zkURL, *zkDir, *timeout)
+		found, ep, err := mastersFromZK(ctx, *zkURL, *zkDir, *zkAuth, *timeout)
 		if err != nil {
 			rep.Problems = append(rep.Problems, err.Error())
 			zkFailed = found == nil
@@ -163,7 +169,16 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("no master candidates registered in ZooKeeper under %s/leader_election (is --zk-dir spark.deploy.zookeeper.dir?)", *zkDir))
 		}
 	}
-	gatherStatus(ctx, protocol.NewClient(*timeout, *secret), masters, &rep)
+	rpc := operatorClient(*timeout, *secret)
+	if *tlsCA != "" || *tlsCert != "" {
+		tl, err := protocol.LoadClientTLS(protocol.TLSFiles{TrustStore: *tlsCA, CertChain: *tlsCert, PrivateKey: *tlsKey})
+		if err != nil {
+			fmt.Fprintf(stderr, "sparkd status: %v\n", err)
+			return 2
+		}
+		tl.Apply(rpc)
+	}
+	gatherStatus(ctx, rpc, masters, &rep)
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -188,12 +203,12 @@ func containsMaster(list []string, m string) bool {
 
 // mastersFromZK reads the candidates under <dir>/leader_election and the
 // epoch znode.
-func mastersFromZK(ctx context.Context, connect, dir string, timeout time.Duration) ([]string, *zkEpoch, error) {
+func mastersFromZK(ctx context.Context, connect, dir, auth string, timeout time.Duration) ([]string, *zkEpoch, error) {
 	if _, _, err := zkutil.ParseConnect(connect); err != nil {
 		return nil, nil, fmt.Errorf("--zk %q: %w", connect, err)
 	}
 	conn, err := zkutil.Connect(ctx, zkutil.Config{Connect: connect, SessionTimeout: 4 * time.Second,
-		ConnectTimeout: timeout, CallTimeout: timeout, Logger: quietEntry()})
+		ConnectTimeout: timeout, CallTimeout: timeout, Logger: quietEntry(), Auth: auth})
 	if err != nil {
 		return nil, nil, fmt.Errorf("ZooKeeper %s is unreachable, so no master could be found there: %w", connect, err)
 	}
@@ -206,6 +221,9 @@ func mastersFromZK(ctx context.Context, connect, dir string, timeout time.Durati
 		}
 	}
 	cands, err := zkrecovery.Candidates(ctx, conn, dir)
+	if errors.Is(err, zk.ErrNoAuth) {
+		return nil, ep, fmt.Errorf("zookeeper %s: %s is ACL-protected; give its credentials with --zk-auth user:password (spark.deploy.zookeeper.auth): %w", connect, dir, err)
+	}
 	if err != nil {
 		return nil, ep, fmt.Errorf("zookeeper %s: list candidates under %s: %w", connect, dir, err)
 	}

@@ -140,6 +140,21 @@ func TestStatusFromZooKeeper(t *testing.T) {
 	code, stdout, _ = runCmd(t, status, "--zk", zk.Connect(), "--zk-dir", "/nothing-here")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stdout, "Problem: no master candidates registered in ZooKeeper under /nothing-here/leader_election")
+
+	// ACLs turned on later: applied to the existing directory, which
+	// status then reads only with the credentials.
+	owner, err := zkutil.Connect(ctx, zkutil.Config{Connect: zk.Connect(), Auth: "ops:pw"})
+	require.NoError(t, err)
+	defer owner.Close()
+	changed, err := owner.ApplyACL(ctx, "/sp")
+	require.NoError(t, err)
+	assert.Len(t, changed, 7, "the directory, epoch, leader_election, its 3 latches and garbage: %v", changed)
+	code, stdout, _ = runCmd(t, status, "--zk", zk.Connect(), "--zk-dir", "/sp")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stdout, "ACL-protected; give its credentials with --zk-auth")
+	code, stdout, stderr = runCmd(t, status, "--zk", zk.Connect(), "--zk-dir", "/sp", "--zk-auth", "ops:pw")
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	assert.Contains(t, stdout, "Leader:  "+leader.url+"  ALIVE  epoch 7")
 }
 
 // A 401 is an authentication failure, not an unreachable master.

@@ -472,7 +472,9 @@ func clientModeEnv(o *submitOptions) []string {
 	add(client.EnvTotalCores, "spark.cores.max")
 	add(client.EnvExecutorMemory, "spark.executor.memory")
 	add(client.EnvDriverMemory, "spark.driver.memory")
-	add(client.EnvAuthSecret, "spark.authenticate.secret")
+	if v := driverCredential(o.props["spark.authenticate.secret"]); v != "" {
+		env = append(env, client.EnvAuthSecret+"="+v)
+	}
 	env = append(env, fmt.Sprintf("%s=%d", client.EnvExecutorMemoryMB, o.memProp("spark.executor.memory", client.DefaultExecutorMemoryMB)))
 	keys := make([]string, 0, len(o.props))
 	for k := range o.props {
@@ -521,7 +523,7 @@ var errNotAliveREST = errors.New("master is not ALIVE")
 func withLeaderREST(ctx context.Context, o *submitOptions, stderr io.Writer, fn func(base string) error) error {
 	ctx, cancel := context.WithTimeout(ctx, o.wait)
 	defer cancel()
-	rpc := protocol.NewClient(5*time.Second, o.props["spark.authenticate.secret"])
+	rpc := submitClient(o)
 	delay := 100 * time.Millisecond
 	var last error
 	for {
@@ -553,7 +555,24 @@ func withLeaderREST(ctx context.Context, o *submitOptions, stderr io.Writer, fn 
 	}
 }
 
-func restCall(ctx context.Context, method, url string, body any) (restResponse, error) {
+// restBearer is the "Authorization: Bearer <JWS>" submit sends when its
+// configuration names the JWSFilter in spark.master.rest.filters and has
+// its key (spark.org.apache.spark.ui.JWSFilter.param.secretKey): an HS256
+// JWS valid for five minutes. "" otherwise.
+func restBearer(o *submitOptions) string {
+	key := o.props["spark.org.apache.spark.ui.JWSFilter.param.secretKey"]
+	if key == "" || !strings.Contains(o.props["spark.master.rest.filters"], protocol.JWSFilterClass) {
+		return ""
+	}
+	now := time.Now()
+	tok, err := protocol.SignJWS(key, map[string]any{"sub": os.Getenv("USER"), "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()})
+	if err != nil {
+		return ""
+	}
+	return "Bearer " + tok
+}
+
+func restCall(ctx context.Context, o *submitOptions, method, url string, body any) (restResponse, error) {
 	var rd io.Reader
 	if body != nil {
 		raw, err := json.Marshal(body)
@@ -562,12 +581,19 @@ func restCall(ctx context.Context, method, url string, body any) (restResponse, 
 		}
 		rd = strings.NewReader(string(raw))
 	}
+	hc, https := restHTTPClient(o)
+	if rest, ok := strings.CutPrefix(url, "http://"); ok && https {
+		url = "https://" + rest
+	}
 	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
 		return restResponse{}, err
 	}
 	req.Header.Set("Content-Type", "application/json;charset=UTF-8")
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if b := restBearer(o); b != "" {
+		req.Header.Set("Authorization", b)
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return restResponse{}, fmt.Errorf("%s %s: %w", method, url, err)
 	}
@@ -620,7 +646,7 @@ func restCreate(ctx context.Context, o *submitOptions, stdout, stderr io.Writer)
 	var r restResponse
 	err := withLeaderREST(ctx, o, stderr, func(base string) error {
 		var err error
-		r, err = restCall(ctx, http.MethodPost, base+"/v1/submissions/create", req)
+		r, err = restCall(ctx, o, http.MethodPost, base+"/v1/submissions/create", req)
 		return err
 	})
 	if err != nil {
@@ -636,7 +662,7 @@ func restStatus(ctx context.Context, o *submitOptions, stdout, stderr io.Writer)
 	var r restResponse
 	err := withLeaderREST(ctx, o, stderr, func(base string) error {
 		var err error
-		r, err = restCall(ctx, http.MethodGet, base+"/v1/submissions/status/"+o.status, nil)
+		r, err = restCall(ctx, o, http.MethodGet, base+"/v1/submissions/status/"+o.status, nil)
 		return err
 	})
 	if err != nil {
@@ -666,7 +692,7 @@ func restStatus(ctx context.Context, o *submitOptions, stdout, stderr io.Writer)
 func driverWaitingReason(ctx context.Context, o *submitOptions, id string) string {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	rpc := protocol.NewClient(5*time.Second, o.props["spark.authenticate.secret"])
+	rpc := submitClient(o)
 	l, err := client.FindLeader(ctx, rpc, o.masters)
 	if err != nil {
 		return ""
@@ -728,7 +754,7 @@ func restKill(ctx context.Context, o *submitOptions, stdout, stderr io.Writer) i
 	var r restResponse
 	err := withLeaderREST(ctx, o, stderr, func(base string) error {
 		var err error
-		r, err = restCall(ctx, http.MethodPost, base+"/v1/submissions/kill/"+o.kill, nil)
+		r, err = restCall(ctx, o, http.MethodPost, base+"/v1/submissions/kill/"+o.kill, nil)
 		return err
 	})
 	if err != nil {
@@ -1025,7 +1051,7 @@ func runExecApp(ctx context.Context, o *submitOptions, stdout, stderr io.Writer,
 	}
 	changed := make(chan struct{}, 1)
 	limitKick := make(chan struct{}, 1)
-	cfg := client.Config{Masters: o.masters, App: app, Secret: o.props["spark.authenticate.secret"],
+	cfg := client.Config{Masters: o.masters, App: app, Secret: o.props["spark.authenticate.secret"], TLS: submitTLS(o),
 		RegisterTimeout: o.wait, Logger: log}
 	if h, p := o.props["spark.driver.host"], strings.TrimSpace(o.props["spark.driver.port"]); h != "" || p != "" {
 		if p == "" {

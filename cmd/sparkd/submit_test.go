@@ -133,7 +133,7 @@ func newFakeClusterAuth(t *testing.T, state protocol.MasterState, epoch int64, s
 		f.unreg = append(f.unreg, mux.Vars(r)["id"])
 		return nil, nil
 	})).Methods(http.MethodPost)
-	f.rpcSrv = httptest.NewServer(protocol.Authenticate(secret, r))
+	f.rpcSrv = httptest.NewServer(protocol.AuthenticateRoles(protocol.ClusterCredentials(secret, protocol.Identity{Role: protocol.RoleMaster}), protocol.VerifyOptions{}, nil, r))
 	f.url = "spark://" + strings.TrimPrefix(f.rpcSrv.URL, "http://")
 	t.Cleanup(f.rpcSrv.Close)
 

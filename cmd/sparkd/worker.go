@@ -32,7 +32,12 @@ func runWorker(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sparkd worker: %s\n", oneLine(err))
 		return 1
 	}
-	w, err := worker.New(workerConfig(wc), log)
+	wcfg := workerConfig(wc)
+	err = workerTLS(&wcfg, wc)
+	var w *worker.Worker
+	if err == nil {
+		w, err = worker.New(wcfg, log)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "sparkd worker: %s\n", oneLine(err))
 		return 1
@@ -56,6 +61,7 @@ func workerConfig(wc conf.Worker) worker.Config {
 		c.AuthSecret = wc.AuthSecret
 	}
 	c.DecommissionEnabled = wc.DecommissionEnabled
+	c.UIJWS = jwsVerifier(wc.UIJWS, wc.JWSSecretKey)
 	return c
 }
 
