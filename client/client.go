@@ -145,6 +145,11 @@ type Config struct {
 	BackoffInitial, BackoffMax time.Duration
 	// Logger receives the client's log lines (default: logrus standard logger).
 	Logger *logrus.Entry
+	// Principal is the application principal to sign as when Secret is the
+	// cluster secret ("" = a fresh random one). A driver that serves its
+	// executors itself picks it first, so that it knows the application
+	// credential (AppSecret) its executors will be given.
+	Principal string
 }
 
 // DefaultConfig returns the defaults applied to zero fields.
@@ -344,6 +349,18 @@ func defaultAdvertiseHost(listenAddr string, masters []string) string {
 	return "127.0.0.1"
 }
 
+// AppSecret is the secret a driver's own servers (task runtime, shipped
+// files) share with its executors: the application credential of principal
+// when secret is the cluster secret, the credential itself when secret is
+// one already (a driver launched by a worker), "" without authentication.
+// Workers give executors exactly this credential.
+func AppSecret(secret, principal string) string {
+	if secret == "" || protocol.IsAppCredential(secret) {
+		return secret
+	}
+	return protocol.NewAppCredential(secret, principal)
+}
+
 // Credential is the application credential this client signs with (see
 // protocol.NewAppCredential): what the driver's task runtime and its
 // executors share (the workers give executors the same one). "" without
@@ -374,7 +391,11 @@ func New(cfg Config, listener Listener) (*Client, error) {
 		host = defaultAdvertiseHost(cfg.ListenAddr, cfg.Masters)
 	}
 	port = ln.Addr().(*net.TCPAddr).Port
-	creds, err := protocol.CredentialsFor(cfg.Secret, protocol.Identity{Role: protocol.RoleApplication, Principal: protocol.NewPrincipal("app-")})
+	principal := cfg.Principal
+	if principal == "" {
+		principal = protocol.NewPrincipal("app-")
+	}
+	creds, err := protocol.CredentialsFor(cfg.Secret, protocol.Identity{Role: protocol.RoleApplication, Principal: principal})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrConfig, EnvAuthSecret, err)
 	}

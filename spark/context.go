@@ -65,6 +65,10 @@ type Context struct {
 	name    string
 	local   int // local[N]: N; 0 = a cluster
 
+	// principal and appSecret: the application identity this Context's
+	// applications register as, and the credential its executors get.
+	principal, appSecret string
+
 	ln      net.Listener
 	srv     *http.Server
 	baseURL string               // the UI's and file server's URL, as executors reach it
@@ -184,8 +188,13 @@ func NewContext(cfg Config) (*Context, error) {
 	c.ui = appui.New(appui.Config{Name: name, Now: time.Now})
 	mux := http.NewServeMux()
 	var files http.Handler = http.HandlerFunc(c.serveFile)
-	if set.secret != "" {
-		files = protocol.Authenticate(set.secret, files)
+	// The executors get the application credential (never the cluster
+	// secret): the program's file server and every job's task server verify
+	// that. One principal serves all of this Context's applications.
+	c.principal = protocol.NewPrincipal("app-")
+	c.appSecret = client.AppSecret(set.secret, c.principal)
+	if c.appSecret != "" {
+		files = protocol.Authenticate(c.appSecret, files)
 	}
 	mux.Handle("/files/", files)
 	mux.Handle("/", c.ui.Handler())
@@ -304,7 +313,7 @@ func (c *Context) Run(ctx context.Context, fn string, inputs [][]byte) ([][]byte
 	job := c.ui.StartJob(fn, len(calls))
 	d, err := task.NewDriver(task.DriverConfig{
 		Scheduler: c.set.sched, Calls: calls, ListenAddr: net.JoinHostPort(c.listen, "0"), AdvertiseHost: c.adv,
-		Secret: c.set.secret, HeartbeatInterval: c.set.heartbeat, NetworkTimeout: c.set.networkTimeout,
+		Secret: c.appSecret, HeartbeatInterval: c.set.heartbeat, NetworkTimeout: c.set.networkTimeout,
 		Logger: c.log, Notify: c.line, Observe: job.Observe,
 		BeforeShutdown: func() {
 			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -319,7 +328,8 @@ func (c *Context) Run(ctx context.Context, fn string, inputs [][]byte) ([][]byte
 	defer d.Close()
 	app := protocol.AppDescription{Name: c.name, Command: c.command(), ExecutorCores: c.set.executorCores,
 		ExecutorMemMB: c.set.executorMemMB, MaxCores: c.set.maxCores, DriverURL: d.URL(), AppUIURL: c.baseURL}
-	ccfg := client.Config{Masters: c.masters, App: app, Secret: c.set.secret, RegisterTimeout: c.set.registerTimeout, Logger: c.log}
+	ccfg := client.Config{Masters: c.masters, App: app, Secret: c.set.secret, Principal: c.principal,
+		RegisterTimeout: c.set.registerTimeout, Logger: c.log}
 	if c.set.driverHost != "" {
 		ccfg.ListenAddr = c.set.driverHost + ":0"
 	}

@@ -293,9 +293,12 @@ func runTaskJob(ctx context.Context, o *submitOptions, stdin io.Reader, stdout, 
 	defer stopUI()
 	job := ui.StartJob(o.appName(), len(cmds))
 	var c *client.Client
+	// The executors get the application's credential, not the cluster
+	// secret: the driver's task server must verify exactly that.
+	principal := protocol.NewPrincipal("app-")
 	d, err := task.NewDriver(task.DriverConfig{
 		Scheduler: tc.sched, Commands: cmds, Preferred: prefs, OutputDir: o.output, Resume: o.resume,
-		ListenAddr: listen, AdvertiseHost: advertise, Secret: o.props["spark.authenticate.secret"],
+		ListenAddr: listen, AdvertiseHost: advertise, Secret: client.AppSecret(o.props["spark.authenticate.secret"], principal),
 		HeartbeatInterval: tc.heartbeatInterval, NetworkTimeout: tc.networkTimeout,
 		Logger: log, Notify: pr.line, Observe: job.Observe,
 		BeforeShutdown: func() {
@@ -328,7 +331,7 @@ func runTaskJob(ctx context.Context, o *submitOptions, stdin io.Reader, stdout, 
 		DriverURL:     d.URL(),
 		AppUIURL:      uiURL,
 	}
-	cfg := client.Config{Masters: o.masters, App: app, Secret: o.props["spark.authenticate.secret"],
+	cfg := client.Config{Masters: o.masters, App: app, Secret: o.props["spark.authenticate.secret"], Principal: principal,
 		RegisterTimeout: o.wait, Logger: log}
 	if h := o.props["spark.driver.host"]; h != "" {
 		cfg.ListenAddr = h + ":0"
