@@ -1089,20 +1089,9 @@ func runExecApp(ctx context.Context, o *submitOptions, stdout, stderr io.Writer,
 		fmt.Fprintf(stderr, "sparkd submit: %v\n", err)
 		return 2
 	}
-	closeCtx := func() (context.Context, context.CancelFunc) {
-		return context.WithTimeout(context.Background(), 15*time.Second)
-	}
-	id, err := c.Register(ctx)
-	if err != nil {
-		cctx, cancel := closeCtx()
-		defer cancel()
-		_ = c.Close(cctx)
-		if ctx.Err() != nil {
-			fmt.Fprintf(stderr, "sparkd submit: interrupted before the application was registered\n")
-			return 130
-		}
-		fmt.Fprintf(stderr, "sparkd submit: %v\n", err)
-		return 1
+	id, code := registerOrClose(ctx, c, stderr)
+	if code != 0 {
+		return code
 	}
 	printf("%s application %s (%s) registered with master %s (epoch %d); executors run: %s\n",
 		time.Now().UTC().Format("15:04:05.000"), id, app.Name, c.Master(), c.Epoch(), strings.Join(app.Command, " "))
@@ -1189,4 +1178,27 @@ func runExecApp(ctx context.Context, o *submitOptions, stdout, stderr io.Writer,
 			return 130
 		}
 	}
+}
+
+// closeCtx bounds closing a submit's application client.
+func closeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 15*time.Second)
+}
+
+// registerOrClose registers c's application; on failure it closes c and
+// returns submit's exit code (130 when interrupted, 1 otherwise).
+func registerOrClose(ctx context.Context, c *client.Client, stderr io.Writer) (string, int) {
+	id, err := c.Register(ctx)
+	if err == nil {
+		return id, 0
+	}
+	cctx, cancel := closeCtx()
+	defer cancel()
+	_ = c.Close(cctx)
+	if ctx.Err() != nil {
+		fmt.Fprintf(stderr, "sparkd submit: interrupted before the application was registered\n")
+		return "", 130
+	}
+	fmt.Fprintf(stderr, "sparkd submit: %v\n", err)
+	return "", 1
 }

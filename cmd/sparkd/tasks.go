@@ -353,20 +353,9 @@ func runTaskJob(ctx context.Context, o *submitOptions, stdin io.Reader, stdout, 
 		fmt.Fprintf(stderr, "sparkd submit: %v\n", err)
 		return 2
 	}
-	closeCtx := func() (context.Context, context.CancelFunc) {
-		return context.WithTimeout(context.Background(), 15*time.Second)
-	}
-	id, err := c.Register(ctx)
-	if err != nil {
-		cctx, cancel := closeCtx()
-		defer cancel()
-		_ = c.Close(cctx)
-		if ctx.Err() != nil {
-			fmt.Fprintf(stderr, "sparkd submit: interrupted before the application was registered\n")
-			return 130
-		}
-		fmt.Fprintf(stderr, "sparkd submit: %v\n", err)
-		return 1
+	id, code := registerOrClose(ctx, c, stderr)
+	if code != 0 {
+		return code
 	}
 	d.AllowApp(id)
 	job.SetApp(id)
