@@ -569,7 +569,7 @@ func TestKillUnknownAdoptsWaitingDriver(t *testing.T) {
 	require.NoError(t, tm.call(http.MethodPost, "/v1/workers/worker-a/unregister", struct{}{}, nil))
 
 	tm.mu.Lock()
-	wb := &workerInfo{id: "worker-b", host: "127.0.0.1", port: 1, url: w.url(), cores: 1, memMB: 4096,
+	wb := &workerInfo{id: "worker-b", host: "127.0.0.1", port: 1, url: w.url(), cores: 1, memMB: 4096, lastHeartbeat: tm.now(),
 		state: protocol.WorkerAlive, executors: map[execKey]*executorInfo{}, drivers: map[string]*driverInfo{}}
 	tm.st.workers[wb.id] = wb
 	tm.killUnknownLocked(wb, protocol.WorkerSchedulerState{WorkerID: wb.id,
@@ -581,6 +581,19 @@ func TestKillUnknownAdoptsWaitingDriver(t *testing.T) {
 	assert.Equal(t, 1, wb.coresUsed)
 	assert.Empty(t, tm.st.waitingDrivers)
 	tm.mu.Unlock()
+	t.Cleanup(func() {
+		if t.Failed() {
+			tm.store.mu.Lock()
+			t.Logf("stored: %+v", tm.store.drivers[id])
+			tm.store.mu.Unlock()
+			tm.mu.Lock()
+			if d := tm.st.drivers[id]; d != nil {
+				t.Logf("in memory: state %s worker %v", d.state, d.worker != nil)
+			}
+			tm.mu.Unlock()
+			dumpLogs(t, tm)
+		}
+	})
 	eventually(t, "the assignment persisted", func() bool {
 		tm.store.mu.Lock()
 		defer tm.store.mu.Unlock()
