@@ -42,7 +42,15 @@ func TestServerLoss(t *testing.T) {
 	}
 	before := len(a.eventList())
 	ens.Stop(followers[0])
-	require.NoError(t, a.st.PutApp(ctx, app("two")), "writes go on with 2 of 3 servers")
+	// A write in flight on the stopped server's connection fails with
+	// "connection closed" (ambiguous); the master's persister retries it, as
+	// this does, while the client moves to another server within the session.
+	var werr error
+	waitFor(t, 2*session, "writes go on with 2 of 3 servers", func() bool {
+		werr = a.st.PutApp(ctx, app("two"))
+		return werr == nil
+	})
+	require.NoError(t, werr)
 	// Watch for three session timeouts that the leader keeps its term.
 	deadline := time.Now().Add(3 * session)
 	for time.Now().Before(deadline) {
