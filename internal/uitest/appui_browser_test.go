@@ -61,12 +61,7 @@ func TestApplicationUIInABrowser(t *testing.T) {
 		return m != nil && strings.Count(errOut.String(), "Registered executor") >= 2
 	}, 30*time.Second, 20*time.Millisecond, "the job's UI is up and its executors registered")
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.NoSandbox,
-		chromedp.DisableGPU, chromedp.WindowSize(1280, 900), chromedp.UserDataDir(t.TempDir()))
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(acancel)
-	bctx, bcancel := chromedp.NewContext(actx)
-	t.Cleanup(bcancel)
+	bctx := startBrowser(t, ctx, chrome)
 
 	masterUI := fmt.Sprintf("http://127.0.0.1:%d/", c.Masters[leader].UIPort)
 	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(masterUI), chromedp.WaitVisible(chromedp.CSS(`table.apps`)),

@@ -39,6 +39,18 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
+// startBrowser starts headless chromium for the test; it is stopped when
+// the test ends (or ctx does).
+func startBrowser(t *testing.T, ctx context.Context, chrome string) context.Context {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.NoSandbox,
+		chromedp.DisableGPU, chromedp.WindowSize(1280, 900), chromedp.UserDataDir(t.TempDir()))
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(acancel)
+	bctx, bcancel := chromedp.NewContext(actx)
+	t.Cleanup(bcancel)
+	return bctx
+}
+
 func artifacts(t *testing.T) string {
 	dir := os.Getenv("SPARKD_ARTIFACTS")
 	if dir == "" {
@@ -133,12 +145,7 @@ func TestMasterUIInABrowser(t *testing.T) {
 	t.Cleanup(func() { _ = syscall.Kill(-submit.Process.Pid, syscall.SIGKILL); _ = submit.Wait() })
 	require.Eventually(t, func() bool { return appStateOnLeader(c, "ui-probe") == "RUNNING" }, 30*time.Second, 50*time.Millisecond)
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.NoSandbox,
-		chromedp.DisableGPU, chromedp.WindowSize(1280, 900), chromedp.UserDataDir(t.TempDir()))
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(acancel)
-	bctx, bcancel := chromedp.NewContext(actx)
-	t.Cleanup(bcancel)
+	bctx := startBrowser(t, ctx, chrome)
 
 	masterUI := fmt.Sprintf("http://127.0.0.1:%d/", c.Masters[leader].UIPort)
 	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(masterUI), chromedp.WaitVisible(chromedp.CSS(`table.apps`))))
