@@ -9,10 +9,8 @@ package examples_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +27,7 @@ import (
 
 	"github.com/sparkd/sparkd/internal/cluster"
 	"github.com/sparkd/sparkd/internal/testbin"
+	"github.com/sparkd/sparkd/task/appui"
 )
 
 var (
@@ -102,39 +101,9 @@ func (d *driver) executorPids() []int {
 	return out
 }
 
-var uiRE = regexp.MustCompile(`started at (http://\S+)`)
-
 // completed is how many tasks the driver's application UI counts as done.
-func (d *driver) completed(t *testing.T) int {
-	m := uiRE.FindStringSubmatch(d.errOut.String())
-	if m == nil {
-		return 0
-	}
-	var apps []struct {
-		ID string `json:"id"`
-	}
-	if getJSON(m[1]+"/api/v1/applications", &apps) != nil || len(apps) == 0 {
-		return 0
-	}
-	var jobs []struct {
-		NumCompletedTasks int `json:"numCompletedTasks"`
-	}
-	if getJSON(m[1]+"/api/v1/applications/"+apps[0].ID+"/jobs", &jobs) != nil || len(jobs) == 0 {
-		return 0
-	}
-	return jobs[0].NumCompletedTasks
-}
-
-func getJSON(url string, v any) error {
-	resp, err := http.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
+func (d *driver) completed(*testing.T) int {
+	return appui.CompletedTasks(appui.URLFromLog(d.errOut.String()))
 }
 
 func (d *driver) wait(t *testing.T, timeout time.Duration) int {

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,11 +15,11 @@ import (
 
 	"github.com/sparkd/sparkd/internal/cluster"
 	"github.com/sparkd/sparkd/protocol"
+	"github.com/sparkd/sparkd/task/appui"
 )
 
 var (
 	execRE = regexp.MustCompile(`Registered executor (\S+) on \S+ \(pid (\d+)\)`)
-	uiRE   = regexp.MustCompile(`started at (http://\S+)`)
 )
 
 // runWordcount runs the wordcount example through a SIGKILL of one of its
@@ -147,35 +145,4 @@ func runWordcount(tb *cluster.TB, c *cluster.Cluster, bin string) int {
 }
 
 // completed is how many tasks wordcount's application UI counts as done.
-func completed(stderr string) int {
-	m := uiRE.FindStringSubmatch(stderr)
-	if m == nil {
-		return 0
-	}
-	var apps []struct {
-		ID string `json:"id"`
-	}
-	if getJSON(m[1]+"/api/v1/applications", &apps) != nil || len(apps) == 0 {
-		return 0
-	}
-	var jobs []struct {
-		NumCompletedTasks int `json:"numCompletedTasks"`
-	}
-	if getJSON(m[1]+"/api/v1/applications/"+apps[0].ID+"/jobs", &jobs) != nil || len(jobs) == 0 {
-		return 0
-	}
-	return jobs[0].NumCompletedTasks
-}
-
-func getJSON(url string, v any) error {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
-}
+func completed(stderr string) int { return appui.CompletedTasks(appui.URLFromLog(stderr)) }
