@@ -617,15 +617,20 @@ func (m *Master) workerRefusedLocked(w *workerInfo, err error) {
 // unassignDriverLocked puts a driver that is not running where the master
 // assigned it back in line, first, and persists that.
 func (m *Master) unassignDriverLocked(d *driverInfo) {
+	m.requeueDriverLocked(d)
+	rec := d.record()
+	m.persistLocked(recovery.KindDriver, d.id, true, func(ctx context.Context, s recovery.Store) error { return s.PutDriver(ctx, rec) }, nil)
+	m.scheduleSafeLocked()
+}
+
+// requeueDriverLocked takes d off its worker and puts it first in line.
+func (m *Master) requeueDriverLocked(d *driverInfo) {
 	if d.worker != nil {
 		d.worker.removeDriver(d)
 	}
 	d.worker = nil
 	d.state = protocol.DriverSubmitted
 	m.st.waitingDrivers = append([]*driverInfo{d}, removeDrv(m.st.waitingDrivers, d)...)
-	rec := d.record()
-	m.persistLocked(recovery.KindDriver, d.id, true, func(ctx context.Context, s recovery.Store) error { return s.PutDriver(ctx, rec) }, nil)
-	m.scheduleSafeLocked()
 }
 
 // driverLaunchRetry is how long a driver whose assignment could not be
@@ -646,10 +651,7 @@ func (m *Master) driverAssignFailedLocked(t *term, w *workerInfo, d *driverInfo,
 		return
 	}
 	m.log.WithError(err).Warnf("Could not persist the assignment of driver %s to worker %s; it waits again", d.id, w.id)
-	w.removeDriver(d)
-	d.worker = nil
-	d.state = protocol.DriverSubmitted
-	m.st.waitingDrivers = append([]*driverInfo{d}, removeDrv(m.st.waitingDrivers, d)...)
+	m.requeueDriverLocked(d)
 	t.spawn(func() {
 		timer := time.NewTimer(driverLaunchRetry)
 		defer timer.Stop()
