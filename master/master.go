@@ -124,8 +124,8 @@ type Config struct {
 	// (or another request from its driver) before the master removes it as
 	// FINISHED, killing its executors and freeing its cores: its driver
 	// died without unregistering (SIGKILL, a crash). Drivers heartbeat every
-	// 2s (client.Config.HeartbeatInterval), so the default, 30s, tolerates
-	// many lost heartbeats and a loaded machine. A new term gives every
+	// 5s (client.Config.HeartbeatInterval), so the default, 30s, tolerates
+	// five lost heartbeats and a loaded machine. A new term gives every
 	// application a fresh AppTimeout. 0 = the default; negative = never.
 	// Independently, an application whose driver refuses two pushes in a
 	// row, with no heartbeat in between, is removed at once (Spark removes
@@ -138,8 +138,8 @@ type Config struct {
 	Now func() time.Time
 }
 
-// DefaultAppTimeout is Config.AppTimeout's default: 15 of the drivers'
-// 2-second heartbeats.
+// DefaultAppTimeout is Config.AppTimeout's default: 6 of the drivers'
+// 5-second heartbeats.
 const DefaultAppTimeout = 30 * time.Second
 
 // DefaultConfig returns Spark's defaults (ports 7077/8080/6066).
@@ -263,6 +263,14 @@ func New(cfg Config, elector recovery.Elector, store recovery.Store, log *logrus
 		st:     newState(0),
 	}
 	m.client = protocol.NewRoleClient(cfg.RPCTimeout, m.creds)
+	// A master talks to every peer of the fleet: it keeps few idle
+	// connections, briefly, so that its fds follow the calls in flight
+	// (at most outboxSenders fast ones), not the number of peers.
+	if tr, ok := m.client.HTTP.Transport.(*http.Transport); ok {
+		tr.MaxIdleConns = 2 * outboxSenders
+		tr.MaxIdleConnsPerHost = 1
+		tr.IdleConnTimeout = rpcIdleTimeout
+	}
 	cfg.RPCTLS.Apply(m.client)
 	m.ha.ZKEnabled = cfg.ZKEnabled
 	m.prom = newPromMetrics(m)
@@ -408,17 +416,21 @@ func (m *Master) Run(ctx context.Context) error {
 
 	m.log.Infof("Starting Spark master at %s", m.url)
 	m.log.Infof("Running sparkd (Spark standalone compatible); web UI at %s", m.webUIURL)
-	servers := []*http.Server{m.serve(m.rpcLn, m.Handler())}
+	// Peers' keep-alive connections to the RPC port close after
+	// rpcIdleTimeout: workers heartbeat every spark.worker.timeout/4 and
+	// drivers every few seconds, so an idle fleet holds a few connections,
+	// not one per peer.
+	servers := []*http.Server{m.serve(m.rpcLn, m.Handler(), rpcIdleTimeout)}
 	if m.uiLn != nil {
 		m.log.Infof("Bound MasterWebUI to %s, and started at %s", m.uiLn.Addr(), m.webUIURL)
-		servers = append(servers, m.serve(m.uiLn, NewWebUI(m, UIOptions{KillEnabled: m.cfg.UIKillEnabled, Logger: m.log, Metrics: m.MetricsHandler(), JWS: m.cfg.UIJWS})))
+		servers = append(servers, m.serve(m.uiLn, NewWebUI(m, UIOptions{KillEnabled: m.cfg.UIKillEnabled, Logger: m.log, Metrics: m.MetricsHandler(), JWS: m.cfg.UIJWS}), 0))
 	}
 	if m.restLn != nil {
 		m.log.Infof("Started REST server for submitting applications on %s", m.restURL)
 		if m.cfg.RESTJWS == nil {
 			m.log.Warnf("The REST submission server has no authentication: anyone who reaches %s can run a driver; set spark.master.rest.filters=%s", m.restURL, protocol.JWSFilterClass)
 		}
-		servers = append(servers, m.serve(m.restLn, NewRESTServer(m, UIOptions{KillEnabled: m.cfg.UIKillEnabled, Logger: m.log, JWS: m.cfg.RESTJWS})))
+		servers = append(servers, m.serve(m.restLn, NewRESTServer(m, UIOptions{KillEnabled: m.cfg.UIKillEnabled, Logger: m.log, JWS: m.cfg.RESTJWS}), 0))
 	}
 	go func() {
 		select {
@@ -469,8 +481,16 @@ func (m *Master) Run(ctx context.Context) error {
 	return nil
 }
 
-func (m *Master) serve(ln net.Listener, h http.Handler) *http.Server {
+// rpcIdleTimeout closes the master's idle RPC connections, in and out.
+const rpcIdleTimeout = 2 * time.Second
+
+// serve serves h on ln with sparkd's server limits; idle > 0 replaces the
+// keep-alive idle timeout.
+func (m *Master) serve(ln net.Listener, h http.Handler, idle time.Duration) *http.Server {
 	s := protocol.NewServer(h)
+	if idle > 0 {
+		s.IdleTimeout = idle
+	}
 	m.bg.Add(1)
 	go func() {
 		defer m.bg.Done()

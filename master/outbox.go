@@ -10,11 +10,12 @@ import (
 
 // outbox delivers the messages of one term in order per destination.
 //
-// Every worker and application client gets its own FIFO queue and at most
-// one sender goroutine, which sends the next message only after the peer
-// answered (or the call failed) the previous one. So a KillExecutor never
-// overtakes its LaunchExecutor, and an application never sees an executor
-// EXITED before it was ADDED.
+// Every worker and application client gets its own FIFO queue; a bounded
+// pool of senders serves the queues round-robin, one message of a peer at a
+// time: a peer's next message is sent only after it answered (or the call
+// failed) the previous one. So a KillExecutor never overtakes its
+// LaunchExecutor, and an application never sees an executor EXITED before
+// it was ADDED.
 //
 // Guarantees:
 //   - Messages to one destination are sent in the order they were queued.
@@ -22,14 +23,19 @@ import (
 //     state changes that produced them.
 //   - Queuing never blocks and does no I/O: a slow or hung peer delays only
 //     its own queue, never another peer or the state lock.
+//   - At most outboxSenders calls are in flight that have not yet taken
+//     slowSend; a call that takes longer no longer counts (another sender
+//     starts), so hung peers cannot starve the others. Goroutines and
+//     connections follow the calls in flight, not the number of peers:
+//     re-attaching 15,000 peers takes outboxSenders goroutines, not 15,000.
 //   - A queue holds at most peerQueueLimit messages; beyond that, new
 //     messages to that peer are dropped and logged (the peer is not keeping
 //     up; workers and drivers re-sync through heartbeats and state reports).
 //   - The outbox belongs to one term: when the term ends, its senders stop,
 //     queued messages are dropped and an in-flight call is cancelled, so
 //     nothing queued in an old term is sent in a new one.
-//   - A sender goroutine exits as soon as its queue is empty; an idle peer
-//     costs nothing.
+//   - Senders exit as soon as no queue has a message; an idle outbox costs
+//     no goroutine, an idle peer no memory.
 //   - Nothing is taken off a queue, and nothing is sent, while the master is
 //     self-fenced (Master.selfFenced: stale contact with the coordination
 //     service, or a pause not yet confirmed); messages wait, and are dropped
@@ -38,16 +44,31 @@ type outbox struct {
 	m     *Master
 	t     *term
 	mu    sync.Mutex
-	peers map[string]*peerQueue // by destination
-	depth atomic.Int64          // messages queued or in flight
+	peers map[string]*peerQueue // by destination; only peers with messages
+	// ready lists the peers with a message and no call in flight, in the
+	// order they became ready (each at most once).
+	ready []*peerQueue
+	// senders are running; fast of them are not in a slow call.
+	senders, fast int
+	depth         atomic.Int64 // messages queued or in flight
 }
 
 // peerQueueLimit bounds the messages queued for one peer.
 const peerQueueLimit = 1024
 
+// outboxSenders bounds the calls in flight (not counting slow ones), and so
+// the master's goroutines and connections for its outgoing messages.
+const outboxSenders = 64
+
+// slowSend: a call in flight this long stops counting against
+// outboxSenders.
+const slowSend = 250 * time.Millisecond
+
 type peerQueue struct {
-	items   []outMsg
-	dropped int // messages refused since the queue last had room
+	base, key string
+	items     []outMsg
+	dropped   int  // messages refused since the queue last had room
+	busy      bool // in ready, or a call to the peer is in flight
 }
 
 // outMsg is one message for a peer.
@@ -71,8 +92,8 @@ func newOutbox(m *Master, t *term) *outbox {
 
 func peerKey(base string) string { return strings.TrimRight(base, "/") }
 
-// enqueue queues msg for base and starts the peer's sender if it is idle.
-// It reports whether the message was queued.
+// enqueue queues msg for base and makes the peer ready if no call to it is
+// in flight. It reports whether the message was queued.
 func (o *outbox) enqueue(base string, msg outMsg) bool {
 	key := peerKey(base)
 	o.mu.Lock()
@@ -82,9 +103,8 @@ func (o *outbox) enqueue(base string, msg outMsg) bool {
 	}
 	q := o.peers[key]
 	if q == nil {
-		q = &peerQueue{}
+		q = &peerQueue{base: base, key: key}
 		o.peers[key] = q
-		o.t.spawn(func() { o.run(base, key, q) })
 	}
 	if len(q.items) >= peerQueueLimit {
 		if q.dropped == 0 {
@@ -100,31 +120,80 @@ func (o *outbox) enqueue(base string, msg outMsg) bool {
 	}
 	q.items = append(q.items, msg)
 	o.depth.Add(1)
+	if !q.busy {
+		q.busy = true
+		o.ready = append(o.ready, q)
+		o.startSenderLocked()
+	}
 	return true
 }
 
-// run is the sender of one peer: it delivers the queue in order and exits
-// when the queue is empty or the term ended.
-func (o *outbox) run(base, key string, q *peerQueue) {
+// startSenderLocked starts a sender if a peer is ready and fewer than
+// outboxSenders senders are not in a slow call.
+func (o *outbox) startSenderLocked() {
+	if len(o.ready) > 0 && o.fast < outboxSenders {
+		o.senders++
+		o.fast++
+		o.t.spawn(o.run)
+	}
+}
+
+// run is one sender: it takes the next ready peer, delivers that peer's
+// next message, and puts the peer back at the end of the ready list if it
+// has more. It exits when no peer is ready, when there are more fast
+// senders than outboxSenders (a slow call ended), or when the term ended.
+func (o *outbox) run() {
 	for {
-		o.waitActing()
-		o.mu.Lock()
-		if len(q.items) == 0 || o.t.ctx.Err() != nil {
-			// Removed under the lock: a later enqueue starts a new sender,
-			// which cannot overtake this one (it has nothing left to send).
-			if o.peers[key] == q {
-				delete(o.peers, key)
-			}
-			o.depth.Add(-int64(len(q.items)))
+		if !o.waitActing() {
+			o.mu.Lock()
+			o.senders--
+			o.fast--
 			o.mu.Unlock()
 			return
 		}
+		o.mu.Lock()
+		if len(o.ready) == 0 || o.fast > outboxSenders || o.t.ctx.Err() != nil {
+			o.senders--
+			o.fast--
+			o.mu.Unlock()
+			return
+		}
+		q := o.ready[0]
+		o.ready[0] = nil
+		o.ready = o.ready[1:]
 		msg := q.items[0]
 		q.items[0] = outMsg{}
 		q.items = q.items[1:]
 		o.mu.Unlock()
-		o.deliver(base, msg)
+
+		slow := false
+		tm := time.AfterFunc(slowSend, func() {
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			if !slow {
+				slow = true
+				o.fast--
+				o.startSenderLocked()
+			}
+		})
+		o.deliver(q.base, msg)
 		o.depth.Add(-1)
+		tm.Stop()
+
+		o.mu.Lock()
+		if slow {
+			o.fast++
+		}
+		slow = true // the timer, if it fires now, changes nothing
+		if len(q.items) > 0 {
+			o.ready = append(o.ready, q)
+		} else {
+			q.busy = false
+			if o.peers[q.key] == q {
+				delete(o.peers, q.key)
+			}
+		}
+		o.mu.Unlock()
 	}
 }
 

@@ -67,7 +67,7 @@ type persistOp struct {
 	superseded bool
 }
 
-const persistStripes = 32
+const persistStripes = 128
 
 // Retry backoff of failed writes.
 const (

@@ -302,19 +302,39 @@ func (m *Master) appReregisteredLocked(a *appInfo) {
 }
 
 // canCompleteRecoveryLocked: nothing is UNKNOWN any more, and every worker
-// that re-registered has reported what it runs.
+// that re-registered has reported what it runs. It remembers the peer that
+// held recovery up and looks at it first, so the answers of a recovery of N
+// peers cost O(N log N) in all, not O(N) each.
 func (m *Master) canCompleteRecoveryLocked() bool {
-	for _, w := range m.st.workers {
-		if w.state == protocol.WorkerUnknown || w.needsSync {
+	st := m.st
+	if b := st.recoveryBlocker; b.w != nil && st.workers[b.w.id] == b.w && workerBlocksRecovery(b.w) ||
+		b.a != nil && st.apps[b.a.id] == b.a && b.a.state == protocol.AppUnknown {
+		return false
+	}
+	st.recoveryBlocker = recoveryBlocker{}
+	for _, w := range st.workers {
+		if workerBlocksRecovery(w) {
+			st.recoveryBlocker.w = w
 			return false
 		}
 	}
-	for _, a := range m.st.apps {
+	for _, a := range st.apps {
 		if a.state == protocol.AppUnknown {
+			st.recoveryBlocker.a = a
 			return false
 		}
 	}
 	return true
+}
+
+func workerBlocksRecovery(w *workerInfo) bool {
+	return w.state == protocol.WorkerUnknown || w.needsSync
+}
+
+// recoveryBlocker is a worker or application that recovery last waited for.
+type recoveryBlocker struct {
+	w *workerInfo
+	a *appInfo
 }
 
 func (m *Master) maybeCompleteRecoveryLocked(t *term) {

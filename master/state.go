@@ -236,6 +236,8 @@ type state struct {
 	// storedIDs holds every application and driver id found in the store
 	// when the term began, finished ones included: never reused.
 	storedIDs map[string]bool
+	// recoveryBlocker: see canCompleteRecoveryLocked.
+	recoveryBlocker recoveryBlocker
 }
 
 // newState returns the empty registries of a term of the given epoch (0

@@ -89,7 +89,8 @@ func (t *TB) Setenv(key, value string) { _ = os.Setenv(key, value) }
 func (t *TB) Skipf(format string, args ...any) { t.Fatalf("skipped: "+format, args...) }
 
 // RunCleanups runs the registered cleanups, last first, then removes the
-// temporary directories (kept when the run failed).
+// temporary directories (kept when the run failed, or when SPARKD_KEEP_LOGS
+// is set).
 // It is safe to call more than once.
 func (t *TB) RunCleanups() {
 	t.mu.Lock()
@@ -102,7 +103,7 @@ func (t *TB) RunCleanups() {
 	for i := len(cs) - 1; i >= 0; i-- {
 		cs[i]()
 	}
-	if failed {
+	if failed || os.Getenv("SPARKD_KEEP_LOGS") != "" {
 		if len(dirs) > 0 {
 			fmt.Fprintf(t.out, "logs kept in %v\n", dirs)
 		}

@@ -31,6 +31,8 @@ type Store struct {
 	// update goes straight to SetData and a new record to Create: one round
 	// trip either way unless the guess is wrong.
 	exists sync.Map // key -> struct{}
+	// group batches concurrent writes into one multi (group.go).
+	group grouper
 }
 
 // errClosed is returned after Close.
@@ -130,13 +132,30 @@ func (s *Store) put(ctx context.Context, r any) error {
 	// Create, or overwrite if it exists (whichever is likelier first); a
 	// concurrent remove of the same key can make both fail, hence the retry.
 	_, update := s.exists.Load(key)
-	for attempt := 0; attempt < 4; attempt++ {
-		var op any = &zk.CreateRequest{Path: p, Data: data}
-		wrongGuess := zk.ErrNodeExists
+	op := func() (any, error) {
 		if update {
-			op, wrongGuess = &zk.SetDataRequest{Path: p, Data: data, Version: -1}, zk.ErrNoNode
+			return &zk.SetDataRequest{Path: p, Data: data, Version: -1}, zk.ErrNoNode
 		}
-		res, err := s.multi(ctx, what, t, checks, op)
+		return &zk.CreateRequest{Path: p, Data: data}, zk.ErrNodeExists
+	}
+	// First with whatever else is being written (group.go); if the group
+	// failed because of some write in it, on its own.
+	first, wrongGuess := op()
+	g := s.grouped(ctx, t, first, len(data))
+	switch {
+	case g == nil:
+		return fmt.Errorf("zkrecovery: %s: %w (the write may still happen)", what, ctx.Err())
+	case g.err == nil:
+		s.exists.Store(key, struct{}{})
+		return nil
+	case errors.Is(g.err, recovery.ErrFenced) || !g.answered:
+		return fmt.Errorf("%s: %w", what, g.err)
+	case errors.Is(g.res.Error, wrongGuess):
+		update = !update
+	}
+	for attempt := 0; attempt < 4; attempt++ {
+		o, wrongGuess := op()
+		res, err := s.multi(ctx, what, t, checks, o)
 		if err == nil {
 			s.exists.Store(key, struct{}{})
 			return nil
@@ -160,7 +179,22 @@ func (s *Store) Remove(ctx context.Context, kind recovery.Kind, id string) error
 	if err != nil {
 		return err
 	}
-	res, err := s.multi(ctx, what, t, checks, &zk.DeleteRequest{Path: path.Join(s.p.status, key), Version: -1})
+	del := &zk.DeleteRequest{Path: path.Join(s.p.status, key), Version: -1}
+	if _, known := s.exists.Load(key); known {
+		// Grouped only when the record is known to exist: deleting an
+		// absent record would fail its whole group.
+		g := s.grouped(ctx, t, del, len(key))
+		switch {
+		case g == nil:
+			return fmt.Errorf("zkrecovery: %s: %w (the write may still happen)", what, ctx.Err())
+		case g.err == nil:
+			s.exists.Delete(key)
+			return nil
+		case errors.Is(g.err, recovery.ErrFenced) || !g.answered:
+			return fmt.Errorf("%s: %w", what, g.err)
+		}
+	}
+	res, err := s.multi(ctx, what, t, checks, del)
 	if err != nil && errors.Is(opErr(res, 0), zk.ErrNoNode) {
 		err = nil
 	}
