@@ -26,6 +26,7 @@ func (m *Master) View() View {
 	defer m.mu.Unlock()
 	v := View{ID: m.id, URL: m.url, WebUIURL: m.webUIURL, RESTURL: m.restURL, Status: m.statusLocked(), HA: m.ha}
 	v.HA.LastZKContact = lastContact
+	v.HA.Recovering = m.term != nil && m.term.recovering
 	if m.leaderKnown {
 		v.Epoch = m.leader.Epoch
 		v.LeaderID, v.LeaderURL, v.LeaderWebUIURL, v.LeaderSince = m.leader.ID, m.leader.RPCURL, m.leader.WebUIURL, m.leader.Since

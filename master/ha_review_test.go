@@ -82,7 +82,7 @@ func TestUnknownWorkerHeartbeatReattachesIt(t *testing.T) {
 	cfg.RPCTimeout = 200 * time.Millisecond
 	tm := startMaster(t, cfg, store)
 	tm.el.elect(t, 4)
-	tm.waitStatus(t, protocol.MasterRecovering)
+	tm.waitRecovering(t, true)
 	eventually(t, "MasterChanged given up", func() bool { return tm.logged("did not answer MasterChanged") })
 
 	var hb protocol.HeartbeatResponse
@@ -98,7 +98,7 @@ func TestUnknownWorkerHeartbeatReattachesIt(t *testing.T) {
 		Drivers:   []protocol.DriverDescription{{DriverID: "driver-1", Cores: 1, MemoryMB: 512, State: protocol.DriverRunning}}}, nil))
 
 	// No clock advance: recovery completes because nothing is UNKNOWN.
-	tm.waitStatus(t, protocol.MasterAlive)
+	tm.waitRecovering(t, false)
 	v := tm.View()
 	require.Len(t, v.Workers, 1)
 	assert.Equal(t, protocol.WorkerAlive, v.Workers[0].State)

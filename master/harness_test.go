@@ -414,6 +414,16 @@ func (tm *tmaster) waitStatus(t *testing.T, s protocol.MasterState) {
 	eventually(t, "status "+string(s), func() bool { return tm.status() == s })
 }
 
+// waitRecovering waits until a recovery is (want) or is not (!want)
+// under way; the master is ALIVE either way.
+func (tm *tmaster) waitRecovering(t *testing.T, want bool) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("recovering %v", want), func() bool {
+		v := tm.View()
+		return v.Status == protocol.MasterAlive && v.HA.Recovering == want
+	})
+}
+
 func (tm *tmaster) logged(msg string) bool {
 	for _, e := range tm.logs.AllEntries() {
 		if strings.Contains(e.Message, msg) {

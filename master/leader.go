@@ -286,10 +286,22 @@ func (m *Master) lead(t *term) {
 		m.log.WithField("epoch", t.epoch).Info("I have been elected leader! New state: ALIVE")
 		m.becomeAliveLocked(t)
 	} else {
-		m.status = protocol.MasterRecovering
+		// ALIVE at once, recovering the stored peers as they answer:
+		// unlike Spark, which schedules nothing until every worker and
+		// application answered or spark.worker.timeout passed, the master
+		// takes new registrations and submissions and schedules on the
+		// peers that have answered while the others re-attach. A peer that
+		// has not answered is UNKNOWN: nothing is placed on it or given to
+		// it, and what the store says it holds stays counted. Completing
+		// the recovery (removing who did not answer, relaunching drivers
+		// whose worker did not come back) waits, as in Spark, for every
+		// answer or the recovery timeout.
+		t.recovering = true
 		t.recoverBy = m.now().Add(m.cfg.RecoveryTimeout)
-		m.log.WithField("epoch", t.epoch).Info("I have been elected leader! New state: RECOVERING")
 		targets = m.beginRecoveryLocked(stored)
+		m.log.WithField("epoch", t.epoch).Infof("I have been elected leader! New state: ALIVE (recovering %d workers and %d applications)",
+			len(m.st.workers), len(m.st.apps))
+		m.becomeAliveLocked(t)
 		m.maybeCompleteRecoveryLocked(t)
 	}
 	m.contactAllLocked(t, targets)
@@ -349,12 +361,11 @@ func (m *Master) onTick(t *term) {
 		return
 	}
 	now := m.now()
+	if t.recovering && !now.Before(t.recoverBy) {
+		m.log.Infof("Recovery timeout (%s) reached", m.cfg.RecoveryTimeout)
+		m.completeRecoveryLocked(t)
+	}
 	switch m.status {
-	case protocol.MasterRecovering:
-		if !now.Before(t.recoverBy) {
-			m.log.Infof("Recovery timeout (%s) reached", m.cfg.RecoveryTimeout)
-			m.completeRecoveryLocked(t)
-		}
 	case protocol.MasterAlive:
 		m.checkWorkerTimeoutsLocked(now)
 		m.checkAppTimeoutsLocked(t, now)

@@ -284,7 +284,7 @@ func (m *Master) scheduleLocked() {
 	var workers []SchedWorker
 	largest := 0
 	for _, w := range workersByID(st.workers) {
-		if w.state != protocol.WorkerAlive || w.unreachable {
+		if w.state != protocol.WorkerAlive || w.unreachable || w.needsSync {
 			continue
 		}
 		workers = append(workers, SchedWorker{ID: w.id, CoresFree: w.cores - w.coresUsed, MemFreeMB: w.memMB - w.memUsed})

@@ -103,6 +103,11 @@ func (m *Master) beginRecoveryLocked(stored recovery.State) []recoveryTarget {
 			d.state = protocol.DriverSubmitted
 		}
 		st.drivers[d.id] = d
+		if d.recoveredWorker == "" && (d.state == protocol.DriverSubmitted || d.state == protocol.DriverRelaunching) {
+			// On no worker (never launched, or waiting to be relaunched): it
+			// waits again under its own id, at once.
+			st.waitingDrivers = append(st.waitingDrivers, d)
+		}
 	}
 	if len(stored.Workers) > recoveryLogPerPeer || len(stored.Apps) > recoveryLogPerPeer {
 		m.log.Infof("Trying to recover %d workers, %d applications and %d drivers", len(stored.Workers), len(stored.Apps), len(stored.Drivers))
@@ -338,7 +343,7 @@ type recoveryBlocker struct {
 }
 
 func (m *Master) maybeCompleteRecoveryLocked(t *term) {
-	if m.status == protocol.MasterRecovering && m.canCompleteRecoveryLocked() {
+	if m.term == t && t.recovering && m.canCompleteRecoveryLocked() {
 		m.completeRecoveryLocked(t)
 	}
 }
@@ -346,22 +351,23 @@ func (m *Master) maybeCompleteRecoveryLocked(t *term) {
 // testHookCompleting, when set by a test, runs inside COMPLETING_RECOVERY.
 var testHookCompleting func()
 
-// completeRecoveryLocked removes non-responders, relaunches supervised
-// drivers that lost their worker, and goes ALIVE. It is exception-safe: a
-// panic in any step is logged and the master still ends ALIVE.
+// completeRecoveryLocked removes non-responders and relaunches supervised
+// drivers that lost their worker. It is exception-safe: a panic in any step
+// is logged and the recovery still ends.
 func (m *Master) completeRecoveryLocked(t *term) {
-	if m.term != t || m.status != protocol.MasterRecovering {
+	if m.term != t || !t.recovering {
 		return
 	}
-	m.status = protocol.MasterCompletingRecovery
+	t.recovering = false
 	defer func() {
 		if r := recover(); r != nil {
 			m.log.Errorf("Error while completing recovery (resuming operations anyway): %v", r)
 		}
-		if m.term == t && m.status == protocol.MasterCompletingRecovery {
-			m.becomeAliveLocked(t)
-			m.log.WithField("epoch", t.epoch).WithField("ms", m.now().Sub(t.elected).Milliseconds()).
+		if m.term == t {
+			m.ha.LastRecovery = m.now().Sub(t.elected)
+			m.log.WithField("epoch", t.epoch).WithField("ms", m.ha.LastRecovery.Milliseconds()).
 				Info("Recovery complete - resuming operations!")
+			m.scheduleSafeLocked()
 		}
 	}()
 	if testHookCompleting != nil {

@@ -124,7 +124,9 @@ func TestRPCStandbyAnswers503WithHint(t *testing.T) {
 	assert.Equal(t, "spark://leader:7077", li.LeaderURL)
 }
 
-func TestRPCRecoveringAcceptsReregistration(t *testing.T) {
+// While it recovers, a new leader is ALIVE: it accepts submissions (they
+// wait for a worker that has answered) and re-registrations (SPARK-46346).
+func TestRPCRecoveringAcceptsSubmissionsAndReregistration(t *testing.T) {
 	store := newMemStore()
 	hang := make(chan struct{})
 	silent := newPeer(t, func(string, []byte) (int, any) { <-hang; return 200, struct{}{} })
@@ -135,19 +137,20 @@ func TestRPCRecoveringAcceptsReregistration(t *testing.T) {
 	cfg.RPCTimeout = 30e9
 	tm := startMaster(t, cfg, store)
 	tm.el.elect(t, 2)
-	tm.waitStatus(t, protocol.MasterRecovering)
-	// New submissions wait for ALIVE; re-registration is accepted (SPARK-46346).
-	_, err := tm.SubmitDriver(t.Context(), protocol.DriverSpec{Command: []string{"x"}, Cores: 1, MemoryMB: 1})
-	var na *NotAliveError
-	require.ErrorAs(t, err, &na)
-	assert.Equal(t, protocol.MasterRecovering, na.State)
+	tm.waitRecovering(t, true)
+	id, err := tm.SubmitDriver(t.Context(), protocol.DriverSpec{Command: []string{"x"}, Cores: 1, MemoryMB: 1})
+	require.NoError(t, err)
+	v := tm.View()
+	require.Len(t, v.ActiveDrivers, 1)
+	assert.Equal(t, id, v.ActiveDrivers[0].ID)
+	assert.Equal(t, protocol.DriverSubmitted, v.ActiveDrivers[0].State, "nothing is placed on a worker that has not answered")
 	var resp protocol.RegisteredWorker
 	require.NoError(t, tm.call(http.MethodPost, protocol.PathRegisterWorker, protocol.RegisterWorker{ID: wid, Host: "127.0.0.1",
 		Port: 7000, URL: silent.url(), Cores: 8, MemoryMB: 8192}, &resp))
 	assert.True(t, resp.Duplicate)
 	// Its state report completes recovery without waiting for the timeout.
 	require.NoError(t, tm.call(http.MethodPost, "/v1/workers/"+wid+"/latest-state", protocol.WorkerLatestState{WorkerID: wid}, nil))
-	tm.waitStatus(t, protocol.MasterAlive)
+	tm.waitRecovering(t, false)
 	assert.Equal(t, protocol.WorkerAlive, tm.View().Workers[0].State)
 }
 

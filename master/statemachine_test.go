@@ -73,8 +73,8 @@ func TestRecoveryCompletesAsSoonAsAllAcked(t *testing.T) {
 	tm := startMaster(t, testConfig(), store)
 	tm.el.elect(t, 7)
 	// No clock advance: completion must not wait for the recovery timeout.
-	tm.waitStatus(t, protocol.MasterAlive)
-	for _, line := range []string{"I have been elected leader! New state: RECOVERING", "Trying to recover worker: " + wid,
+	tm.waitRecovering(t, false)
+	for _, line := range []string{"I have been elected leader! New state: ALIVE (recovering 1 workers and 1 applications)", "Trying to recover worker: " + wid,
 		"Trying to recover app: " + aid, "Worker has been re-registered: " + wid, "Application has been re-registered: " + aid,
 		"Recovery complete - resuming operations!"} {
 		assert.True(t, tm.logged(line), "log line %q", line)
@@ -114,14 +114,19 @@ func TestRecoveryTimeoutRemovesNonResponders(t *testing.T) {
 	cfg.RPCTimeout = time.Minute
 	tm := startMaster(t, cfg, store)
 	tm.el.elect(t, 2)
-	tm.waitStatus(t, protocol.MasterRecovering)
-	// Still RECOVERING while the worker has not answered and time has not passed.
+	tm.waitRecovering(t, true)
+	// ALIVE, and still recovering while the worker has not answered and
+	// time has not passed; the never-launched driver waits again at once.
 	time.Sleep(3 * tm.tick)
-	assert.Equal(t, protocol.MasterRecovering, tm.status())
-	tm.clock.Advance(31 * time.Second)
-	tm.waitStatus(t, protocol.MasterAlive)
-
 	v := tm.View()
+	assert.Equal(t, protocol.MasterAlive, v.Status)
+	assert.True(t, v.HA.Recovering)
+	require.Len(t, v.Workers, 1)
+	assert.Equal(t, protocol.WorkerUnknown, v.Workers[0].State)
+	tm.clock.Advance(31 * time.Second)
+	tm.waitRecovering(t, false)
+
+	v = tm.View()
 	require.Len(t, v.Workers, 1)
 	assert.Equal(t, protocol.WorkerDead, v.Workers[0].State)
 	eventually(t, "worker record removed", func() bool { return !store.has(recovery.KindWorker, wid) })

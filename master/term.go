@@ -27,7 +27,11 @@ type term struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	elected   time.Time
-	recoverBy time.Time // RECOVERING ends by this time at the latest
+	// recovering: the term took office over stored peers and not all of
+	// them have answered MasterChanged yet (see lead); recovery completes
+	// by recoverBy at the latest.
+	recovering bool
+	recoverBy  time.Time
 	persist   *persister
 	out       *outbox       // messages to workers and clients, ordered per peer
 	sched     chan struct{} // a scheduling pass is wanted (size 1: requests coalesce)

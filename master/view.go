@@ -95,8 +95,13 @@ type DriverView struct {
 type HAStats struct {
 	LeaderTransitions, FencedWrites uint64
 	LastFailover                    time.Duration
-	LastZKContact                   time.Time
-	ZKEnabled                       bool
+	// LastRecovery is how long the last recovery took from the election
+	// until every stored peer had answered or was removed; Recovering is
+	// set while one is under way (the master is ALIVE meanwhile).
+	LastRecovery  time.Duration
+	Recovering    bool
+	LastZKContact time.Time
+	ZKEnabled     bool
 	// Reconciled counts what the master corrected because the fleet and its
 	// own view disagreed.
 	Reconciled ReconcileStats

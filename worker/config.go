@@ -29,6 +29,10 @@ type Config struct {
 	Port int
 	// WebUIPort is the web UI port (Spark: 8081). 0 binds a random port.
 	WebUIPort int
+	// NoWebUI serves no web UI (WebUIPort is ignored). Not a Spark
+	// setting: the fleet simulator's thousands of workers in one process
+	// would otherwise need thousands more ports.
+	NoWebUI bool
 	// MaxPortRetries is spark.port.maxRetries: a busy Port or WebUIPort is
 	// retried on the next port, this many times (Defaults: 16; 0 = never).
 	MaxPortRetries int

@@ -119,17 +119,22 @@ func newWorker(cfg Config, log *logrus.Entry, clock Clock) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: bind command listener %s:%d: %w", cfg.Host, cfg.Port, err)
 	}
-	uiLn, err := protocol.Listen(cfg.Host, cfg.WebUIPort, cfg.MaxPortRetries, protocol.ServiceWorkerUI, log)
-	if err != nil {
-		rpcLn.Close()
-		return nil, fmt.Errorf("worker: bind web UI listener %s:%d: %w", cfg.Host, cfg.WebUIPort, err)
+	var uiLn net.Listener
+	webUIURL := ""
+	if !cfg.NoWebUI {
+		uiLn, err = protocol.Listen(cfg.Host, cfg.WebUIPort, cfg.MaxPortRetries, protocol.ServiceWorkerUI, log)
+		if err != nil {
+			rpcLn.Close()
+			return nil, fmt.Errorf("worker: bind web UI listener %s:%d: %w", cfg.Host, cfg.WebUIPort, err)
+		}
+		uiHost := cfg.Host
+		if cfg.PublicDNS != "" {
+			uiHost = cfg.PublicDNS
+		}
+		webUIURL = cfg.UITLS.Scheme() + "://" + net.JoinHostPort(uiHost, strconv.Itoa(uiLn.Addr().(*net.TCPAddr).Port))
+		uiLn = cfg.UITLS.Listener(uiLn)
 	}
 	port := rpcLn.Addr().(*net.TCPAddr).Port
-	uiPort := uiLn.Addr().(*net.TCPAddr).Port
-	uiHost := cfg.Host
-	if cfg.PublicDNS != "" {
-		uiHost = cfg.PublicDNS
-	}
 	w := &Worker{
 		cfg:             cfg,
 		log:             log,
@@ -139,9 +144,9 @@ func newWorker(cfg Config, log *logrus.Entry, clock Clock) (*Worker, error) {
 		port:            port,
 		id:              fmt.Sprintf("worker-%s-%s-%d", clock.Now().Format("20060102150405"), cfg.Host, port),
 		url:             cfg.RPCTLS.Scheme() + "://" + net.JoinHostPort(cfg.Host, strconv.Itoa(port)),
-		webUIURL:        cfg.UITLS.Scheme() + "://" + net.JoinHostPort(uiHost, strconv.Itoa(uiPort)),
+		webUIURL:        webUIURL,
 		rpcLn:           cfg.RPCTLS.Listener(rpcLn),
-		uiLn:            cfg.UITLS.Listener(uiLn),
+		uiLn:            uiLn,
 		reconnectCh:     make(chan struct{}, 1),
 		masterChangedCh: make(chan struct{}, 1),
 		reportWake:      make(chan struct{}, 1),
@@ -234,12 +239,14 @@ func (w *Worker) Run(ctx context.Context) error {
 			cancel()
 		}
 	})
-	bg.Go(func() {
-		if err := w.uiSrv.Serve(w.uiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			serveErr <- fmt.Errorf("worker: web UI: %w", err)
-			cancel()
-		}
-	})
+	if w.uiLn != nil {
+		bg.Go(func() {
+			if err := w.uiSrv.Serve(w.uiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("worker: web UI: %w", err)
+				cancel()
+			}
+		})
+	}
 	w.log.WithFields(logrus.Fields{"url": w.url, "webUi": w.webUIURL, "cores": w.cfg.Cores, "memoryMb": w.cfg.MemoryMB,
 		"workDir": w.cfg.WorkDir}).Infof("Starting Spark worker %s with %d cores, %s RAM", net.JoinHostPort(w.host, strconv.Itoa(w.port)), w.cfg.Cores, protocol.MegabytesString(w.cfg.MemoryMB))
 
@@ -279,7 +286,9 @@ func (w *Worker) Close() error {
 		return nil
 	}
 	w.rpcLn.Close()
-	w.uiLn.Close()
+	if w.uiLn != nil {
+		w.uiLn.Close()
+	}
 	return nil
 }
 

@@ -11,11 +11,12 @@
 // at once) or, when Config.ExecutorLifetime is set, until that time has
 // passed; their launches, state changes, kills and reports still go through
 // the worker's own code. Everything else is real: every worker has its own
-// command and web UI listeners (127.0.0.1, random ports) that the masters
-// push to, its own HTTP clients, timers and goroutines; every application
-// has its own push listener.
+// command listener (127.0.0.1, a random port) that the masters push to, its
+// own HTTP clients, timers and goroutines; every application has its own
+// push listener.
 //
-// Not simulated: separate hosts (all peers share one loopback interface, one
+// Not simulated: the workers' web UIs (worker.Config.NoWebUI: 10,000 of
+// them would take a third of the machine's ephemeral ports), separate hosts (all peers share one loopback interface, one
 // process's scheduler, GC and file limit, and the machine's ephemeral port
 // range), drivers in cluster mode, executors that talk to their drivers, and
 // work-dir cleanup (disabled).
@@ -151,6 +152,7 @@ func New(cfg Config) (*Fleet, error) {
 		wc.Masters = cfg.Masters
 		wc.Host = "127.0.0.1"
 		wc.Port, wc.WebUIPort, wc.MaxPortRetries = 0, 0, 0
+		wc.NoWebUI = true // thousands of UIs would take thousands of the machine's ports
 		wc.Cores, wc.MemoryMB = cfg.WorkerCores, cfg.WorkerMemoryMB
 		wc.WorkDir = f.cfg.WorkDir + "/w" + strconv.Itoa(i)
 		wc.Timeout = cfg.WorkerTimeout

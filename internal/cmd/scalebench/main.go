@@ -85,16 +85,19 @@ func main() {
 		os.Exit(1)
 	}
 	for _, n := range sizes {
-		// About 1.8 fds per peer (N workers + N/2 applications) at the
-		// leader today; the fleet is split into processes of 1,500 workers.
-		if need := uint64(3*n + 1000); need > soft {
+		// The leader's fds follow its calls in flight and the peers that
+		// talked to it in the last 2 s (well under one per peer); a fleet
+		// process of 1,500 workers and 750 applications needs about 5,000.
+		if need := uint64(n/2 + 5000); need > soft {
 			fmt.Fprintf(os.Stderr, "scalebench: warning: at N=%d the leader needs about %d open files; the limit is %d "+
 				"(raise the hard limit: ulimit -Hn, LimitNOFILE=, or -nofile with CAP_SYS_RESOURCE)\n", n, need, soft)
 		}
 	}
 	if lo, hi, ok := portRange(); ok {
 		for _, n := range sizes {
-			if need := 4*n + n/2; need > hi-lo {
+			// A listener per worker and per application, plus the
+			// connections in flight and in TIME_WAIT.
+			if need := 3*n/2 + 8000; need > hi-lo {
 				fmt.Fprintf(os.Stderr, "scalebench: warning: N=%d needs about %d loopback ports; net.ipv4.ip_local_port_range %d-%d has %d\n",
 					n, need, lo, hi, hi-lo)
 			}
