@@ -1,5 +1,6 @@
 // Package master is the sparkd master daemon: the leader-election driven
-// state machine (STANDBY → RECOVERING → COMPLETING_RECOVERY → ALIVE), the
+// state machine (STANDBY → ALIVE, recovering the stored peers as they
+// answer; see lead in leader.go), the
 // registries of workers, applications, executors and drivers, the RPC
 // listener (spark://host:7077), the scheduler, the web UI, /json, the REST
 // submission server and metrics.
@@ -18,8 +19,15 @@
 //     everywhere (View, /json, /readyz, PathLeader, metrics), serves no
 //     leader request and sends nothing (see pause.go).
 //   - Messages to one worker or application client arrive in the order of
-//     the state changes that produced them (one FIFO sender per peer and
-//     term; see outbox). A slow or dead peer delays no other.
+//     the state changes that produced them (one FIFO queue per peer and
+//     term, one call in flight per peer; see outbox). A slow or dead peer
+//     delays no other.
+//   - A new leader over stored state is ALIVE once it has read the store
+//     and queued MasterChanged to every stored peer; a peer that has not
+//     answered is UNKNOWN and is given nothing, and what the store says it
+//     holds stays counted. (Spark, and DESIGN.md, keep the master
+//     RECOVERING until every peer answered: at 10,000 workers that is the
+//     whole re-attach round, during which nothing is scheduled.)
 //   - No network or store I/O happens while the state lock is held.
 //   - A term (term.go) owns every goroutine of its leadership: revoking it
 //     cancels and waits for them before the Elector campaigns again. Every

@@ -118,9 +118,10 @@ func (m *Master) beginRecoveryLocked(stored recovery.State) []recoveryTarget {
 }
 
 // recoveryLogPerPeer: up to this many workers (or applications), recovery
-// logs Spark's line per peer at Info; beyond it, at Debug with one summary
-// line, so that taking office over a large cluster does not hold the state
-// lock for thousands of log lines.
+// logs Spark's lines per peer ("Trying to recover", "has been
+// re-registered") at Info; beyond it, at Debug, with one summary line, so
+// that taking office over a large cluster does not hold the state lock for
+// thousands of log lines.
 const recoveryLogPerPeer = 100
 
 func (m *Master) logRecoveringLocked(n int, format string, args ...any) {
@@ -272,7 +273,7 @@ func (m *Master) reattachWorkerLocked(w *workerInfo, resp protocol.WorkerSchedul
 		m.driverStateLocked(d, dd.State, dd.Exception)
 	}
 	if wasUnknown {
-		m.log.Infof("Worker has been re-registered: %s", w.id)
+		m.logRecoveringLocked(len(m.st.workers), "Worker has been re-registered: %s", w.id)
 	}
 }
 
@@ -303,7 +304,7 @@ func (m *Master) appAnswered(t *term, id string, err error) {
 func (m *Master) appReregisteredLocked(a *appInfo) {
 	m.appAliveLocked(a)
 	a.state = protocol.AppWaiting
-	m.log.Infof("Application has been re-registered: %s", a.id)
+	m.logRecoveringLocked(len(m.st.apps), "Application has been re-registered: %s", a.id)
 }
 
 // canCompleteRecoveryLocked: nothing is UNKNOWN any more, and every worker

@@ -178,7 +178,7 @@ func (m *Master) handleRegisterWorker(r *http.Request) (any, error) {
 		if w.state == protocol.WorkerUnknown {
 			w.state = protocol.WorkerAlive
 			w.needsSync = true
-			m.log.Infof("Worker has been re-registered: %s", w.id)
+			m.logRecoveringLocked(len(st.workers), "Worker has been re-registered: %s", w.id)
 			m.maybeCompleteRecoveryLocked(t)
 		} else {
 			m.log.Warnf("Worker %s registered again (duplicate); keeping it", w.id)

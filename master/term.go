@@ -23,18 +23,18 @@ import (
 // state lock held may queue messages and writes on the current term, and
 // nothing else.
 type term struct {
-	epoch     int64
-	ctx       context.Context
-	cancel    context.CancelFunc
-	elected   time.Time
+	epoch   int64
+	ctx     context.Context
+	cancel  context.CancelFunc
+	elected time.Time
 	// recovering: the term took office over stored peers and not all of
 	// them have answered MasterChanged yet (see lead); recovery completes
 	// by recoverBy at the latest.
 	recovering bool
 	recoverBy  time.Time
-	persist   *persister
-	out       *outbox       // messages to workers and clients, ordered per peer
-	sched     chan struct{} // a scheduling pass is wanted (size 1: requests coalesce)
+	persist    *persister
+	out        *outbox       // messages to workers and clients, ordered per peer
+	sched      chan struct{} // a scheduling pass is wanted (size 1: requests coalesce)
 
 	wg sync.WaitGroup // every goroutine of the term
 }

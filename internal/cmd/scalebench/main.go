@@ -36,7 +36,7 @@ func main() {
 	fleetBin := flag.String("fleetsim", "", "fleetsim binary (default: build one)")
 	nofile := flag.Uint64("nofile", 0, "RLIMIT_NOFILE for the masters and the fleet (default: the hard limit)")
 	failovers := flag.String("failovers", "crash,graceful", "which failovers to measure: crash, graceful or both")
-	shards := flag.Int("shards", 0, "fleetsim processes per fleet (default: one per 1,500 workers)")
+	shards := flag.Int("shards", 0, "fleetsim processes per fleet (default: one per 4,000 workers)")
 	repeat := flag.Int("repeat", 1, "failovers of each kind per N (the table shows the median run)")
 	fleetArgs := flag.String("fleetsim-args", "", "extra fleetsim flags, separated by spaces (e.g. -cpuprofile /tmp/fleet.pprof)")
 	quiet := flag.Bool("q", false, "print only the tables")
@@ -87,7 +87,7 @@ func main() {
 	for _, n := range sizes {
 		// The leader's fds follow its calls in flight and the peers that
 		// talked to it in the last 2 s (well under one per peer); a fleet
-		// process of 1,500 workers and 750 applications needs about 5,000.
+		// process of 4,000 workers and 2,000 applications needs about 10,000.
 		if need := uint64(n/2 + 5000); need > soft {
 			fmt.Fprintf(os.Stderr, "scalebench: warning: at N=%d the leader needs about %d open files; the limit is %d "+
 				"(raise the hard limit: ulimit -Hn, LimitNOFILE=, or -nofile with CAP_SYS_RESOURCE)\n", n, need, soft)
@@ -147,7 +147,7 @@ func main() {
 	}
 	fmt.Printf("\nsparkd masters against a simulated fleet: %d CPUs (%s), load average %s at the start, open-file limit %d (hard %d)\n",
 		runtime.NumCPU(), runtime.GOARCH, load, soft, hard)
-	fleets := "fleetsim processes of up to 1,500 workers"
+	fleets := "fleetsim processes (nice 5) of up to 4,000 workers"
 	if *shards > 0 {
 		fleets = fmt.Sprintf("%d fleetsim processes", *shards)
 	}
