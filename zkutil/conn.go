@@ -41,6 +41,30 @@ type Conn struct {
 
 	q         *eventQueue
 	closeOnce sync.Once
+
+	// onWatch, when set, receives every watch event (see SetWatchHandler).
+	onWatch atomic.Pointer[func(WatchEvent)]
+}
+
+// WatchEvent is a watch that fired (a node's data changed, it was created
+// or deleted, its children changed) or was lost (NotWatching: the session
+// expired), with Path relative to the chroot.
+type WatchEvent struct {
+	Type zk.EventType
+	Path string
+}
+
+// SetWatchHandler makes f receive every watch event of this connection,
+// including those of the watches set by GetWatched and ChildrenWatched,
+// which have no channel. f runs on the library's receive goroutine, before
+// the reply to any request sent after the change that fired it is
+// delivered; so it must be quick and must not block. nil removes it.
+func (c *Conn) SetWatchHandler(f func(WatchEvent)) {
+	if f == nil {
+		c.onWatch.Store(nil)
+		return
+	}
+	c.onWatch.Store(&f)
 }
 
 // Connect dials the ensemble in cfg.Connect and returns once a session is
@@ -123,6 +147,9 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 // queues an Event; it never blocks (P7).
 func (c *Conn) onEvent(ev zk.Event) {
 	if ev.Type != zk.EventSession {
+		if f := c.onWatch.Load(); f != nil && ev.Path != "" {
+			(*f)(WatchEvent{Type: ev.Type, Path: c.rel(ev.Path)})
+		}
 		return
 	}
 	now := time.Now()

@@ -98,6 +98,39 @@ func (c *Conn) GetW(ctx context.Context, path string) ([]byte, *zk.Stat, <-chan 
 	return r.data, r.stat, c.watch(r.ch), nil
 }
 
+// GetWatched reads a node and sets a one-shot data watch whose event only
+// goes to the SetWatchHandler: no channel, no goroutine, so a standby can
+// watch thousands of nodes for free.
+func (c *Conn) GetWatched(ctx context.Context, path string) ([]byte, *zk.Stat, error) {
+	fp, err := c.full(path, false)
+	if err != nil {
+		return nil, nil, fmt.Errorf("zkutil: getw: %w", err)
+	}
+	r, err := run(c, ctx, "getw", path, func(zc *zk.Conn) (getResult, error) {
+		d, s, _, err := zc.GetW(fp) // the channel is buffered: unread, it never blocks the library
+		return getResult{data: d, stat: s}, err
+	})
+	return r.data, r.stat, err
+}
+
+// ChildrenWatched lists a node's children and sets a one-shot child watch
+// whose event only goes to the SetWatchHandler (see GetWatched).
+func (c *Conn) ChildrenWatched(ctx context.Context, path string) ([]string, *zk.Stat, error) {
+	fp, err := c.full(path, false)
+	if err != nil {
+		return nil, nil, fmt.Errorf("zkutil: childrenw: %w", err)
+	}
+	type res struct {
+		names []string
+		stat  *zk.Stat
+	}
+	r, err := run(c, ctx, "childrenw", path, func(zc *zk.Conn) (res, error) {
+		n, s, _, err := zc.ChildrenW(fp)
+		return res{n, s}, err
+	})
+	return r.names, r.stat, err
+}
+
 type existsResult struct {
 	ok   bool
 	stat *zk.Stat

@@ -136,6 +136,17 @@ func (e *Elector) Run(ctx context.Context, me recovery.Candidate, cb recovery.Ca
 
 	r := &runState{e: e, me: me, cb: cb, data: data, events: e.conn.Events()}
 	e.log = e.log.WithField("candidate", me.ID)
+	if s := e.sh.mirror; s != nil {
+		mctx, stop := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { s.runMirror(mctx) })
+		defer wg.Wait()
+		defer stop()
+		select {
+		case s.mir.wake <- struct{}{}: // load it now
+		default:
+		}
+	}
 	err = r.loop(ctx)
 	r.cleanup(ctx)
 	if errors.Is(err, errStop) {

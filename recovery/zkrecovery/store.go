@@ -33,6 +33,8 @@ type Store struct {
 	exists sync.Map // key -> struct{}
 	// group batches concurrent writes into one multi (group.go).
 	group grouper
+	// mir is the standby's mirror of the records (mirror.go).
+	mir mirror
 }
 
 // errClosed is returned after Close.
@@ -238,8 +240,15 @@ func (s *Store) Read(ctx context.Context) (recovery.State, error) {
 		return st, fmt.Errorf("zkrecovery: read: list %s: %w", s.p.status, err)
 	}
 	sort.Strings(names)
-	got, err := s.fetchAll(ctx, names)
-	if err != nil {
+	var got []fetched
+	if mnames, recs, ok := s.takeMirror(ctx); ok {
+		names = mnames
+		got = make([]fetched, len(names))
+		for i, n := range names {
+			got[i] = recs[n]
+		}
+		s.log.WithField("records", len(names)).Debug("read the records from the standby mirror")
+	} else if got, err = s.fetchAll(ctx, names, nil); err != nil {
 		return recovery.State{}, err
 	}
 	for i, name := range names {
@@ -278,8 +287,9 @@ func (s *Store) Read(ctx context.Context) (recovery.State, error) {
 }
 
 // fetchAll gets and decodes every name concurrently (bounded) and returns
-// results in order. The first error cancels the rest.
-func (s *Store) fetchAll(ctx context.Context, names []string) ([]fetched, error) {
+// results in order. The first error cancels the rest. A name for which
+// watch (when not nil) says so is read with a data watch (mirror.go).
+func (s *Store) fetchAll(ctx context.Context, names []string, watch func(string) bool) ([]fetched, error) {
 	out := make([]fetched, len(names))
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -295,7 +305,11 @@ func (s *Store) fetchAll(ctx context.Context, names []string) ([]fetched, error)
 				if i >= len(names) || ctx.Err() != nil {
 					return
 				}
-				data, st, err := s.conn.Get(ctx, path.Join(s.p.status, names[i]))
+				get := s.conn.Get
+				if watch != nil && watch(names[i]) {
+					get = s.conn.GetWatched
+				}
+				data, st, err := get(ctx, path.Join(s.p.status, names[i]))
 				switch {
 				case errors.Is(err, zk.ErrNoNode):
 					out[i].gone = true

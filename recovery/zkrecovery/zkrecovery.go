@@ -47,7 +47,12 @@ type options struct {
 	selfFenceAfter time.Duration
 	readConc       int
 	epochFloor     int64
+	noMirror       bool
 }
+
+// WithoutMirror keeps no standby mirror (mirror.go): taking office reads
+// every record, as before the mirror.
+func WithoutMirror() Option { return func(o *options) { o.noMirror = true } }
 
 // WithClock replaces time.Now for the self-fence check (tests). The clock
 // must carry a monotonic reading comparable with zkutil's LastContact, e.g.
@@ -122,6 +127,11 @@ func New(conn *zkutil.Conn, dir string, log *logrus.Entry, opts ...Option) (*Ele
 	sh := &shared{revoke: make(chan revocation, 1)}
 	e := &Elector{conn: conn, log: log, p: p, o: o, sh: sh, resignCh: make(chan chan error, 1)}
 	s := &Store{conn: conn, log: log, p: p, o: o, sh: sh}
+	if !o.noMirror {
+		s.mir.init()
+		sh.mirror = s
+		conn.SetWatchHandler(s.onWatch)
+	}
 	return e, s, nil
 }
 
@@ -139,6 +149,9 @@ type term struct {
 
 // shared connects the Elector and the Store of one master.
 type shared struct {
+	// mirror, when set, is the Store whose standby mirror Run keeps.
+	mirror *Store
+
 	mu  sync.Mutex
 	cur *term // nil: never in office, or resigned
 	// revoke carries a term that must end and why: a fenced write (Store ->
