@@ -424,6 +424,7 @@ func New(cfg Config, listener Listener) (*Client, error) {
 	r.Handle(protocol.PathExecutorRemoved, protocol.Handle(c.handleExecutorUpdated(EventExecutorRemoved))).Methods(http.MethodPost)
 	r.Handle(protocol.PathApplicationRemoved, protocol.Handle(c.handleApplicationRemoved)).Methods(http.MethodPost)
 	r.Handle(protocol.PathWorkerRemoved, protocol.Handle(c.handleWorkerRemoved)).Methods(http.MethodPost)
+	r.Handle(protocol.PathAppPing, protocol.Handle(func(*http.Request) (any, error) { return struct{}{}, nil })).Methods(http.MethodPost)
 	var allow protocol.Authorizer
 	if creds != nil { // pushes are signed with this application's key (by the master)
 		allow = protocol.AllowOnly(creds.Identity())

@@ -409,9 +409,13 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 func (tm *tmaster) status() protocol.MasterState { return tm.View().Status }
 
+// waitStatus waits for status s; for ALIVE, also for the end of a
+// recovery (the master is ALIVE while it recovers the stored peers).
 func (tm *tmaster) waitStatus(t *testing.T, s protocol.MasterState) {
 	t.Helper()
-	eventually(t, "status "+string(s), func() bool { return tm.status() == s })
+	eventually(t, "status "+string(s), func() bool {
+		return tm.status() == s && (s != protocol.MasterAlive || !tm.View().HA.Recovering)
+	})
 }
 
 // waitRecovering waits until a recovery is (want) or is not (!want)

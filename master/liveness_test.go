@@ -45,20 +45,24 @@ func appStates(v View) map[string]protocol.AppState {
 }
 
 // An application whose driver died without unregistering (SIGKILL, a
-// crash) stops heartbeating; after Config.AppTimeout it is removed as
-// FINISHED, its executors are killed on their workers and its cores freed.
-// An application that heartbeats is kept.
+// crash) stops heartbeating; after Config.AppTimeout the master asks it,
+// the connection is refused, and it is removed as FINISHED, its executors
+// killed on their workers and its cores freed. An application that
+// heartbeats is kept, and so is a silent one whose driver answers.
 func TestAppWithoutHeartbeatIsRemoved(t *testing.T) {
 	tm := startMaster(t, livenessConfig(), nil)
 	tm.el.elect(t, 1)
 	tm.waitStatus(t, protocol.MasterAlive)
 	w := newPeer(t, nil)
 	tm.registerWorker(t, "worker-a", w, 4, 4096)
-	dead, live := newPeer(t, nil), newPeer(t, nil)
+	dead, live, quiet := newPeer(t, nil), newPeer(t, nil), newPeer(t, nil)
 	deadID := tm.registerApp(t, "dead", dead, 1, 64)
 	liveID := tm.registerApp(t, "live", live, 1, 64)
-	eventually(t, "both applications run an executor", func() bool { return len(w.got(protocol.PathLaunchExecutor)) >= 2 })
-	require.Len(t, tm.View().ActiveApps, 2)
+	quietID := tm.registerApp(t, "quiet", quiet, 1, 64)
+	eventually(t, "the applications run an executor each", func() bool { return len(w.got(protocol.PathLaunchExecutor)) >= 3 })
+	require.Len(t, tm.View().ActiveApps, 3)
+	eventually(t, "the dead application was told of its executor", func() bool { return len(dead.got(protocol.PathExecutorAdded)) > 0 })
+	dead.srv.Close() // the driver's process is gone
 
 	// 5s steps: "live" heartbeats every step, "dead" never again.
 	for range 6 {
@@ -71,10 +75,15 @@ func TestAppWithoutHeartbeatIsRemoved(t *testing.T) {
 	tm.appHeartbeat(t, liveID)
 	tm.tickNow(t)
 
+	eventually(t, "the dead application removed", func() bool { return appStates(tm.View())[deadID] == protocol.AppFinished })
+	eventually(t, "the quiet driver asked", func() bool { return len(quiet.got(protocol.PathAppPing)) == 1 })
+	eventually(t, "the quiet application kept", func() bool {
+		return tm.logged("Application " + quietID + " sent no heartbeat in 30 seconds, but its driver answers; keeping it")
+	})
 	v := tm.View()
 	st := appStates(v)
-	assert.Equal(t, protocol.AppFinished, st[deadID], "silent for 32s: removed as FINISHED")
 	assert.Equal(t, protocol.AppRunning, st[liveID], "the heartbeating application is kept")
+	assert.Equal(t, protocol.AppRunning, st[quietID], "the silent application whose driver answers is kept")
 	assert.True(t, tm.logged("Removing application "+deadID+" because we got no heartbeat in 30 seconds"))
 	eventually(t, "its executor killed on the worker", func() bool {
 		for _, b := range w.got(protocol.PathKillExecutor) {
@@ -93,7 +102,7 @@ func TestAppWithoutHeartbeatIsRemoved(t *testing.T) {
 		return false
 	})
 	require.Len(t, v.Workers, 1)
-	assert.Equal(t, 1, v.Workers[0].CoresUsed, "the dead application's core was freed")
+	assert.Equal(t, 2, v.Workers[0].CoresUsed, "the dead application's core was freed")
 	eventually(t, "its record removed", func() bool { return !tm.store.has(recovery.KindApp, deadID) })
 	for _, b := range w.got(protocol.PathKillExecutor) {
 		assert.NotEqual(t, liveID, decodeAs[protocol.KillExecutor](t, b).AppID)
@@ -110,15 +119,16 @@ func TestRecoveredAppGetsAFreshGracePeriod(t *testing.T) {
 	seed(store, nil, "", a, aid) // submitted an hour before the clock's now
 	tm := startMaster(t, livenessConfig(), store)
 	tm.el.elect(t, 2)
-	tm.waitStatus(t, protocol.MasterAlive) // the driver acknowledged MasterChanged
+	tm.waitRecovering(t, false) // the driver acknowledged MasterChanged
 	assert.True(t, tm.logged("Application has been re-registered: "+aid))
+	a.srv.Close() // and then died
 
 	tm.clock.Advance(29 * time.Second)
 	tm.tickNow(t)
 	assert.Equal(t, protocol.AppWaiting, appStates(tm.View())[aid], "kept within the first AppTimeout of the term")
 	tm.clock.Advance(2 * time.Second)
 	tm.tickNow(t)
-	assert.Equal(t, protocol.AppFinished, appStates(tm.View())[aid], "still silent after a full AppTimeout: removed")
+	eventually(t, "removed once silent after a full AppTimeout", func() bool { return appStates(tm.View())[aid] == protocol.AppFinished })
 }
 
 // No application is timed out in the first AppTimeout of a term, even one

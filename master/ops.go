@@ -670,6 +670,7 @@ func (m *Master) driverAssignFailedLocked(t *term, w *workerInfo, d *driverInfo,
 func (m *Master) appAliveLocked(a *appInfo) {
 	a.lastHeartbeat = m.now()
 	a.refused = 0
+	a.probedAt = time.Time{}
 }
 
 // pushToAppLocked queues a message for a's client and watches the outcome:
@@ -715,6 +716,10 @@ func (m *Master) appPushed(t *term, a *appInfo, path string, err error) {
 // checkAppTimeoutsLocked removes applications whose driver has not shown
 // it is alive for longer than Config.AppTimeout. Nothing is timed out in
 // the first AppTimeout of a term: drivers need time to find a new leader.
+// A silent driver is asked first (PathAppPing): one that answers keeps its
+// application (its heartbeats were lost or late, e.g. at an overloaded
+// master), one that refuses the connection loses it at once, and one that
+// does not answer within another AppTimeout loses it then.
 func (m *Master) checkAppTimeoutsLocked(t *term, now time.Time) {
 	timeout := m.cfg.AppTimeout
 	if timeout <= 0 || now.Sub(t.elected) <= timeout {
@@ -731,7 +736,35 @@ func (m *Master) checkAppTimeoutsLocked(t *term, now time.Time) {
 			continue
 		}
 		secs := int(timeout.Seconds())
+		if a.probedAt.IsZero() {
+			a.probedAt = now
+			m.probeAppLocked(t, a, secs)
+			continue
+		}
+		if now.Sub(a.probedAt) <= timeout {
+			continue
+		}
 		m.log.Warnf("Removing application %s because we got no heartbeat in %d seconds", a.id, secs)
 		m.removeAppLocked(a, protocol.AppFinished, fmt.Sprintf("no heartbeat from the driver in %d seconds", secs))
 	}
+}
+
+// probeAppLocked asks a's silent driver whether it is alive.
+func (m *Master) probeAppLocked(t *term, a *appInfo, secs int) {
+	m.queueLocked(a.clientURL, outMsg{path: protocol.PathAppPing, req: struct{}{}, done: func(err error) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.term != t || m.st.apps[a.id] != a || a.probedAt.IsZero() {
+			return
+		}
+		var se *protocol.StatusError
+		switch {
+		case err == nil, errors.As(err, &se): // it answered (an older driver: 404)
+			m.log.Warnf("Application %s sent no heartbeat in %d seconds, but its driver answers; keeping it", a.id, secs)
+			a.lastHeartbeat, a.probedAt = m.now(), time.Time{}
+		case errors.Is(err, protocol.ErrConnRefused):
+			m.log.Warnf("Removing application %s because we got no heartbeat in %d seconds and its driver refuses connections", a.id, secs)
+			m.removeAppLocked(a, protocol.AppFinished, fmt.Sprintf("no heartbeat from the driver in %d seconds", secs))
+		}
+	}})
 }

@@ -128,6 +128,9 @@ type appInfo struct {
 	// refused counts the pushes its client refused in a row since it last
 	// showed it is alive.
 	refused int
+	// probedAt: when the master asked the silent driver whether it is
+	// alive (zero: not asked); see checkAppTimeoutsLocked.
+	probedAt time.Time
 	// untracked: recovered from a record of an older sparkd that did not
 	// list executors; running executors its workers report are adopted.
 	untracked bool

@@ -161,7 +161,7 @@ func TestRecoveryRefusedConnectionIsLostAtOnce(t *testing.T) {
 		ClientURL: dead, State: protocol.AppRunning}
 	tm := startMaster(t, testConfig(), store) // recovery timeout 60s, clock never advanced
 	tm.el.elect(t, 3)
-	tm.waitStatus(t, protocol.MasterAlive)
+	tm.waitRecovering(t, false)
 	v := tm.View()
 	require.Len(t, v.Workers, 1)
 	assert.Equal(t, protocol.WorkerDead, v.Workers[0].State)

@@ -80,6 +80,10 @@ const (
 	PathExecutorRemoved    = "/v1/app/executor-removed"
 	PathApplicationRemoved = "/v1/app/removed"
 	PathWorkerRemoved      = "/v1/app/worker-removed"
+	// PathAppPing asks a driver that sent no AppHeartbeat for too long
+	// whether it is alive (POST, empty body -> 200) before the master
+	// removes its application.
+	PathAppPing = "/v1/app/ping"
 )
 
 // LeaderInfo is what any master answers on PathLeader.

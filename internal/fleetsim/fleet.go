@@ -69,6 +69,10 @@ type Config struct {
 	// ExecutorLifetime, when positive, ends each executor with exit code 0
 	// after that long (default: executors run until killed).
 	ExecutorLifetime time.Duration
+	// StartRate, when positive, starts the workers at that many per second
+	// (and each application with its share of them) instead of all at
+	// once: a fleet that boots over time, not in one instant.
+	StartRate float64
 	// WorkDir is the root of the workers' work dirs (nothing is written
 	// there by the simulated executors). Default: a new temp dir.
 	WorkDir string
@@ -236,6 +240,9 @@ func (c *Config) fill() error {
 	if c.WorkerTimeout < 100*time.Millisecond {
 		return bad("worker timeout %s is too short", c.WorkerTimeout)
 	}
+	if c.StartRate < 0 {
+		return bad("start rate %v: must not be negative", c.StartRate)
+	}
 	if c.AppHeartbeat < 0 || c.ExecutorLifetime < 0 {
 		return bad("app heartbeat %s, executor lifetime %s: must not be negative", c.AppHeartbeat, c.ExecutorLifetime)
 	}
@@ -271,8 +278,27 @@ func (f *Fleet) Start(ctx context.Context) error {
 	}
 	ctx, f.cancel = context.WithCancel(ctx)
 	f.started = time.Now()
-	for _, sw := range f.workers {
+	// pace waits until the i-th of n peers is due (at once without a
+	// StartRate); false when the fleet is closing.
+	pace := func(i, n int) bool {
+		if f.cfg.StartRate <= 0 || n == 0 {
+			return true
+		}
+		due := f.started.Add(time.Duration(float64(i) * float64(len(f.workers)) / float64(n) / f.cfg.StartRate * float64(time.Second)))
+		t := time.NewTimer(time.Until(due))
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+	for i, sw := range f.workers {
 		f.wg.Go(func() {
+			if !pace(i, len(f.workers)) {
+				return
+			}
 			if err := sw.w.Run(ctx); err != nil {
 				f.log.WithError(err).Warnf("worker %s stopped", sw.w.ID())
 				sw.mu.Lock()
@@ -281,8 +307,11 @@ func (f *Fleet) Start(ctx context.Context) error {
 			}
 		})
 	}
-	for _, sa := range f.apps {
+	for i, sa := range f.apps {
 		f.wg.Go(func() {
+			if !pace(i, len(f.apps)) {
+				return
+			}
 			_, err := sa.c.Register(ctx)
 			sa.mu.Lock()
 			sa.regErr, sa.started = err, true

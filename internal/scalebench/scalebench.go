@@ -59,6 +59,9 @@ type Options struct {
 	// per shardWorkers workers, so that each stays well within a
 	// 20,000-file limit).
 	Shards int
+	// StartRate, when positive, starts the fleet at that many workers per
+	// second (over all shards) instead of all at once.
+	StartRate float64
 	// FleetArgs are extra fleetsim flags (e.g. -cpuprofile).
 	FleetArgs []string
 	// Log receives progress lines (default: none).
@@ -69,6 +72,7 @@ type Options struct {
 type Result struct {
 	N, Apps, Executors int
 	Session            time.Duration
+	StartRate          float64 // Options.StartRate
 	Cold               ColdStart
 	// Crash and Graceful are the runs with the median time to ALIVE (nil
 	// when not measured); CrashRuns and GracefulRuns all runs, in order.
@@ -202,7 +206,7 @@ func Run(tb testing.TB, o Options) (res Result, err error) {
 			fmt.Fprintf(o.Log, "scalebench N=%d: %s\n", o.N, fmt.Sprintf(format, a...))
 		}
 	}
-	res = Result{N: o.N, Apps: o.Apps, Executors: o.Executors, Session: o.Session}
+	res = Result{N: o.N, Apps: o.Apps, Executors: o.Executors, Session: o.Session, StartRate: o.StartRate}
 	b.c = cluster.Start(tb, cluster.Options{Ensemble: o.Ensemble, Masters: 2, Workers: -1, SessionTimeout: o.Session,
 		WorkerTimeout: o.WorkerTimeout, StartTimeout: 2 * time.Minute})
 	lead, li, err := b.c.WaitLeader(time.Minute)
@@ -310,6 +314,9 @@ func (b *bench) startFleet(shard, workers, apps, executors int) *fleetProc {
 	}
 	args := []string{"-masters", b.c.MasterURLs(), "-workers", strconv.Itoa(workers), "-apps", strconv.Itoa(apps),
 		"-executors", strconv.Itoa(executors), "-worker-timeout", b.o.WorkerTimeout.String(), "-hold", "-v"}
+	if b.o.StartRate > 0 {
+		args = append(args, "-start-rate", strconv.FormatFloat(b.o.StartRate/float64(b.o.Shards), 'f', 3, 64))
+	}
 	args = append(args, b.o.FleetArgs...)
 	// The fleet runs at a lower CPU priority (nice 5): it stands for
 	// thousands of hosts, and on one 2-core machine its processes would

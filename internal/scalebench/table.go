@@ -24,9 +24,13 @@ func PrintTables(w io.Writer, rs []Result) {
 	fmt.Fprintln(w, "|---:|---:|---:|---|---|---|---|---|---|")
 	for _, r := range rs {
 		c := r.Cold
-		fmt.Fprintf(w, "| %s | %s | %s | %s (%s) | %.2f (%.2f) | %s / %s | %s / %s / %s | %s | %s |\n",
+		started := ""
+		if r.StartRate > 0 {
+			started = fmt.Sprintf("; started at %s/s", thousands(int(r.StartRate+0.5)))
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s (%s%s) | %.2f (%.2f) | %s / %s | %s / %s / %s | %s | %s |\n",
 			thousands(r.N), thousands(r.Apps), thousands(r.Executors),
-			thousands(int(c.WorkersPerSecond(r.N)+0.5)), secs(c.Workers), c.PerWorker, c.Both,
+			thousands(int(c.WorkersPerSecond(r.N)+0.5)), secs(c.Workers), started, c.PerWorker, c.Both,
 			thousands(c.LogRegistering), thousands(c.LogDuplicates), secs(c.LeaderCPU), secs(c.StandbyCPU), secs(c.FleetCPU),
 			usageCol(r.Leader), usageCol(r.usageAfterCrash()))
 	}

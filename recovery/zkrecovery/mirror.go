@@ -267,15 +267,14 @@ func trim(f fetched) fetched {
 }
 
 // takeMirror returns the mirror's records, brought up to date and checked
-// against a fresh listing, and drops the mirror (a leader keeps none). ok is
-// false when there is no valid mirror to use.
+// against a fresh listing, and drops the mirror (a leader keeps none). A
+// mirror being loaded is waited for, and one that is not valid is loaded
+// now: either costs what reading every record costs, once. ok is false
+// when the mirror cannot be trusted; Read then reads every record.
 func (s *Store) takeMirror(ctx context.Context) (names []string, recs map[string]fetched, ok bool) {
 	m := &s.mir
-	m.mu.Lock()
-	usable := m.valid && m.recs != nil && m.session == s.conn.SessionID()
-	m.mu.Unlock()
-	if !usable {
-		return nil, nil, false
+	if m.wake == nil {
+		return nil, nil, false // WithoutMirror
 	}
 	if err := s.refreshMirror(ctx); err != nil {
 		s.log.WithError(err).Info("standby mirror unusable; reading every record")
@@ -290,8 +289,8 @@ func (s *Store) takeMirror(ctx context.Context) (names []string, recs map[string
 	defer m.refreshMu.Unlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !m.valid || len(m.dirty) > 0 || m.listDirty || len(fresh) != len(m.recs) {
-		return nil, nil, false // changed meanwhile (this term cannot have written yet: a bug), or lost
+	if !m.valid || m.recs == nil || m.session != s.conn.SessionID() || len(m.dirty) > 0 || m.listDirty || len(fresh) != len(m.recs) {
+		return nil, nil, false // changed meanwhile, or lost
 	}
 	for _, n := range fresh {
 		if _, ok := m.recs[n]; !ok {

@@ -74,6 +74,7 @@ func run(args []string) error {
 	nofile := fs.Uint64("nofile", 0, "RLIMIT_NOFILE to set (default: the hard limit; above it needs root)")
 	verbose := fs.Bool("v", false, "log the fleet's progress")
 	hold := fs.Bool("hold", false, "once ready, wait for a line on stdin before starting the fleet (EOF: exit)")
+	rate := fs.Float64("start-rate", 0, "start the workers at this many per second, the applications with them (default: all at once)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -130,7 +131,7 @@ func run(args []string) error {
 	log.Infof("open-file limit %d (hard %d)", soft, hard)
 
 	cfg := fleetsim.Config{Masters: ms, Workers: *workers, Executors: *executors, WorkerCores: *cores,
-		WorkerMemoryMB: *memory, WorkerTimeout: *wtimeout, AppHeartbeat: *appHB, ExecutorLifetime: *lifetime, Log: log}
+		WorkerMemoryMB: *memory, WorkerTimeout: *wtimeout, AppHeartbeat: *appHB, ExecutorLifetime: *lifetime, StartRate: *rate, Log: log}
 	switch {
 	case *apps == 0:
 		cfg.NoApps = true

@@ -39,6 +39,8 @@ func main() {
 	shards := flag.Int("shards", 0, "fleetsim processes per fleet (default: one per 4,000 workers)")
 	repeat := flag.Int("repeat", 1, "failovers of each kind per N (the table shows the median run)")
 	fleetArgs := flag.String("fleetsim-args", "", "extra fleetsim flags, separated by spaces (e.g. -cpuprofile /tmp/fleet.pprof)")
+	rate := flag.Float64("start-rate", 250, "above -start-rate-above workers, start the fleet at this many workers per second (0: all at once)")
+	rateAbove := flag.Int("start-rate-above", 3000, "fleets larger than this start at -start-rate; smaller ones all at once")
 	quiet := flag.Bool("q", false, "print only the tables")
 	flag.Parse()
 	usage := func(format string, a ...any) {
@@ -132,6 +134,9 @@ func main() {
 		o := scalebench.Options{N: n, Session: *session, WorkerTimeout: *wtimeout, FleetBin: bin, Ensemble: zk,
 			Crash: crash, Graceful: graceful, Repeat: *repeat, Shards: *shards,
 			FleetArgs: strings.Fields(*fleetArgs)}
+		if n > *rateAbove {
+			o.StartRate = *rate
+		}
 		if logw != nil {
 			o.Log = logw
 		}
