@@ -708,6 +708,16 @@ func Tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// LogCount is how many times s occurs in p's log (which a restart appends
+// to).
+func (p *Proc) LogCount(s string) int {
+	data, err := os.ReadFile(p.LogPath)
+	if err != nil {
+		return 0
+	}
+	return strings.Count(string(data), s)
+}
+
 // LogContains reports whether p's log has a line containing s.
 func (p *Proc) LogContains(s string) bool {
 	data, err := os.ReadFile(p.LogPath)

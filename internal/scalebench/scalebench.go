@@ -619,11 +619,16 @@ func (b *bench) quiesce() error {
 
 // restartStandby starts the master that is down again and waits for it to
 // be a STANDBY.
+// mirrorLoaded is the line a standby logs once its mirror of the store is
+// loaded (recovery/zkrecovery/mirror.go).
+const mirrorLoaded = "Standby mirror loaded"
+
 func (b *bench) restartStandby() error {
 	for i, m := range b.c.Masters {
 		if m.Running() {
 			continue
 		}
+		loaded := m.LogCount(mirrorLoaded)
 		if err := m.Start(b.c.Bin); err != nil {
 			return err
 		}
@@ -632,6 +637,12 @@ func (b *bench) restartStandby() error {
 			return err == nil && li.State == protocol.MasterStandby
 		}) {
 			return fmt.Errorf("scalebench: restarted %s is not a STANDBY after 1m", m.Name)
+		}
+		// A standby is warm once it has loaded its mirror of the store; a
+		// standby that crashes moments after its restart is not what the
+		// next failover measures.
+		if !cluster.WaitFor(2*time.Minute, func() bool { return m.LogCount(mirrorLoaded) > loaded }) {
+			return fmt.Errorf("scalebench: restarted %s did not load its standby mirror within 2m", m.Name)
 		}
 	}
 	return nil

@@ -221,6 +221,7 @@ func (s *Store) loadMirror(ctx context.Context, sess int64) error {
 	m.mu.Lock()
 	m.valid, m.listDirty, m.dirty, m.recs = false, false, map[string]bool{}, nil
 	m.mu.Unlock()
+	start := time.Now()
 	names, _, err := s.conn.ChildrenWatched(ctx, s.p.status)
 	if errors.Is(err, zk.ErrNoNode) {
 		return nil // nothing stored yet; a takeover reads as before
@@ -254,6 +255,7 @@ func (s *Store) loadMirror(ctx context.Context, sess int64) error {
 		}
 	}
 	m.recs, m.session, m.valid = recs, sess, true
+	s.log.WithField("records", len(recs)).WithField("ms", time.Since(start).Milliseconds()).Info("Standby mirror loaded")
 	return nil
 }
 
