@@ -83,10 +83,20 @@ func driverView(d *driverInfo) DriverView {
 	if v.MainClass == "" && len(d.spec.Command) > 0 {
 		v.MainClass = d.spec.Command[0]
 	}
-	if d.worker != nil {
-		v.WorkerID, v.WorkerHostPort = d.worker.id, d.worker.hostPort()
-	}
+	v.WorkerID, v.WorkerHostPort = d.workerShown()
 	return v
+}
+
+// workerShown is the worker d runs on: its own, or, while a new leader
+// recovers and that worker has not answered yet, the one its record names.
+func (d *driverInfo) workerShown() (id, hostPort string) {
+	switch {
+	case d.worker != nil:
+		return d.worker.id, d.worker.hostPort()
+	case d.recoveredWorker != "" && d.state == protocol.DriverRunning:
+		return d.recoveredWorker, ""
+	}
+	return "", ""
 }
 
 // KillApp kills an active application (ALIVE only).
@@ -203,9 +213,7 @@ func (m *Master) DriverStatus(_ context.Context, driverID string) (protocol.Driv
 		return protocol.DriverStatus{DriverID: driverID}, nil
 	}
 	s := protocol.DriverStatus{DriverID: d.id, Found: true, State: d.state, Exception: d.exception}
-	if d.worker != nil {
-		s.WorkerID, s.WorkerHostPort = d.worker.id, d.worker.hostPort()
-	}
+	s.WorkerID, s.WorkerHostPort = d.workerShown()
 	return s, nil
 }
 

@@ -35,9 +35,12 @@ type masterJSON struct {
 	CompletedDrivers []driverJSON     `json:"completeddrivers"`
 	Status           string           `json:"status"`
 	Epoch            int64            `json:"epoch"`
-	Leader           string           `json:"leader"`
-	LeaderURL        string           `json:"leaderurl"`
-	LeaderWebUIURL   string           `json:"leaderwebuiurl"`
+	// Recovering (sparkd): an ALIVE leader is still waiting for stored
+	// workers or applications to answer MasterChanged.
+	Recovering     bool   `json:"recovering"`
+	Leader         string `json:"leader"`
+	LeaderURL      string `json:"leaderurl"`
+	LeaderWebUIURL string `json:"leaderwebuiurl"`
 }
 
 type workerJSON struct {
@@ -158,6 +161,7 @@ func buildMasterJSON(v View, now time.Time) masterJSON {
 		CompletedDrivers: make([]driverJSON, 0, len(v.CompletedDrivers)),
 		Status:           string(v.Status),
 		Epoch:            v.Epoch,
+		Recovering:       v.HA.Recovering,
 		Leader:           v.LeaderID,
 		LeaderURL:        v.LeaderURL,
 		LeaderWebUIURL:   v.LeaderWebUIURL,

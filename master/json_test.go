@@ -42,7 +42,7 @@ func TestMasterJSONShape(t *testing.T) {
 
 	expectEqual(t, sortedStrings("url", "workers", "aliveworkers", "cores", "coresused", "memory", "memoryused",
 		"resources", "resourcesused", "activeapps", "completedapps", "activedrivers", "completeddrivers", "status",
-		"epoch", "leader", "leaderurl", "leaderwebuiurl"), keys(m))
+		"epoch", "recovering", "leader", "leaderurl", "leaderwebuiurl"), keys(m))
 	expectEqual(t, "spark://m1:7077", m["url"])
 	expectEqual(t, float64(2), m["aliveworkers"])
 	// Alive workers only; memory in MB.

@@ -751,6 +751,13 @@ func (m *Master) checkAppTimeoutsLocked(t *term, now time.Time) {
 
 // probeAppLocked asks a's silent driver whether it is alive.
 func (m *Master) probeAppLocked(t *term, a *appInfo, secs int) {
+	m.probeAppAttemptLocked(t, a, secs, 1)
+}
+
+// probeAppAttemptLocked sends the attempt-th ping. A ping that fails
+// without an answer or a refusal (an EOF: a pooled connection the dead
+// driver's host closed) is sent once more, on a fresh connection.
+func (m *Master) probeAppAttemptLocked(t *term, a *appInfo, secs, attempt int) {
 	m.queueLocked(a.clientURL, outMsg{path: protocol.PathAppPing, req: struct{}{}, done: func(err error) {
 		m.mu.Lock()
 		defer m.mu.Unlock()
@@ -765,6 +772,10 @@ func (m *Master) probeAppLocked(t *term, a *appInfo, secs int) {
 		case errors.Is(err, protocol.ErrConnRefused):
 			m.log.Warnf("Removing application %s because we got no heartbeat in %d seconds and its driver refuses connections", a.id, secs)
 			m.removeAppLocked(a, protocol.AppFinished, fmt.Sprintf("no heartbeat from the driver in %d seconds", secs))
+		case attempt == 1:
+			m.probeAppAttemptLocked(t, a, secs, 2)
+		default:
+			m.log.WithError(err).Infof("Application %s sent no heartbeat in %d seconds and did not answer", a.id, secs)
 		}
 	}})
 }

@@ -377,8 +377,8 @@ func TestHAFaultWorkerPausedAcrossFailoverIsReattached(t *testing.T) {
 	resumed := time.Now()
 
 	haWait(t, 25*time.Second, "recovery did not complete after the worker resumed", func() bool {
-		got, err := c.LeaderInfo(nu)
-		return err == nil && got.State == protocol.MasterAlive
+		st, err := c.State(nu)
+		return err == nil && st.Status == string(protocol.MasterAlive) && !st.Recovering
 	})
 	t.Logf("ALIVE %s after the worker resumed (%s after taking office; recovery timeout %s)",
 		time.Since(resumed).Round(time.Millisecond), time.Since(elected).Round(time.Millisecond), c.Opts.WorkerTimeout)

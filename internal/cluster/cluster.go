@@ -579,6 +579,7 @@ func (c *Cluster) State(i int) (MasterState, error) {
 type MasterState struct {
 	URL          string        `json:"url"`
 	Status       string        `json:"status"`
+	Recovering   bool          `json:"recovering"` // ALIVE, some stored peers not re-attached yet
 	AliveWorkers int           `json:"aliveworkers"`
 	Workers      []WorkerState `json:"workers"`
 	ActiveApps   []AppState    `json:"activeapps"`
