@@ -25,7 +25,8 @@ import (
 //     its own queue, never another peer or the state lock.
 //   - At most outboxSenders calls are in flight that have not yet taken
 //     slowSend; a call that takes longer no longer counts (another sender
-//     starts), so hung peers cannot starve the others. Goroutines and
+//     starts, up to outboxMaxSenders in all), so hung peers cannot starve
+//     the others. Goroutines and
 //     connections follow the calls in flight, not the number of peers:
 //     re-attaching 15,000 peers takes outboxSenders goroutines, not 15,000.
 //   - A queue holds at most peerQueueLimit messages; beyond that, new
@@ -59,6 +60,11 @@ const peerQueueLimit = 1024
 // outboxSenders bounds the calls in flight (not counting slow ones), and so
 // the master's goroutines and connections for its outgoing messages.
 const outboxSenders = 64
+
+// outboxMaxSenders bounds all senders, slow ones included (a gate waiting
+// on a stalled store write counts as slow): hung peers and stalled writes
+// cost at most this many goroutines.
+const outboxMaxSenders = 1024
 
 // slowSend: a call in flight this long stops counting against
 // outboxSenders.
@@ -131,7 +137,7 @@ func (o *outbox) enqueue(base string, msg outMsg) bool {
 // startSenderLocked starts a sender if a peer is ready and fewer than
 // outboxSenders senders are not in a slow call.
 func (o *outbox) startSenderLocked() {
-	if len(o.ready) > 0 && o.fast < outboxSenders {
+	if len(o.ready) > 0 && o.fast < outboxSenders && o.senders < outboxMaxSenders {
 		o.senders++
 		o.fast++
 		o.t.spawn(o.run)

@@ -403,6 +403,11 @@ func (m *Master) completeRecoveryLocked(t *term) {
 		if d.worker != nil {
 			continue
 		}
+		if w := st.workers[d.recoveredWorker]; w != nil && w.state == protocol.WorkerAlive && w.needsSync {
+			// Its worker re-registered and has yet to say what it runs:
+			// that report re-attaches the driver, or ends it.
+			continue
+		}
 		switch {
 		case d.recoveredWorker == "" && (d.state == protocol.DriverSubmitted || d.state == protocol.DriverRelaunching):
 			// Not on a worker (never launched, or waiting to be relaunched):

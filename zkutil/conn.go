@@ -48,7 +48,10 @@ type Conn struct {
 
 // WatchEvent is a watch that fired (a node's data changed, it was created
 // or deleted, its children changed) or was lost (NotWatching: the session
-// expired), with Path relative to the chroot.
+// expired), with Path relative to the chroot; or (Type EventSession, no
+// Path) the connection was lost, after which changes made meanwhile are
+// reported only once the library has re-armed the watches, in no order
+// relative to other replies.
 type WatchEvent struct {
 	Type zk.EventType
 	Path string
@@ -151,6 +154,11 @@ func (c *Conn) onEvent(ev zk.Event) {
 			(*f)(WatchEvent{Type: ev.Type, Path: c.rel(ev.Path)})
 		}
 		return
+	}
+	if f := c.onWatch.Load(); f != nil && (ev.State == zk.StateDisconnected || ev.State == zk.StateExpired) {
+		// Watches survive a reconnect only once the library has re-sent
+		// them, asynchronously: whoever relies on them must re-check.
+		(*f)(WatchEvent{Type: zk.EventSession})
 	}
 	now := time.Now()
 	c.mu.Lock()

@@ -23,8 +23,9 @@ import (
 //     checks: a deposed leader's group is refused as a whole, as a single
 //     write would be.
 //   - Writes issued sequentially by one goroutine commit in that order (the
-//     second is queued only after the first returned); writes queued
-//     concurrently are sent in the order they were queued.
+//     second is queued only after the first returned). Writes queued
+//     concurrently may commit in any order (up to groupsInFlight groups
+//     race to ZooKeeper), as concurrent single writes would.
 //   - A group whose multi fails because of one write (a Create of a record
 //     that exists) commits nothing; every write of it is then retried on
 //     its own, so one write cannot fail another.

@@ -32,9 +32,10 @@ import (
 //     the mirror before Read began: ZooKeeper delivers a session's watch
 //     events in order with its replies, and the election's own write was
 //     answered after every earlier change.
-//   - A lost session (all its watches gone) or any doubt (a failed read,
-//     a record whose watch could not be armed) makes the mirror invalid;
-//     the next use reloads it, and Read falls back to reading everything.
+//   - A lost connection or session (watches gone, or re-armed by the
+//     library later and out of order) or any doubt (a failed read, a
+//     record that cannot be read) makes the mirror invalid; the next use
+//     reloads it, and Read falls back to reading everything.
 //   - A leader keeps no mirror: Read hands it over and drops it, and the
 //     standby loads it again after the term ends. Its cost for a standby is
 //     one server watch per record, no goroutine per watch, and the memory
@@ -49,10 +50,11 @@ type mirror struct {
 	recs    map[string]fetched // by record name; data kept only when undecodable
 	// watched: names whose data watch is armed; dirty: names whose watch
 	// fired (or could not be armed) since they were read.
-	watched   map[string]bool
-	dirty     map[string]bool
-	listDirty bool
-	wake      chan struct{}
+	watched        map[string]bool
+	watchedSession int64 // the session watched belongs to
+	dirty          map[string]bool
+	listDirty      bool
+	wake           chan struct{}
 
 	refreshMu sync.Mutex   // one refresh at a time
 	loads     atomic.Int64 // full loads (tests)
@@ -78,7 +80,10 @@ func (s *Store) onWatch(ev zkutil.WatchEvent) {
 	m := &s.mir
 	m.mu.Lock()
 	switch {
-	case ev.Type == zk.EventNotWatching:
+	case ev.Type == zk.EventNotWatching, ev.Type == zk.EventSession:
+		// A lost session, or a lost connection (whose watches the library
+		// re-arms later, in no order with other replies): nothing in the
+		// mirror can be trusted until it is loaded again.
 		m.valid = false
 		m.watched = map[string]bool{}
 	case ev.Path == s.p.status:
@@ -127,7 +132,7 @@ func (s *Store) runMirror(ctx context.Context) {
 			return
 		case <-d.C:
 		}
-		if err := s.refreshMirror(ctx); err != nil {
+		if err := s.refreshMirror(ctx, false); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -140,11 +145,15 @@ func (s *Store) runMirror(ctx context.Context) {
 }
 
 // refreshMirror brings the mirror up to date: a full load when it is not
-// valid, else a re-read of what is stale.
-func (s *Store) refreshMirror(ctx context.Context) error {
+// valid, else a re-read of what is stale. Unless forTakeover, it does
+// nothing while this master leads (a leader keeps no mirror).
+func (s *Store) refreshMirror(ctx context.Context, forTakeover bool) error {
 	m := &s.mir
 	m.refreshMu.Lock()
 	defer m.refreshMu.Unlock()
+	if !forTakeover && s.sh.current() != nil {
+		return nil
+	}
 	sess := s.conn.SessionID()
 	m.mu.Lock()
 	if !m.valid || m.session != sess || m.recs == nil {
@@ -200,6 +209,10 @@ func (s *Store) refreshMirror(ctx context.Context) error {
 	}
 	m.reads.Add(int64(len(names)))
 	m.mu.Lock()
+	if !m.valid || s.conn.SessionID() != sess {
+		m.mu.Unlock()
+		return fmt.Errorf("zkrecovery: mirror: invalidated while refreshing")
+	}
 	for i, n := range names {
 		if got[i].gone {
 			delete(m.recs, n)
@@ -220,6 +233,9 @@ func (s *Store) loadMirror(ctx context.Context, sess int64) error {
 	m := &s.mir
 	m.mu.Lock()
 	m.valid, m.listDirty, m.dirty, m.recs = false, false, map[string]bool{}, nil
+	if m.watchedSession != sess {
+		m.watched, m.watchedSession = map[string]bool{}, sess
+	}
 	m.mu.Unlock()
 	start := time.Now()
 	names, _, err := s.conn.ChildrenWatched(ctx, s.p.status)
@@ -245,6 +261,9 @@ func (s *Store) loadMirror(ctx context.Context, sess int64) error {
 	recs := make(map[string]fetched, len(names))
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if s.conn.SessionID() != sess || m.watchedSession != sess {
+		return fmt.Errorf("zkrecovery: mirror: the ZooKeeper session changed while loading")
+	}
 	for i, n := range names {
 		if got[i].gone {
 			continue
@@ -278,7 +297,7 @@ func (s *Store) takeMirror(ctx context.Context) (names []string, recs map[string
 	if m.wake == nil {
 		return nil, nil, false // WithoutMirror
 	}
-	if err := s.refreshMirror(ctx); err != nil {
+	if err := s.refreshMirror(ctx, true); err != nil {
 		s.log.WithError(err).Info("standby mirror unusable; reading every record")
 		return nil, nil, false
 	}
@@ -295,8 +314,8 @@ func (s *Store) takeMirror(ctx context.Context) (names []string, recs map[string
 		return nil, nil, false // changed meanwhile, or lost
 	}
 	for _, n := range fresh {
-		if _, ok := m.recs[n]; !ok {
-			return nil, nil, false
+		if f, ok := m.recs[n]; !ok || f.unreadable {
+			return nil, nil, false // an unreadable record is read again, as a full read would
 		}
 	}
 	recs = m.recs

@@ -240,6 +240,11 @@ func (s *Store) Read(ctx context.Context) (recovery.State, error) {
 		return st, fmt.Errorf("zkrecovery: read: list %s: %w", s.p.status, err)
 	}
 	sort.Strings(names)
+	if t := s.sh.current(); t != nil && !t.ended {
+		// A new term: what another leader removed must not be guessed to
+		// exist (a Delete of it would fail its whole group).
+		s.exists.Clear()
+	}
 	var got []fetched
 	if mnames, recs, ok := s.takeMirror(ctx); ok {
 		names = mnames
