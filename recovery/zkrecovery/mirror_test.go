@@ -20,6 +20,15 @@ func (s *Store) mirrorSettled(want int) bool {
 	return s.mir.valid && len(s.mir.dirty) == 0 && !s.mir.listDirty && len(s.mir.recs) == want
 }
 
+// startLeaderA starts a one-server ensemble and master "a", leading.
+func startLeaderA(t *testing.T) (*zktest.Ensemble, string, *master) {
+	ens := zktest.Start(t, 1)
+	dir := testDir()
+	a := startMaster(t, ens.Connect(), dir, "a")
+	waitLeader(t, 10*time.Second, a)
+	return ens, dir, a
+}
+
 func workerRec(id, host string) recovery.WorkerRecord {
 	return recovery.WorkerRecord{ID: id, Host: host, Port: 7078, Cores: 2, MemoryMB: 1024}
 }
@@ -38,12 +47,9 @@ func hostsOf(st recovery.State) map[string]string {
 // returns, including writes the old leader made just before it resigned,
 // whose watch events the standby had not yet acted on.
 func TestStandbyMirror(t *testing.T) {
-	ens := zktest.Start(t, 1)
+	ens, dir, a := startLeaderA(t)
 	addr := ens.Connect()
-	dir := testDir()
 	ctx := context.Background()
-	a := startMaster(t, addr, dir, "a")
-	waitLeader(t, 10*time.Second, a)
 	b := startMaster(t, addr, dir, "b")
 
 	const n = 300
@@ -111,12 +117,8 @@ func TestStandbyMirror(t *testing.T) {
 // with other replies) the mirror is not trusted: it is loaded again, and a
 // change made while the standby was cut off is in it.
 func TestStandbyMirrorReloadsAfterDisconnect(t *testing.T) {
-	ens := zktest.Start(t, 1)
-	addr := ens.Connect()
-	dir := testDir()
+	ens, dir, a := startLeaderA(t)
 	ctx := context.Background()
-	a := startMaster(t, addr, dir, "a")
-	waitLeader(t, 10*time.Second, a)
 	proxy := zktest.NewProxy(t, ens.Servers()[0].Addr())
 	b := startMasterOn(t, connectSession(t, proxy.Addr(), "b", 6*time.Second), dir, "b")
 	for i := range 20 {
