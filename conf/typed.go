@@ -446,7 +446,9 @@ func (r *reader) tls(namespaces ...string) TLS {
 	if k := pick("keyStore"); r.str(k) != "" && t.CertChain == "" {
 		r.fail(k, errors.New("sparkd reads PEM files, not a Java keystore: set certChain and privateKey (and trustStore) instead"))
 	}
-	for field, v := range map[string]string{"certChain": t.CertChain, "privateKey": t.PrivateKey} {
+	// In a fixed order, so that the first error named is always the same.
+	for _, f := range []struct{ field, v string }{{"certChain", t.CertChain}, {"privateKey", t.PrivateKey}} {
+		field, v := f.field, f.v
 		if v == "" {
 			r.fail(pick(field), fmt.Errorf("TLS is on (%s) and needs a PEM file here", pick("enabled")))
 		} else if _, err := os.Stat(v); err != nil {
