@@ -2,10 +2,13 @@ package zkrecovery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/sparkd/sparkd/recovery"
 )
 
 // Group commit. Writes that arrive while earlier ones are on their way to
@@ -82,6 +85,22 @@ func (s *Store) grouped(ctx context.Context, t *term, op any, size int) *groupOp
 	case <-ctx.Done():
 		return nil
 	}
+}
+
+// outcome tells a write what its group's outcome (g; nil when ctx ended
+// first) means for it: done with err as its answer (committed, fenced, no
+// answer from ZooKeeper, or ctx ended), or not done: some write of the
+// group failed it, and this one is to be tried alone.
+func (g *groupOp) outcome(ctx context.Context, what string) (done bool, err error) {
+	switch {
+	case g == nil:
+		return true, fmt.Errorf("zkrecovery: %s: %w (the write may still happen)", what, ctx.Err())
+	case g.err == nil:
+		return true, nil
+	case errors.Is(g.err, recovery.ErrFenced) || !g.answered:
+		return true, fmt.Errorf("%s: %w", what, g.err)
+	}
+	return false, nil
 }
 
 // sendGroups sends groups until none is pending.

@@ -288,37 +288,33 @@ func trim(f fetched) fetched {
 }
 
 // takeMirror returns the mirror's records, brought up to date and checked
-// against a fresh listing, and drops the mirror (a leader keeps none). A
-// mirror being loaded is waited for, and one that is not valid is loaded
-// now: either costs what reading every record costs, once. ok is false
-// when the mirror cannot be trusted; Read then reads every record.
-func (s *Store) takeMirror(ctx context.Context) (names []string, recs map[string]fetched, ok bool) {
+// against fresh, a listing of master_status/ made in this term, and drops
+// the mirror (a leader keeps none). A mirror being loaded is waited for,
+// and one that is not valid is loaded now: either costs what reading every
+// record costs, once. ok is false when the mirror cannot be trusted; Read
+// then reads every record.
+func (s *Store) takeMirror(ctx context.Context, fresh []string) (recs map[string]fetched, ok bool) {
 	m := &s.mir
 	if m.wake == nil {
-		return nil, nil, false // WithoutMirror
+		return nil, false // WithoutMirror
 	}
 	if err := s.refreshMirror(ctx, true); err != nil {
 		s.log.WithError(err).Info("standby mirror unusable; reading every record")
-		return nil, nil, false
+		return nil, false
 	}
-	fresh, _, err := s.conn.Children(ctx, s.p.status)
-	if err != nil {
-		return nil, nil, false
-	}
-	sort.Strings(fresh)
 	m.refreshMu.Lock()
 	defer m.refreshMu.Unlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.valid || m.recs == nil || m.session != s.conn.SessionID() || len(m.dirty) > 0 || m.listDirty || len(fresh) != len(m.recs) {
-		return nil, nil, false // changed meanwhile, or lost
+		return nil, false // changed meanwhile, or lost
 	}
 	for _, n := range fresh {
 		if f, ok := m.recs[n]; !ok || f.unreadable {
-			return nil, nil, false // an unreadable record is read again, as a full read would
+			return nil, false // an unreadable record is read again, as a full read would
 		}
 	}
 	recs = m.recs
 	m.recs, m.valid = nil, false
-	return fresh, recs, true
+	return recs, true
 }

@@ -144,15 +144,13 @@ func (s *Store) put(ctx context.Context, r any) error {
 	// failed because of some write in it, on its own.
 	first, wrongGuess := op()
 	g := s.grouped(ctx, t, first, len(data))
-	switch {
-	case g == nil:
-		return fmt.Errorf("zkrecovery: %s: %w (the write may still happen)", what, ctx.Err())
-	case g.err == nil:
-		s.exists.Store(key, struct{}{})
-		return nil
-	case errors.Is(g.err, recovery.ErrFenced) || !g.answered:
-		return fmt.Errorf("%s: %w", what, g.err)
-	case errors.Is(g.res.Error, wrongGuess):
+	if done, err := g.outcome(ctx, what); done {
+		if err == nil {
+			s.exists.Store(key, struct{}{})
+		}
+		return err
+	}
+	if errors.Is(g.res.Error, wrongGuess) {
 		update = !update
 	}
 	for attempt := 0; attempt < 4; attempt++ {
@@ -185,15 +183,11 @@ func (s *Store) Remove(ctx context.Context, kind recovery.Kind, id string) error
 	if _, known := s.exists.Load(key); known {
 		// Grouped only when the record is known to exist: deleting an
 		// absent record would fail its whole group.
-		g := s.grouped(ctx, t, del, len(key))
-		switch {
-		case g == nil:
-			return fmt.Errorf("zkrecovery: %s: %w (the write may still happen)", what, ctx.Err())
-		case g.err == nil:
-			s.exists.Delete(key)
-			return nil
-		case errors.Is(g.err, recovery.ErrFenced) || !g.answered:
-			return fmt.Errorf("%s: %w", what, g.err)
+		if done, err := s.grouped(ctx, t, del, len(key)).outcome(ctx, what); done {
+			if err == nil {
+				s.exists.Delete(key)
+			}
+			return err
 		}
 	}
 	res, err := s.multi(ctx, what, t, checks, del)
@@ -246,8 +240,7 @@ func (s *Store) Read(ctx context.Context) (recovery.State, error) {
 		s.exists.Clear()
 	}
 	var got []fetched
-	if mnames, recs, ok := s.takeMirror(ctx); ok {
-		names = mnames
+	if recs, ok := s.takeMirror(ctx, names); ok {
 		got = make([]fetched, len(names))
 		for i, n := range names {
 			got[i] = recs[n]
